@@ -31,7 +31,10 @@ class Knob:
     doc: str = ""
 
     def check(self, value: Any) -> str | None:
-        """None if `value` is acceptable, else a short reason."""
+        """None if `value` is acceptable, else a short reason. None is acceptable exactly when
+        the default is None (an optional knob, e.g. attention's kv_heads)."""
+        if value is None and self.default is None:
+            return None
         if self.type is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if (self.type is int and isinstance(value, bool)) or not isinstance(value, self.type):

@@ -1,0 +1,25 @@
+"""Building blocks of the searchable models: token mixers, channel mixers, norms, the model.
+
+Importing this package registers every built-in block (attention, linear_attention, short_conv,
+mlp, swiglu); `build_model` turns an ArchSpec into a LanguageModel.
+"""
+
+from nas.blocks import attention, channel, conv, linear_attention  # noqa: F401  (register)
+from nas.blocks.base import ChannelMixer, TokenMixer
+from nas.blocks.model import Block, LanguageModel, build_model
+from nas.blocks.norm import make_norm
+from nas.blocks.registry import BlockInfo, Knob, get_block, list_blocks, register_block
+
+__all__ = [
+    "build_model",
+    "LanguageModel",
+    "Block",
+    "TokenMixer",
+    "ChannelMixer",
+    "register_block",
+    "get_block",
+    "list_blocks",
+    "Knob",
+    "BlockInfo",
+    "make_norm",
+]

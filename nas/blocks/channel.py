@@ -1,0 +1,89 @@
+"""Channel mixers: the position-wise feed-forward half of each layer.
+
+`mlp` is the Transformer's two-layer MLP (Vaswani et al. 2017) with a GELU or ReLU. `swiglu` is
+the gated variant of Shazeer 2020 ("GLU Variants Improve Transformer"): silu(x W1) * (x W2),
+then W3. Three matrices instead of two, so its hidden width is 2/3 of the MLP's (rounded up to a
+multiple of 8) to keep the parameter count, and the FLOPs, about equal at the same expansion.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from nas.blocks.base import ChannelMixer, mark_residual_out
+from nas.blocks.registry import Knob, register_block
+
+ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu}
+
+
+@register_block(
+    "mlp",
+    "channel_mixer",
+    knobs=[
+        Knob("expansion", int, 4, minimum=1, doc="hidden width = expansion * d_model"),
+        Knob("activation", str, "gelu", choices=("gelu", "relu")),
+    ],
+)
+class MLP(ChannelMixer):
+    """Two-layer MLP, D -> expansion·D -> D, no biases."""
+
+    def __init__(
+        self, d_model: int, layer_idx: int, expansion: int = 4, activation: str = "gelu"
+    ) -> None:
+        super().__init__(d_model, layer_idx)
+        self._raise_if_invalid(expansion=expansion, activation=activation)
+        self.hidden = expansion * d_model
+        self.act = ACTIVATIONS[activation]
+        self.fc = nn.Linear(d_model, self.hidden, bias=False)
+        self.proj = mark_residual_out(nn.Linear(self.hidden, d_model, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.act(self.fc(x)))
+
+    def num_params(self) -> int:
+        return 2 * self.d_model * self.hidden
+
+    def flops_per_token(self, seq_len: int) -> float:
+        return float(2 * 2 * self.d_model * self.hidden)
+
+
+def swiglu_hidden(d_model: int, expansion: int) -> int:
+    """ceil(2/3 · expansion · d_model), rounded up to a multiple of 8."""
+    hidden = -(-2 * expansion * d_model // 3)
+    return -(-hidden // 8) * 8
+
+
+@register_block(
+    "swiglu",
+    "channel_mixer",
+    knobs=[
+        Knob(
+            "expansion",
+            int,
+            4,
+            minimum=1,
+            doc="sized like an mlp of this expansion: hidden = 2/3 * expansion * d_model",
+        ),
+    ],
+)
+class SwiGLU(ChannelMixer):
+    """Gated MLP, out(silu(x W1) * x W2), no biases; W1 and W2 are one fused matmul."""
+
+    def __init__(self, d_model: int, layer_idx: int, expansion: int = 4) -> None:
+        super().__init__(d_model, layer_idx)
+        self._raise_if_invalid(expansion=expansion)
+        self.hidden = swiglu_hidden(d_model, expansion)
+        self.fc = nn.Linear(d_model, 2 * self.hidden, bias=False)
+        self.proj = mark_residual_out(nn.Linear(self.hidden, d_model, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.fc(x).chunk(2, dim=-1)  # (..., hidden) each
+        return self.proj(F.silu(gate) * up)
+
+    def num_params(self) -> int:
+        return 3 * self.d_model * self.hidden
+
+    def flops_per_token(self, seq_len: int) -> float:
+        return float(2 * 3 * self.d_model * self.hidden)

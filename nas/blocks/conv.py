@@ -1,0 +1,69 @@
+"""Gated short causal convolution, the local token mixer of H3 / Hyena / Based-style hybrids.
+
+Each channel is convolved over the last `kernel_size` positions (a depthwise convolution made
+causal by left padding), then gated by a SiLU of a second projection:
+
+    u, g = in_proj(x).chunk(2)      y = out_proj(causal_depthwise_conv(u) * silu(g))
+
+Decoding keeps the last kernel_size-1 values of u.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from nas.blocks.base import TokenMixer, mark_residual_out
+from nas.blocks.registry import Knob, register_block
+
+
+@register_block(
+    "short_conv",
+    "token_mixer",
+    knobs=[Knob("kernel_size", int, 4, minimum=2, doc="taps of the causal depthwise conv")],
+)
+class ShortConv(TokenMixer):
+    """Gated causal depthwise convolution over a short window.
+
+    step() state: tensor (B, kernel_size-1, D), the previous conv inputs u, oldest first
+    (zeros before the sequence starts).
+    """
+
+    def __init__(self, d_model: int, layer_idx: int, kernel_size: int = 4) -> None:
+        super().__init__(d_model, layer_idx)
+        self._raise_if_invalid(kernel_size=kernel_size)
+        self.kernel_size = kernel_size
+        self.in_proj = nn.Linear(d_model, 2 * d_model, bias=False)
+        self.conv = nn.Conv1d(d_model, d_model, kernel_size, groups=d_model, bias=False)
+        self.out_proj = mark_residual_out(nn.Linear(d_model, d_model, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u, g = self.in_proj(x).chunk(2, dim=-1)  # (B, T, D) each
+        u = F.pad(u.transpose(1, 2), (self.kernel_size - 1, 0))  # (B, D, K-1+T)
+        u = self.conv(u).transpose(1, 2)  # (B, D, T) -> (B, T, D)
+        return self.out_proj(u * F.silu(g))
+
+    def step(
+        self, x: torch.Tensor, state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        B, D = x.shape
+        u, g = self.in_proj(x).chunk(2, dim=-1)  # (B, D) each
+        if state is None:
+            state = x.new_zeros(B, self.kernel_size - 1, D)
+        taps = self.conv.weight[:, 0].t()  # (D, 1, K) -> (K, D)
+        y = (state * taps[:-1]).sum(dim=1) + u * taps[-1]  # (B, D)
+        state = torch.cat((state[:, 1:], u[:, None]), dim=1)  # (B, K-1, D)
+        return self.out_proj(y * F.silu(g)), state
+
+    # -- costs ---------------------------------------------------------------------------------
+    def num_params(self) -> int:
+        D = self.d_model
+        return 2 * D * D + self.kernel_size * D + D * D
+
+    def flops_per_token(self, seq_len: int) -> float:
+        D = self.d_model
+        return float(2 * D * 2 * D + 2 * self.kernel_size * D + 2 * D * D)
+
+    def state_bytes(self, seq_len: int, dtype: torch.dtype = torch.float32) -> int:
+        return (self.kernel_size - 1) * self.d_model * dtype.itemsize

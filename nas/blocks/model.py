@@ -1,0 +1,154 @@
+"""A decoder-only language model assembled from registered blocks, as an ArchSpec describes it.
+
+Token embedding, then pre-norm residual layers (token mixer, channel mixer), a final norm, and
+an LM head tied to the embedding (Press & Wolf 2017). There are no absolute position embeddings:
+position reaches the model through RoPE, convolution or recurrence inside the token mixers.
+Initialisation follows GPT-2: N(0, 0.02) everywhere, with the projections that write into the
+residual stream scaled down by 1/sqrt(2·n_layers).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+
+from nas.blocks.base import ChannelMixer, TokenMixer
+from nas.blocks.norm import make_norm
+from nas.blocks.registry import get_block
+from nas.spec import ArchSpec, ModuleSpec
+
+INIT_STD = 0.02
+
+
+class Block(nn.Module):
+    """Pre-norm residual layer: x + mixer(norm1(x)), then + channel(norm2(·))."""
+
+    def __init__(self, mixer: TokenMixer, channel: ChannelMixer, norm: str = "rmsnorm") -> None:
+        super().__init__()
+        d_model = mixer.d_model
+        self.norm1 = make_norm(norm, d_model)
+        self.mixer = mixer
+        self.norm2 = make_norm(norm, d_model)
+        self.channel = channel
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.mixer(self.norm1(x))
+        x = x + self.channel(self.norm2(x))
+        return x
+
+    def step(self, x: torch.Tensor, state=None):
+        """One token (B, D) through the layer; the state is the mixer's."""
+        h, state = self.mixer.step(self.norm1(x), state)
+        x = x + h
+        x = x + self.channel(self.norm2(x))
+        return x, state
+
+    def num_params(self) -> int:
+        norms = sum(p.numel() for n in (self.norm1, self.norm2) for p in n.parameters())
+        return self.mixer.num_params() + self.channel.num_params() + norms
+
+
+class LanguageModel(nn.Module):
+    """Embedding -> blocks -> norm -> tied LM head.
+
+    ``forward(tokens (B, T) long) -> logits (B, T, V)``;
+    ``step(tokens (B,) long, state) -> (logits (B, V), state)`` with state a list holding each
+    layer's mixer state (None to start from an empty context).
+    """
+
+    def __init__(
+        self, vocab_size: int, d_model: int, blocks: Sequence[Block], norm: str = "rmsnorm"
+    ) -> None:
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.d_model = d_model
+        self.embed = nn.Embedding(vocab_size, d_model)
+        self.blocks = nn.ModuleList(blocks)
+        self.norm = make_norm(norm, d_model)
+        self.head = nn.Linear(d_model, vocab_size, bias=False)
+        self.head.weight = self.embed.weight  # tied
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.embed(tokens)  # (B, T, D)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x))  # (B, T, V)
+
+    def step(self, tokens: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list]:
+        x = self.embed(tokens)  # (B, D)
+        if state is None:
+            state = [None] * len(self.blocks)
+        new_state = []
+        for block, layer_state in zip(self.blocks, state, strict=True):
+            x, layer_state = block.step(x, layer_state)
+            new_state.append(layer_state)
+        return self.head(self.norm(x)), new_state  # (B, V)
+
+    # -- costs ---------------------------------------------------------------------------------
+    def num_params(self) -> int:
+        """Unique parameters: the tied embedding / head matrix once."""
+        final_norm = sum(p.numel() for p in self.norm.parameters())
+        return (
+            self.embed.weight.numel()
+            + sum(block.num_params() for block in self.blocks)
+            + final_norm
+        )
+
+    def flops_per_token(self, seq_len: int) -> float:
+        """Blocks plus the LM head matmul (the embedding lookup is a gather, no FLOPs)."""
+        blocks = sum(
+            b.mixer.flops_per_token(seq_len) + b.channel.flops_per_token(seq_len)
+            for b in self.blocks
+        )
+        return blocks + 2.0 * self.d_model * self.vocab_size
+
+    def state_bytes(self, seq_len: int, dtype: torch.dtype = torch.float32) -> int:
+        """Decode state per sequence after seq_len tokens: the sum of the mixers'."""
+        return sum(b.mixer.state_bytes(seq_len, dtype) for b in self.blocks)
+
+
+def _make(module: ModuleSpec, role: str, d_model: int, layer_idx: int) -> nn.Module:
+    info = get_block(module.kind, role=role)  # KeyError naming the known blocks
+    knobs = info.defaults | module.knobs
+    problems = info.cls.validate(d_model, **knobs)
+    if problems:
+        raise ValueError(f"layer {layer_idx}: " + "; ".join(problems))
+    return info.cls(d_model, layer_idx, **knobs)
+
+
+def init_weights(model: nn.Module, n_layers: int) -> None:
+    """GPT-2 init: N(0, 0.02) for Linear and Embedding weights, zero biases, and residual-stream
+    output projections (marked ``residual_out``) at 0.02 / sqrt(2·n_layers). Other modules
+    (norms, convolutions) keep their own initialisation."""
+    residual_std = INIT_STD / math.sqrt(2 * n_layers)
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            std = residual_std if getattr(module, "residual_out", False) else INIT_STD
+            nn.init.normal_(module.weight, 0.0, std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, 0.0, INIT_STD)
+
+
+def build_model(spec: ArchSpec, seed: int = 0, device: str | torch.device = "cpu") -> LanguageModel:
+    """The model `spec` describes, initialised deterministically from `seed`.
+
+    Knobs missing from the spec take the registry defaults. Construction runs on the CPU inside
+    a forked RNG seeded with `seed` (the caller's RNG state is untouched), then moves to
+    `device`, so a seed gives the same weights on any device.
+    """
+    blocks = []
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        for i, layer in enumerate(spec.layers):
+            mixer = _make(layer.mixer, "token_mixer", spec.d_model, i)
+            channel = _make(layer.channel_mixer, "channel_mixer", spec.d_model, i)
+            blocks.append(Block(mixer, channel, spec.norm))
+        model = LanguageModel(spec.vocab_size, spec.d_model, blocks, spec.norm)
+        init_weights(model, spec.n_layers)
+    model.spec = spec
+    return model.to(device)

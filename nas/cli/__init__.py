@@ -1,0 +1,240 @@
+"""The `nas` command line (typer + rich).
+
+Errors a user can cause (a bad space file, budget, storage URL or run name) print as one line on
+stderr with exit code 2 — never a traceback. Query commands take `--format table|json`.
+Storage: `--storage URL`, else $NAS_STORAGE, else (for `search`) the space's `storage:`, else
+sqlite:///nas.db in the working directory.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from nas.errors import NasError
+from nas.store import DEFAULT_URL, Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(
+    name="nas",
+    help="Declarative architecture search for hybrid sequence models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+# Wide when piped (logs, CI): rich would otherwise wrap tables at 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
+errors = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+StorageOpt = typer.Option(None, "--storage", help="Database URL (default: $NAS_STORAGE or "
+                          f"{DEFAULT_URL}).")
+FormatOpt = typer.Option("table", "--format", "-f", help="Output format: table or json.")
+
+
+def user_errors(fn: F) -> F:
+    """Print NasError (and a closed pipe) as one line and exit non-zero."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except NasError as exc:
+            errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except BrokenPipeError:  # e.g. `nas trials RUN | head`
+            sys.stderr.close()
+            raise typer.Exit(0) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def resolve_storage(storage: str | None, from_space: str | None = None) -> str:
+    return storage or os.environ.get("NAS_STORAGE") or from_space or DEFAULT_URL
+
+
+def check_format(fmt: str) -> str:
+    from nas.cli.render import FORMATS
+
+    if fmt not in FORMATS:
+        raise NasError(f"unknown --format {fmt!r}; use one of {', '.join(FORMATS)}")
+    return fmt
+
+
+def database_location(url: str) -> str:
+    """An absolute file path for SQLite URLs, the URL (password hidden) otherwise."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return str(Path(parsed.database).expanduser().resolve())
+    return parsed.render_as_string(hide_password=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# search and validate
+# ------------------------------------------------------------------------------------------------
+
+
+@app.command()
+@user_errors
+def search(
+    space: Path = typer.Argument(..., help="The search-space YAML file."),
+    budget: str = typer.Option(None, "--budget", "-b", help="100gpuh, 2cpuh, 30m, 2h or 50trials "
+                               "(default: the space's `budget:`)."),
+    storage: str = StorageOpt,
+    name: str = typer.Option(None, "--name", help="Run name (default: SPACE_NAME-N)."),
+    seed: int = typer.Option(None, "--seed", help="Overrides the space's search.seed."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Worker processes."),
+) -> None:
+    """Search SPACE until the budget is spent; print the Pareto front."""
+    from nas.orchestrator.budget import parse_budget
+    from nas.orchestrator.progress import RichReporter
+    from nas.orchestrator.search import SearchOptions, run_search
+    from nas.searchspace import load
+
+    compiled = load(space)
+    budget_text = budget or compiled.config.budget
+    if not budget_text:
+        raise NasError("no budget: pass --budget (e.g. 30m, 2cpuh, 20trials) or set `budget:` "
+                       f"in {space}")
+    parsed = parse_budget(budget_text)
+    url = resolve_storage(storage, compiled.config.storage)
+    if parsed.device_kind == "gpu":
+        import torch
+
+        if not torch.cuda.is_available():
+            console.print("[yellow]note:[/] no GPU here; the time of CPU workers is charged "
+                          "against the gpuh budget")
+    options = SearchOptions(budget=parsed, storage=url, name=name, seed=seed, workers=workers)
+    outcome = run_search(compiled, options, RichReporter(console))
+    store = Store(url)
+    run = store.run(outcome.run_name)
+    from nas.cli.render import trials_table
+
+    console.print(f"\n[bold]{outcome.status}[/]: {outcome.message}")
+    console.print(trials_table(f"Pareto front of {run.name} ({len(outcome.front)} of "
+                               f"{run.trials_complete} completed trials)", run, outcome.front))
+    console.print(f"database: {database_location(url)}")
+    console.print(f"explore:  nas trials {run.name} --storage {url}    "
+                  f"nas show {run.name}/<trial> --storage {url}")
+    if outcome.status != "finished":
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def validate(space: Path = typer.Argument(..., help="The search-space YAML file.")) -> None:
+    """Check SPACE and summarize its decisions, without running anything."""
+    from nas.searchspace import load
+
+    compiled = load(space)
+    console.print(f"[green]ok[/]: {space} — space [bold]{compiled.name}[/], task "
+                  f"{compiled.task['kind']}, strategy {compiled.strategy}")
+    for name in compiled.order:
+        domain = compiled.domain(name)
+        conditions = [compiled.graph.edges[parent, name]["condition"].describe(parent)
+                      for parent in compiled.graph.predecessors(name)]
+        when = f"  [dim](when {' and '.join(conditions)})[/]" if conditions else ""
+        console.print(f"  {name}: {_domain_text(domain)}{when}", highlight=False)
+    objectives = ", ".join(f"{o.name} ({o.direction})" for o in compiled.objectives)
+    console.print(f"  objectives: {objectives}")
+
+
+def _domain_text(domain: Any) -> str:
+    from nas.searchspace.domains import Choice, Fixed, IntRange
+
+    if isinstance(domain, Fixed):
+        return repr(domain.value)
+    if isinstance(domain, Choice):
+        return "choice " + repr(list(domain.options))
+    if isinstance(domain, IntRange):
+        return f"int {domain.low}..{domain.high}" + (f" step {domain.step}" if domain.step > 1
+                                                     else "")
+    return f"{'log' if domain.log else ''}uniform [{domain.low:g}, {domain.high:g}]"
+
+
+# ------------------------------------------------------------------------------------------------
+# queries
+# ------------------------------------------------------------------------------------------------
+
+
+@app.command()
+@user_errors
+def runs(storage: str = StorageOpt, fmt: str = FormatOpt) -> None:
+    """List the runs in the database."""
+    from nas.cli.render import print_json, run_to_dict, runs_table
+
+    check_format(fmt)
+    records = Store(resolve_storage(storage)).runs()
+    if fmt == "json":
+        print_json(console, [run_to_dict(r) for r in records])
+    else:
+        console.print(runs_table(records))
+
+
+@app.command()
+@user_errors
+def trials(
+    run: str = typer.Argument(..., help="Run name (or id)."),
+    storage: str = StorageOpt,
+    fmt: str = FormatOpt,
+    state: str = typer.Option(None, "--state", help="Only trials in this state, e.g. COMPLETE."),
+) -> None:
+    """List the trials of RUN."""
+    _list_trials(run, storage, fmt, front_only=False, state=state)
+
+
+@app.command()
+@user_errors
+def pareto(run: str = typer.Argument(..., help="Run name (or id)."),
+           storage: str = StorageOpt, fmt: str = FormatOpt) -> None:
+    """The Pareto front of RUN over its objectives."""
+    _list_trials(run, storage, fmt, front_only=True)
+
+
+def _list_trials(run_ref: str, storage: str | None, fmt: str, front_only: bool,
+                 state: str | None = None) -> None:
+    from nas.cli.render import print_json, trials_table
+
+    check_format(fmt)
+    store = Store(resolve_storage(storage))
+    run = store.run(run_ref)
+    records = store.pareto(run.id) if front_only else store.trials(
+        run.id, states=[state.upper()] if state else None)
+    if fmt == "json":
+        print_json(console, [t.to_dict() for t in records])
+        return
+    title = (f"Pareto front of {run.name} ({len(records)} trials)" if front_only
+             else f"trials of {run.name}")
+    console.print(trials_table(title, run, records))
+
+
+@app.command()
+@user_errors
+def show(ref: str = typer.Argument(..., metavar="RUN/NUMBER", help="e.g. quickstart-1/7"),
+         storage: str = StorageOpt, fmt: str = FormatOpt) -> None:
+    """One trial: its architecture, training recipe, metrics, curve and error."""
+    from nas.cli.render import print_json, trial_detail
+
+    check_format(fmt)
+    run_ref, _, number = ref.rpartition("/")
+    if not run_ref or not number.isdigit():
+        raise NasError(f"expected RUN/NUMBER such as quickstart-1/3, got {ref!r}")
+    store = Store(resolve_storage(storage))
+    run = store.run(run_ref)
+    trial = store.trial(run.id, int(number))
+    curve = store.curve(run.id, int(number))
+    if fmt == "json":
+        print_json(console, {**trial.to_dict(), "run": run.name,
+                             "curve": [{"step": s, "name": n, "value": v} for s, n, v in curve]})
+        return
+    for part in trial_detail(run, trial, curve):
+        console.print(part)

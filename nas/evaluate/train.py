@@ -1,0 +1,190 @@
+"""Train a model on a task, and score it on held-out data.
+
+The recipe, fp32 throughout:
+
+* AdamW, betas (0.9, 0.98), eps 1e-8 — beta2 0.98 rather than 0.999 because short runs on
+  synthetic tasks need the second-moment estimate to adapt quickly. Weight decay (default 0)
+  applies only to matrices (parameters with >= 2 dims), never to biases or norm gains.
+* Learning rate: linear warmup over the first ``warmup_fraction`` of the steps (default 10%),
+  then cosine decay to 10% of the peak at the last step.
+* Gradient-norm clipping at ``grad_clip`` (default 1.0; None disables it).
+* Batches are drawn from a ``torch.Generator`` seeded with ``seed``; held-out evaluation draws
+  from one seeded with ``seed + EVAL_SEED_OFFSET``, a stream training never sees.
+
+The loss is read back from the device once per ``log_every`` steps, not every step; so a
+non-finite loss is noticed at the end of its logging window and raised as TrialDiverged.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from nas.evaluate.device import model_device
+from nas.evaluate.errors import TrialDiverged
+from nas.evaluate.scoring import count_correct, masked_loss
+from nas.tasks.base import Task
+
+BETAS = (0.9, 0.98)
+EPS = 1e-8
+FINAL_LR_FRACTION = 0.1  # cosine decay ends at this share of the peak learning rate
+EVAL_SEED_OFFSET = 1_000_003  # held-out data: a generator stream disjoint from training's
+
+CurvePoint = tuple[int, str, float]  # (step, metric name, value)
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced. `final_loss` is the mean train loss of the last window."""
+
+    curve: list[CurvePoint] = field(default_factory=list)
+    steps: int = 0
+    train_seconds: float = 0.0
+    final_loss: float = math.nan
+
+
+def warmup_steps_for(steps: int, warmup_fraction: float) -> int:
+    """Number of warmup steps: `warmup_fraction` of `steps`, rounded."""
+    return min(steps, round(warmup_fraction * steps))
+
+
+def lr_factor(step: int, steps: int, warmup_steps: int) -> float:
+    """Multiplier of the peak lr used by 0-based `step`: reaches 1 at the last warmup step and
+    FINAL_LR_FRACTION at the last step."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step + 1 - warmup_steps) / max(1, steps - warmup_steps)  # (0, 1]
+    cosine = 0.5 * (1.0 + math.cos(math.pi * progress))  # 1 -> 0
+    return FINAL_LR_FRACTION + (1.0 - FINAL_LR_FRACTION) * cosine
+
+
+def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters; weight decay on matrices only."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    groups = [g for g in groups if g["params"]]
+    return torch.optim.AdamW(groups, lr=lr, betas=BETAS, eps=EPS)
+
+
+def train(
+    model: nn.Module,
+    task: Task,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    *,
+    warmup_fraction: float = 0.1,
+    weight_decay: float = 0.0,
+    grad_clip: float | None = 1.0,
+    seed: int = 0,
+    log_every: int = 10,
+    on_log: Callable[[int, str, float], None] | None = None,
+) -> TrainResult:
+    """Train `model` in place for `steps` steps of `batch_size` examples from `task`.
+
+    Records ``(step, "train_loss", mean loss since the previous record)`` every `log_every`
+    steps and at the last step (steps count from 1), also passing each to `on_log`. Raises
+    TrialDiverged when a recorded loss is non-finite, ValueError on invalid arguments.
+    """
+    _check_positive(steps=steps, batch_size=batch_size, lr=lr, log_every=log_every)
+    if not 0.0 <= warmup_fraction <= 1.0:
+        raise ValueError(f"warmup_fraction must be in [0, 1], got {warmup_fraction}")
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    if grad_clip is not None:
+        _check_positive(grad_clip=grad_clip)
+
+    device = model_device(model)
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = make_optimizer(model, lr, weight_decay)
+    warmup = warmup_steps_for(steps, warmup_fraction)
+    result = TrainResult()
+    window_sum = torch.zeros((), device=device)  # losses since the last record, summed on device
+    window_len = 0
+
+    model.train()
+    start = time.perf_counter()
+    for step in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = lr * lr_factor(step, steps, warmup)
+        inputs, targets = task.sample(batch_size, generator)  # (B, T) each, on CPU
+        inputs = inputs.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True)
+
+        loss = masked_loss(model(inputs), targets)  # logits (B, T, V) -> scalar
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+
+        window_sum += loss.detach()
+        window_len += 1
+        done = step + 1
+        if done % log_every == 0 or done == steps:
+            mean = (window_sum / window_len).item()  # the only host sync in the loop
+            if not math.isfinite(mean):
+                raise TrialDiverged(done, mean)
+            result.curve.append((done, "train_loss", mean))
+            if on_log is not None:
+                on_log(done, "train_loss", mean)
+            window_sum.zero_()
+            window_len = 0
+            result.final_loss = mean
+
+    result.steps = steps
+    result.train_seconds = time.perf_counter() - start  # the .item() above has synced
+    return result
+
+
+def evaluate(
+    model: nn.Module,
+    task: Task,
+    n_examples: int = 1024,
+    batch_size: int = 256,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Accuracy and mean loss over the scored positions of `n_examples` held-out examples.
+
+    The data come from a generator seeded with ``seed + EVAL_SEED_OFFSET``, so for the same
+    `seed` they never coincide with `train`'s batches. Runs under inference_mode in eval mode,
+    and puts the model back in the mode it was in.
+    """
+    _check_positive(n_examples=n_examples, batch_size=batch_size)
+    device = model_device(model)
+    generator = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    scored = torch.zeros((), dtype=torch.long, device=device)
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for first in range(0, n_examples, batch_size):
+                inputs, targets = task.sample(min(batch_size, n_examples - first), generator)
+                inputs, targets = inputs.to(device), targets.to(device)  # (b, T) each
+                logits = model(inputs)  # (b, T, V)
+                loss_sum += masked_loss(logits, targets, reduction="sum")
+                hits, count = count_correct(logits, targets)
+                correct += hits
+                scored += count
+    finally:
+        model.train(was_training)
+
+    n_scored = max(1, int(scored.item()))
+    return {"accuracy": correct.item() / n_scored, "loss": loss_sum.item() / n_scored}
+
+
+def _check_positive(**values: float) -> None:
+    for name, value in values.items():
+        if not value > 0:
+            raise ValueError(f"{name} must be > 0, got {value}")

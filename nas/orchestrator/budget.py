@@ -1,0 +1,81 @@
+"""Search budgets: parsing `--budget` and deciding whether another trial may start.
+
+Units:
+  `100gpuh`, `2cpuh`   device-hours: each trial's wall time × devices it held, summed over trials
+                       (one device per worker; a CPU worker counts as one device)
+  `90s`, `30m`, `2h`   wall clock from the start of the search
+  `50trials`           trials charged (completed or failed; duplicates answered from the
+                       database cost nothing)
+
+The ledger of charges lives in the database (nas_budget_ledger); this module only reads totals.
+A search stops *starting* trials once the budget is spent, so it overruns by at most the trials
+already running — one per worker.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from nas.errors import BudgetError
+
+Unit = Literal["device_seconds", "wall_seconds", "trials"]
+
+_PATTERN = re.compile(
+    r"^\s*(?P<amount>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>gpuh|cpuh|s|sec|m|min|h|hr|trials?)\s*$",
+    re.IGNORECASE,
+)
+_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600}
+
+
+@dataclass(frozen=True)
+class Budget:
+    text: str
+    unit: Unit
+    amount: float  # seconds for device/wall budgets, a count for trials
+    device_kind: str | None = None  # "gpu" | "cpu" for device-hour budgets
+
+    def describe(self, spent: float) -> str:
+        """'3m 10s of 6m wall clock', '0.04 of 2 cpuh', '5 of 50 trials'."""
+        if self.unit == "trials":
+            return f"{int(spent)} of {int(self.amount)} trials"
+        if self.unit == "wall_seconds":
+            return f"{format_seconds(spent)} of {format_seconds(self.amount)} wall clock"
+        return f"{spent / 3600:.3g} of {self.amount / 3600:.3g} {self.device_kind}h"
+
+    def fraction(self, spent: float) -> float:
+        return min(1.0, spent / self.amount) if self.amount > 0 else 1.0
+
+
+def parse_budget(text: str) -> Budget:
+    """Parse a budget string; raises BudgetError with the accepted forms."""
+    match = _PATTERN.match(str(text))
+    if not match:
+        raise BudgetError(
+            f"cannot read budget {text!r}; use device-hours (100gpuh, 2cpuh), wall clock "
+            "(90s, 30m, 2h) or a trial count (50trials)"
+        )
+    amount = float(match["amount"])
+    unit = match["unit"].lower()
+    if amount <= 0:
+        raise BudgetError(f"budget {text!r} must be positive")
+    if unit in ("gpuh", "cpuh"):
+        return Budget(text, "device_seconds", amount * 3600, device_kind=unit[:3])
+    if unit.startswith("trial"):
+        if amount != int(amount):
+            raise BudgetError(f"budget {text!r}: a trial count must be a whole number")
+        return Budget(text, "trials", amount)
+    return Budget(text, "wall_seconds", amount * _SECONDS[unit])
+
+
+def format_seconds(seconds: float) -> str:
+    """Compact human duration: 42s, 3m 05s, 2h 10m."""
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"

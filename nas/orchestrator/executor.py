@@ -1,0 +1,104 @@
+"""Executors run trials away from the driver. `LocalExecutor`: worker processes on this machine.
+
+Contract (shared with the Ray executor to come): `submit(request) -> Future[WorkerOutput]`,
+`shutdown()`. Workers are stateless compute: they receive a pickled TrialRequest, build, train
+and measure, and return plain data; they never touch the database. A worker that dies (killed,
+out of memory, a segfault in native code) fails the futures it held with a `WorkerLost` error
+and the pool is rebuilt, so the search goes on.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+
+from nas.evaluate.trial import TrialRequest, TrialResult
+
+
+class WorkerLost(RuntimeError):
+    """The process running a trial died before returning."""
+
+
+@dataclass(frozen=True)
+class WorkerOutput:
+    result: TrialResult
+    worker: str  # e.g. "pid 4242"
+    seconds: float  # wall time of the trial inside the worker: what the budget is charged
+
+
+def _init_worker(num_threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(num_threads)
+
+
+def _run_in_worker(request: TrialRequest) -> WorkerOutput:
+    from nas.evaluate.trial import run_trial
+
+    start = time.perf_counter()
+    result = run_trial(request)
+    return WorkerOutput(result, f"pid {os.getpid()}", time.perf_counter() - start)
+
+
+def default_threads(workers: int) -> int:
+    """CPU threads per worker: the machine's cores shared evenly, at least one."""
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+class LocalExecutor:
+    """`workers` spawned processes, each with `threads` torch threads (fixed, for fair timing)."""
+
+    def __init__(self, workers: int = 1, threads: int | None = None) -> None:
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        self.workers = workers
+        self.threads = threads or default_threads(workers)
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self.threads,),
+        )
+
+    def submit(self, request: TrialRequest) -> Future:
+        """Run `request` on a free worker; the future resolves to a WorkerOutput."""
+        try:
+            return self._wrap(self._pool.submit(_run_in_worker, request))
+        except BrokenProcessPool:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            return self._wrap(self._pool.submit(_run_in_worker, request))
+
+    def _wrap(self, inner: Future) -> Future:
+        """Translate a broken pool into WorkerLost and rebuild the pool for later trials."""
+        outer: Future = Future()
+
+        def relay(done: Future) -> None:
+            exc = done.exception()
+            if isinstance(exc, BrokenProcessPool):
+                outer.set_exception(WorkerLost(
+                    "the worker process died during the trial (killed, out of memory, or a "
+                    "crash in native code)"))
+            elif exc is not None:
+                outer.set_exception(exc)
+            else:
+                outer.set_result(done.result())
+
+        inner.add_done_callback(relay)
+        return outer
+
+    def heal(self) -> None:
+        """Replace a broken pool (call after a WorkerLost); a no-op while the pool is healthy."""
+        if getattr(self._pool, "_broken", False):
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+
+    def shutdown(self, cancel: bool = False) -> None:
+        self._pool.shutdown(wait=not cancel, cancel_futures=cancel)

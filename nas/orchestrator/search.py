@@ -1,0 +1,208 @@
+"""The search loop: ask the strategy, dedupe, dispatch to workers, record, tell, mind the budget.
+
+The driver (this loop) is the only writer to the database. Each finished trial is committed in
+one transaction before the strategy hears of it, so a crash loses at most the trials in flight.
+"""
+
+from __future__ import annotations
+
+import platform
+import socket
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+
+import optuna
+
+import nas
+from nas.evaluate.trial import TrialRequest
+from nas.orchestrator.budget import Budget
+from nas.orchestrator.executor import LocalExecutor, WorkerLost, WorkerOutput
+from nas.orchestrator.progress import Reporter, SearchState
+from nas.searchspace import SearchSpace
+from nas.spec import ArchSpec
+from nas.store import Store, TrialRecord
+from nas.strategies.optuna_strategy import create_study
+
+# Consecutive samples that were all duplicates before we call the space exhausted.
+MAX_DUPLICATE_STREAK = 200
+_POLL_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    budget: Budget
+    storage: str
+    name: str | None = None
+    seed: int | None = None  # overrides the space's search.seed
+    workers: int = 1
+    threads: int | None = None  # torch threads per worker; default: cores / workers
+
+
+@dataclass
+class _Pending:
+    trial: optuna.Trial
+    spec: ArchSpec
+    started: float
+
+
+@dataclass
+class SearchOutcome:
+    run_name: str
+    status: str
+    message: str
+    front: list[TrialRecord] = field(default_factory=list)
+
+
+def versions() -> dict[str, str]:
+    import torch
+
+    return {"nas": nas.__version__, "torch": torch.__version__, "optuna": optuna.__version__,
+            "python": platform.python_version()}
+
+
+def run_search(space: SearchSpace, options: SearchOptions, reporter: Reporter) -> SearchOutcome:
+    """Run one search to its budget's end (or Ctrl-C); returns the stored outcome."""
+    store = Store(options.storage)
+    seed = space.config.search.seed if options.seed is None else options.seed
+    objectives = [{"name": o.name, "direction": o.direction} for o in space.objectives]
+    run = store.create_run(
+        name=options.name, base_name=space.name, space_path=space.path, space_text=space.text,
+        space_hash=space.space_hash, objectives=objectives, strategy=space.strategy, seed=seed,
+        budget=options.budget.text, budget_unit=options.budget.unit,
+        budget_amount=options.budget.amount, versions=versions(), host=socket.gethostname(),
+    )
+    study = create_study(run.name, space.directions, space.strategy, seed,
+                         space.config.search.population_size)
+    executor = LocalExecutor(options.workers, options.threads)
+    state = SearchState(run_name=run.name, storage=options.storage, budget=options.budget,
+                        objectives=objectives, started=time.monotonic(), workers=options.workers,
+                        threads=executor.threads)
+    loop = _Loop(space, options, store, run.id, study, executor, state, reporter, seed)
+    status, message = "failed", "the search stopped on an unexpected error"
+    reporter.start(state)
+    try:
+        message = loop.run()
+        status = "finished"
+    except KeyboardInterrupt:
+        status, message = "interrupted", "interrupted by the user (Ctrl-C)"
+    finally:
+        executor.shutdown(cancel=True)
+        store.finish_run(run.id, status, message)
+        reporter.stop(state)
+    outcome = SearchOutcome(run.name, status, message, store.pareto(run.id))
+    store.close()
+    return outcome
+
+
+class _Loop:
+    def __init__(self, space, options, store, run_id, study, executor, state, reporter, seed):
+        self.space, self.options, self.store, self.run_id = space, options, store, run_id
+        self.study, self.executor, self.state, self.reporter = study, executor, state, reporter
+        self.seed = seed
+        self.pending: dict[Future, _Pending] = {}
+        self.duplicate_streak = 0
+
+    def run(self) -> str:
+        while True:
+            stop = self._fill_workers()
+            if not self.pending:
+                return stop or "nothing left to run"
+            done, _ = wait(list(self.pending), timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
+            for future in done:
+                self._finish(future, self.pending.pop(future))
+            self._refresh_budget()
+            self.reporter.update(self.state)
+
+    # -- budget ------------------------------------------------------------------------------
+    def _refresh_budget(self) -> None:
+        budget = self.options.budget
+        device_seconds, _, charged = self.store.ledger(self.run_id)
+        if budget.unit == "device_seconds":
+            self.state.spent = device_seconds
+        elif budget.unit == "wall_seconds":
+            self.state.spent = time.monotonic() - self.state.started
+        else:
+            self.state.spent = charged
+        self.state.device_seconds = device_seconds
+
+    def _budget_left(self) -> bool:
+        self._refresh_budget()
+        if self.options.budget.unit == "trials":
+            return self.state.spent + len(self.pending) < self.options.budget.amount
+        return self.state.spent < self.options.budget.amount
+
+    # -- dispatch ----------------------------------------------------------------------------
+    def _fill_workers(self) -> str | None:
+        """Start trials until every worker is busy; a reason string once no more may start."""
+        while len(self.pending) < self.options.workers:
+            if not self._budget_left():
+                return f"budget spent: {self.options.budget.describe(self.state.spent)}"
+            trial = self.study.ask()
+            spec = self.space.sample(trial)
+            earlier = self.store.find_complete(self.run_id, spec.config_hash)
+            if earlier is not None:
+                self._answer_duplicate(trial, spec, earlier)
+                if self.duplicate_streak >= MAX_DUPLICATE_STREAK:
+                    return (f"search space exhausted: the last {MAX_DUPLICATE_STREAK} samples "
+                            "were all architectures already trained")
+                continue
+            self.duplicate_streak = 0
+            self.store.start_trial(self.run_id, trial.number, spec, worker="local")
+            request = TrialRequest(
+                spec_json=spec.to_json(), task=self.space.task,
+                latency=self.space.latency_requests(), seed=self.seed,
+                num_threads=self.executor.threads,
+            )
+            self.pending[self.executor.submit(request)] = _Pending(trial, spec, time.monotonic())
+            self.state.running = len(self.pending)
+            self.reporter.trial_started(trial.number, spec)
+        return None
+
+    def _answer_duplicate(self, trial: optuna.Trial, spec: ArchSpec, earlier: TrialRecord) -> None:
+        self.store.add_duplicate(self.run_id, trial.number, spec, earlier)
+        self.study.tell(trial, [earlier.values[o["name"]] for o in self.state.objectives])
+        self.duplicate_streak += 1
+        self.state.duplicates += 1
+        self.reporter.trial_duplicate(trial.number, spec, earlier.number)
+
+    # -- results -----------------------------------------------------------------------------
+    def _finish(self, future: Future, pending: _Pending) -> None:
+        number = pending.trial.number
+        try:
+            output: WorkerOutput = future.result()
+        except Exception as exc:  # the trial failed or its worker died: record, go on
+            seconds = time.monotonic() - pending.started
+            error = _describe_failure(exc)
+            self.store.fail_trial(self.run_id, number, error=error, device_seconds=seconds,
+                                  wall_seconds=seconds)
+            self.study.tell(pending.trial, state=optuna.trial.TrialState.FAIL)
+            if isinstance(exc, WorkerLost):
+                self.executor.heal()
+            self.state.failed += 1
+            self.state.running = len(self.pending)
+            self.reporter.trial_failed(number, pending.spec, error)
+            return
+        result = output.result
+        names = [o["name"] for o in self.state.objectives]
+        values = {name: float(result.metrics[name]) for name in names}
+        self.store.complete_trial(
+            self.run_id, number, values=values, metrics=result.metrics, curve=result.curve,
+            device=result.device, device_seconds=output.seconds, wall_seconds=output.seconds,
+        )
+        self.study.tell(pending.trial, [values[n] for n in names])
+        self.state.complete += 1
+        self.state.running = len(self.pending)
+        self.state.front = self.store.pareto(self.run_id)
+        self.reporter.trial_complete(number, pending.spec, values, output.seconds)
+
+
+def _describe_failure(exc: BaseException) -> str:
+    """'Type: message' first, then the worker's traceback where there is one."""
+    head = f"{type(exc).__name__}: {exc}"
+    cause = exc.__cause__
+    remote = str(cause) if cause is not None and "Traceback" in str(cause) else ""
+    if not remote and exc.__traceback__ is not None:
+        remote = "".join(traceback.format_exception(exc)[-6:])
+    return head + ("\n" + remote.strip() if remote else "")

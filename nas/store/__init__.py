@@ -1,0 +1,16 @@
+"""The results database: runs, trials, curves, the budget ledger. No torch is imported here."""
+
+from nas.store.store import (
+    COMPLETE,
+    DEFAULT_URL,
+    DUPLICATE,
+    FAIL,
+    RUNNING,
+    RunRecord,
+    Store,
+    TrialRecord,
+)
+
+__all__ = [
+    "COMPLETE", "DEFAULT_URL", "DUPLICATE", "FAIL", "RUNNING", "RunRecord", "Store", "TrialRecord",
+]

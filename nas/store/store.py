@@ -1,0 +1,337 @@
+"""The results store: one class over one database URL, one transaction helper, typed records.
+
+The search driver is the only writer. Each trial's outcome (state, values, curve, budget charge
+and the refreshed Pareto flags) is committed in one transaction, so a crash at any moment leaves
+every finished trial intact and never half a trial. SQLite runs in WAL mode with a busy timeout,
+so queries from another terminal never block a live search.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, func, select
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from nas.errors import StoreError
+from nas.spec import ArchSpec
+from nas.store.models import Base, LedgerRow, MetricRow, RunRow, TrialRow, utcnow
+from nas.strategies.pareto import pareto_mask
+
+DEFAULT_URL = "sqlite:///nas.db"
+RUNNING, COMPLETE, FAIL, DUPLICATE = "RUNNING", "COMPLETE", "FAIL", "DUPLICATE"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    name: str
+    status: str
+    created_at: datetime
+    finished_at: datetime | None
+    space_path: str
+    space_hash: str
+    objectives: list[dict[str, str]]
+    strategy: str
+    seed: int
+    budget: str
+    budget_unit: str
+    budget_amount: float
+    versions: dict[str, str]
+    host: str
+    message: str | None
+    trials_complete: int = 0
+    trials_total: int = 0
+    device_seconds: float = 0.0
+
+    @property
+    def directions(self) -> list[str]:
+        return [o["direction"] for o in self.objectives]
+
+    @property
+    def objective_names(self) -> list[str]:
+        return [o["name"] for o in self.objectives]
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    number: int
+    state: str
+    spec: dict[str, Any]
+    arch_hash: str
+    config_hash: str
+    short_form: str
+    d_model: int
+    n_layers: int
+    params: int | None
+    values: dict[str, float] | None
+    metrics: dict[str, float] | None
+    pareto: bool
+    device: str | None
+    worker: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    device_seconds: float
+    error: str | None
+    duplicate_of: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: datetimes as ISO strings."""
+        out = asdict(self)
+        for key in ("started_at", "finished_at"):
+            out[key] = out[key].isoformat() if out[key] else None
+        return out
+
+
+def _run_record(row: RunRow, complete: int = 0, total: int = 0, used: float = 0.0) -> RunRecord:
+    return RunRecord(
+        id=row.id, name=row.name, status=row.status, created_at=row.created_at,
+        finished_at=row.finished_at, space_path=row.space_path, space_hash=row.space_hash,
+        objectives=list(row.objectives), strategy=row.strategy, seed=row.seed, budget=row.budget,
+        budget_unit=row.budget_unit, budget_amount=row.budget_amount, versions=dict(row.versions),
+        host=row.host, message=row.message, trials_complete=complete, trials_total=total,
+        device_seconds=used,
+    )
+
+
+def _trial_record(row: TrialRow) -> TrialRecord:
+    return TrialRecord(
+        number=row.number, state=row.state, spec=json.loads(row.spec_json),
+        arch_hash=row.arch_hash, config_hash=row.config_hash, short_form=row.short_form,
+        d_model=row.d_model, n_layers=row.n_layers, params=row.params,
+        values=dict(row.values) if row.values is not None else None,
+        metrics=dict(row.metrics) if row.metrics is not None else None, pareto=row.pareto,
+        device=row.device, worker=row.worker, started_at=row.started_at,
+        finished_at=row.finished_at, device_seconds=row.device_seconds, error=row.error,
+        duplicate_of=row.duplicate_of,
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite gets WAL, a busy timeout and its folder created."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(
+            f"cannot parse storage URL {url!r}; use e.g. sqlite:///nas.db or "
+            "postgresql://user@host/db"
+        ) from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    try:
+        return create_engine(parsed, pool_pre_ping=True)
+    except Exception as exc:  # a missing driver, for one
+        raise StoreError(f"cannot open storage {url!r}: {exc}") from None
+
+
+class Store:
+    """All reads and writes of nas results. Thread-safe for readers; one writer (the driver)."""
+
+    def __init__(self, url: str = DEFAULT_URL) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        try:
+            Base.metadata.create_all(self.engine)
+        except OperationalError as exc:
+            raise StoreError(f"cannot open storage {url!r}: {exc.orig}") from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose work commits at the end of the block, or rolls back on error."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- runs --------------------------------------------------------------------------------
+    def create_run(self, *, name: str | None, base_name: str, **fields: Any) -> RunRecord:
+        """A new run named `name`, or `base_name-N` with the next free N."""
+        with self.transaction() as s:
+            if name is None:
+                like = RunRow.name.like(f"{base_name}-%")
+                taken = set(s.scalars(select(RunRow.name).where(like)))
+                n = 1
+                while f"{base_name}-{n}" in taken:
+                    n += 1
+                name = f"{base_name}-{n}"
+            elif s.scalar(select(RunRow.id).where(RunRow.name == name)) is not None:
+                raise StoreError(f"a run named {name!r} already exists in {self.url}; "
+                                 "choose another --name (or `nas rm` the old one)")
+            row = RunRow(name=name, status="running", **fields)
+            s.add(row)
+            s.flush()
+            return _run_record(row)
+
+    def finish_run(self, run_id: int, status: str, message: str | None = None) -> None:
+        with self.transaction() as s:
+            row = s.get(RunRow, run_id)
+            row.status, row.message, row.finished_at = status, message, utcnow()
+            for trial in s.scalars(
+                select(TrialRow).where(TrialRow.run_id == run_id, TrialRow.state == RUNNING)
+            ):
+                trial.state, trial.error, trial.finished_at = FAIL, f"run {status}", utcnow()
+
+    def runs(self) -> list[RunRecord]:
+        with self.transaction() as s:
+            rows = s.scalars(select(RunRow).order_by(RunRow.id))
+            return [self._summarize(s, row) for row in rows]
+
+    def run(self, ref: str | int) -> RunRecord:
+        """A run by name or id; StoreError listing the known names if there is none."""
+        with self.transaction() as s:
+            return self._summarize(s, self._run_row(s, ref))
+
+    def _run_row(self, s: Session, ref: str | int) -> RunRow:
+        row = s.scalar(select(RunRow).where(RunRow.name == str(ref)))
+        if row is None and str(ref).isdigit():
+            row = s.get(RunRow, int(ref))
+        if row is None:
+            names = list(s.scalars(select(RunRow.name).order_by(RunRow.id.desc()).limit(10)))
+            known = f"; recent runs: {', '.join(names)}" if names else "; it has no runs yet"
+            raise StoreError(f"no run {ref!r} in {self.url}{known}")
+        return row
+
+    def _summarize(self, s: Session, row: RunRow) -> RunRecord:
+        complete = s.scalar(select(func.count()).where(
+            TrialRow.run_id == row.id, TrialRow.state == COMPLETE))
+        total = s.scalar(select(func.count()).where(TrialRow.run_id == row.id))
+        used = s.scalar(select(func.coalesce(func.sum(LedgerRow.device_seconds), 0.0)).where(
+            LedgerRow.run_id == row.id))
+        return _run_record(row, complete or 0, total or 0, float(used or 0.0))
+
+    # -- trials (writes) ---------------------------------------------------------------------
+    def start_trial(self, run_id: int, number: int, spec: ArchSpec, worker: str) -> None:
+        with self.transaction() as s:
+            s.add(self._new_trial(run_id, number, spec, state=RUNNING, worker=worker))
+
+    def _new_trial(self, run_id: int, number: int, spec: ArchSpec, **fields: Any) -> TrialRow:
+        return TrialRow(
+            run_id=run_id, number=number, spec_json=spec.to_json(), arch_hash=spec.arch_hash,
+            config_hash=spec.config_hash, short_form=spec.short_form(), d_model=spec.d_model,
+            n_layers=spec.n_layers, **fields,
+        )
+
+    def complete_trial(
+        self, run_id: int, number: int, *, values: dict[str, float], metrics: dict[str, float],
+        curve: Sequence[tuple[int, str, float]], device: str, device_seconds: float,
+        wall_seconds: float,
+    ) -> None:
+        """Record a finished trial, charge the ledger and refresh the front: one transaction."""
+        with self.transaction() as s:
+            row = self._trial_row(s, run_id, number)
+            row.state, row.values, row.metrics, row.device = COMPLETE, values, metrics, device
+            row.params = int(metrics["params"]) if "params" in metrics else None
+            row.finished_at, row.device_seconds = utcnow(), device_seconds
+            row.curve = [MetricRow(step=st, name=n, value=float(v)) for st, n, v in curve]
+            self._charge(s, run_id, number, device_seconds, wall_seconds, "complete")
+            s.flush()
+            self._refresh_front(s, run_id)
+
+    def fail_trial(self, run_id: int, number: int, *, error: str, device_seconds: float,
+                   wall_seconds: float, device: str | None = None) -> None:
+        with self.transaction() as s:
+            row = self._trial_row(s, run_id, number)
+            row.state, row.error, row.device = FAIL, error, device
+            row.finished_at, row.device_seconds = utcnow(), device_seconds
+            self._charge(s, run_id, number, device_seconds, wall_seconds, "fail")
+
+    def add_duplicate(self, run_id: int, number: int, spec: ArchSpec, of: TrialRecord) -> None:
+        """A sampled config equal to trial `of`: answered from the store, charged nothing."""
+        with self.transaction() as s:
+            s.add(self._new_trial(
+                run_id, number, spec, state=DUPLICATE, duplicate_of=of.number, values=of.values,
+                metrics=of.metrics, params=of.params, finished_at=utcnow(),
+            ))
+
+    def _trial_row(self, s: Session, run_id: int, number: int) -> TrialRow:
+        row = s.scalar(select(TrialRow).where(TrialRow.run_id == run_id, TrialRow.number == number))
+        if row is None:
+            raise StoreError(f"no trial {number} in run id {run_id}")
+        return row
+
+    def _charge(self, s: Session, run_id: int, number: int, device_seconds: float,
+                wall_seconds: float, note: str) -> None:
+        s.add(LedgerRow(run_id=run_id, trial_number=number, device_seconds=device_seconds,
+                        wall_seconds=wall_seconds, note=note))
+
+    def _refresh_front(self, s: Session, run_id: int) -> None:
+        run = s.get(RunRow, run_id)
+        names = [o["name"] for o in run.objectives]
+        directions = [o["direction"] for o in run.objectives]
+        rows = list(s.scalars(
+            select(TrialRow).where(TrialRow.run_id == run_id, TrialRow.state == COMPLETE)))
+        points = [[float(r.values[n]) for n in names] for r in rows]
+        for row, on_front in zip(rows, pareto_mask(points, directions), strict=True):
+            row.pareto = on_front
+
+    # -- trials (reads) ----------------------------------------------------------------------
+    def trials(self, ref: str | int, states: Sequence[str] | None = None) -> list[TrialRecord]:
+        with self.transaction() as s:
+            run = self._run_row(s, ref)
+            query = select(TrialRow).where(TrialRow.run_id == run.id).order_by(TrialRow.number)
+            if states:
+                query = query.where(TrialRow.state.in_(list(states)))
+            return [_trial_record(row) for row in s.scalars(query)]
+
+    def pareto(self, ref: str | int) -> list[TrialRecord]:
+        """The run's Pareto front over its completed trials, in trial order."""
+        return [t for t in self.trials(ref, states=[COMPLETE]) if t.pareto]
+
+    def trial(self, ref: str | int, number: int) -> TrialRecord:
+        with self.transaction() as s:
+            run = self._run_row(s, ref)
+            row = s.scalar(select(TrialRow).where(
+                TrialRow.run_id == run.id, TrialRow.number == number))
+            if row is None:
+                raise StoreError(f"run {run.name!r} has no trial {number}")
+            return _trial_record(row)
+
+    def curve(self, ref: str | int, number: int) -> list[tuple[int, str, float]]:
+        with self.transaction() as s:
+            run = self._run_row(s, ref)
+            row = s.scalar(select(TrialRow).where(
+                TrialRow.run_id == run.id, TrialRow.number == number))
+            if row is None:
+                raise StoreError(f"run {run.name!r} has no trial {number}")
+            return [(m.step, m.name, m.value) for m in row.curve]
+
+    def find_complete(self, run_id: int, config_hash: str) -> TrialRecord | None:
+        """A completed trial of this run with the same architecture and training recipe."""
+        with self.transaction() as s:
+            row = s.scalar(select(TrialRow).where(
+                TrialRow.run_id == run_id, TrialRow.config_hash == config_hash,
+                TrialRow.state == COMPLETE).limit(1))
+            return _trial_record(row) if row is not None else None
+
+    def ledger(self, run_id: int) -> tuple[float, float, int]:
+        """(device-seconds, trial wall-seconds, charged trials) spent by a run so far."""
+        with self.transaction() as s:
+            dev, wall, count = s.execute(select(
+                func.coalesce(func.sum(LedgerRow.device_seconds), 0.0),
+                func.coalesce(func.sum(LedgerRow.wall_seconds), 0.0),
+                func.count(LedgerRow.id),
+            ).where(LedgerRow.run_id == run_id)).one()
+            return float(dev), float(wall), int(count)

@@ -1,0 +1,64 @@
+"""Synthetic tasks for the accuracy objective, built from plain config dicts.
+
+    make_task({"kind": "mqar", "vocab_size": 64, "seq_len": 64, "num_kv_pairs": 8})
+
+Importing this package does not import torch (only `Task.sample` needs it), so an orchestrator
+can validate task configs and read their vocabulary size cheaply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from nas.tasks.base import IGNORE_INDEX, Task
+from nas.tasks.mqar import MQARTask
+
+TASK_KINDS: dict[str, type[Task]] = {
+    "mqar": MQARTask,
+}
+
+
+def task_options(kind: str) -> dict[str, Any]:
+    """The config keys a task kind accepts (besides "kind") and their defaults."""
+    return {f.name: f.default for f in dataclasses.fields(_task_class(kind))}
+
+
+def make_task(config: Mapping[str, Any]) -> Task:
+    """Build the task a config describes; raises ValueError on an unknown kind or key."""
+    options = dict(config)
+    if "kind" not in options:
+        raise ValueError(f"task config needs a 'kind'; known kinds: {', '.join(TASK_KINDS)}")
+    kind = options.pop("kind")
+    accepted = task_options(kind)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"task {kind!r}: unknown config key(s) {', '.join(map(repr, unknown))}; "
+            f"accepted: kind, {', '.join(accepted)}"
+        )
+    return _task_class(kind)(**options)
+
+
+def task_vocab_size(config: Mapping[str, Any]) -> int:
+    """The vocabulary size a task config implies (validates it; samples nothing)."""
+    return make_task(config).vocab_size
+
+
+def _task_class(kind: str) -> type[Task]:
+    cls = TASK_KINDS.get(kind)
+    if cls is None:
+        raise ValueError(f"unknown task kind {kind!r}; known kinds: {', '.join(TASK_KINDS)}")
+    return cls
+
+
+__all__ = [
+    "IGNORE_INDEX",
+    "TASK_KINDS",
+    "MQARTask",
+    "Task",
+    "make_task",
+    "task_options",
+    "task_vocab_size",
+]

@@ -1,0 +1,407 @@
+"""Contract tests for nas.blocks.
+
+Token and channel mixers are parametrised over the registry: a newly registered block gets the
+shape, causality, step = forward, gradient and cost tests without touching this file (add
+entries to KNOB_CASES to test it at more than its defaults).
+
+FLOPs are compared with `FlopCounterMode`, which counts matmuls and convolutions (2 per
+multiply-add) and nothing elementwise, like `flops_per_token`. SDPA runs on the math backend
+there: the fused CPU kernel is not counted at all, while the math path's dense matmuls give the
+full T×T, the convention the blocks use.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from nas.blocks import (
+    Knob,
+    build_model,
+    get_block,
+    list_blocks,
+    make_norm,
+)
+from nas.blocks.channel import swiglu_hidden
+from nas.blocks.linear_attention import EPS
+from nas.spec import ArchSpec, LayerSpec, ModuleSpec
+
+D = 32
+B = 2
+
+# Knob settings per block beyond its defaults; a block missing here runs at its defaults only.
+KNOB_CASES: dict[str, list[dict]] = {
+    "attention": [{}, {"kv_heads": 1}, {"kv_heads": 2, "rope": False}, {"heads": 2}],
+    "linear_attention": [{}, {"feature_map": "relu"}, {"heads": 2}],
+    "short_conv": [{}, {"kernel_size": 2}],
+    "mlp": [{}, {"activation": "relu", "expansion": 2}],
+    "swiglu": [{}, {"expansion": 2}],
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These tensors are tiny: intra-op threads only add contention on a shared 2-core box."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def cases(role: str) -> list:
+    return [
+        pytest.param(name, knobs, id=f"{name}-{'-'.join(f'{k}={v}' for k, v in knobs.items())}")
+        for name in list_blocks(role=role)
+        for knobs in KNOB_CASES.get(name, [{}])
+    ]
+
+
+TOKEN_CASES = cases("token_mixer")
+CHANNEL_CASES = cases("channel_mixer")
+
+
+def make(name: str, knobs: dict, d_model: int = D, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return get_block(name).cls(d_model, 0, **knobs)
+
+
+def run_steps(step, xs: torch.Tensor):
+    """Feed xs (B, T, ...) to step one position at a time; (outputs (B, T, ...), final state)."""
+    state, ys = None, []
+    for t in range(xs.shape[1]):
+        y, state = step(xs[:, t], state)
+        ys.append(y)
+    return torch.stack(ys, dim=1), state
+
+
+def held_bytes(state) -> int:
+    """Bytes of the distinct tensor storages reachable from a (nested) state."""
+    storages = {}
+
+    def walk(obj):
+        if isinstance(obj, torch.Tensor):
+            storage = obj.untyped_storage()
+            storages[storage.data_ptr()] = storage.nbytes()
+        elif isinstance(obj, dict):
+            for value in obj.values():
+                walk(value)
+        elif isinstance(obj, list | tuple):
+            for value in obj:
+                walk(value)
+
+    walk(state)
+    return sum(storages.values())
+
+
+def counted_flops(fn, *args) -> int:
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        fn(*args)
+    return counter.get_total_flops()
+
+
+# -- token mixers ------------------------------------------------------------------------------
+@pytest.mark.parametrize("T", [70, 130])
+@pytest.mark.parametrize("name,knobs", TOKEN_CASES)
+def test_token_mixer_shape_and_causality(name, knobs, T):
+    mixer = make(name, knobs)
+    x = torch.randn(B, T, D)
+    y = mixer(x)
+    assert y.shape == (B, T, D)
+    for t in (0, 37, T - 1):
+        x2 = x.clone()
+        x2[:, t] += torch.randn(B, D)
+        y2 = mixer(x2)
+        torch.testing.assert_close(y2[:, :t], y[:, :t], atol=1e-6, rtol=0)
+        assert not torch.allclose(y2[:, t], y[:, t])
+
+
+@pytest.mark.parametrize("T", [5, 70, 130])
+@pytest.mark.parametrize("name,knobs", TOKEN_CASES)
+def test_token_mixer_step_matches_forward(name, knobs, T):
+    mixer = make(name, knobs).eval()
+    x = torch.randn(B, T, D)
+    with torch.no_grad():
+        y_par = mixer(x)
+        y_seq, _ = run_steps(mixer.step, x)
+    torch.testing.assert_close(y_seq, y_par, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name,knobs", TOKEN_CASES + CHANNEL_CASES)
+def test_gradients_reach_every_parameter(name, knobs):
+    block = make(name, knobs)
+    x = torch.randn(B, 70, D, requires_grad=True)
+    (block(x) * torch.randn(B, 70, D)).sum().backward()
+    assert torch.isfinite(x.grad).all()
+    for pname, p in block.named_parameters():
+        assert p.grad is not None, pname
+        assert torch.isfinite(p.grad).all(), pname
+        assert p.grad.abs().sum() > 0, pname
+
+
+@pytest.mark.parametrize("name,knobs", TOKEN_CASES)
+def test_token_mixer_costs(name, knobs):
+    mixer = make(name, knobs)
+    assert mixer.num_params() == sum(p.numel() for p in mixer.parameters())
+    T = 70
+    x = torch.randn(B, T, D)
+    with torch.no_grad():
+        _, state = run_steps(mixer.step, x)
+        counted = counted_flops(mixer, x) / (B * T)
+    assert held_bytes(state) == B * mixer.state_bytes(T)
+    assert mixer.state_bytes(T, torch.bfloat16) * 2 == mixer.state_bytes(T)
+    assert mixer.flops_per_token(T) == pytest.approx(counted, rel=0.1)
+
+
+@pytest.mark.parametrize("T", [5, 64, 70, 130])
+@pytest.mark.parametrize("feature_map", ["elu", "relu"])
+def test_linear_attention_chunked_equals_naive_recurrence(feature_map, T):
+    mixer = make("linear_attention", {"feature_map": feature_map, "heads": 4})
+    H, Dh = 4, D // 4
+    phi = (lambda a: F.elu(a) + 1) if feature_map == "elu" else F.relu
+    x = torch.randn(B, T, D, dtype=torch.float64)
+    w_qkv = mixer.qkv.weight.double()
+    w_out = mixer.out.weight.double()
+    q, k, v = (x @ w_qkv.T).chunk(3, dim=-1)
+    outputs = []
+    for b in range(B):
+        for h in range(H):
+            sl = slice(h * Dh, (h + 1) * Dh)
+            S = torch.zeros(Dh, Dh, dtype=torch.float64)
+            z = torch.zeros(Dh, dtype=torch.float64)
+            for t in range(T):
+                qt, kt, vt = phi(q[b, t, sl]), phi(k[b, t, sl]), v[b, t, sl]
+                S = S + torch.outer(kt, vt)
+                z = z + kt
+                outputs.append((qt @ S) / (qt @ z + EPS))
+    y = torch.stack(outputs).view(B, H, T, Dh).transpose(1, 2).reshape(B, T, D)
+    expected = y @ w_out.T
+    with torch.no_grad():
+        got = mixer(x.float())
+    torch.testing.assert_close(got, expected.float(), atol=1e-5, rtol=1e-5)
+
+
+def test_attention_step_uses_absolute_positions():
+    """With RoPE, each decode step rotates by the absolute position the state carries."""
+    mixer = make("attention", {"rope": True}).eval()
+    x = torch.randn(1, 6, D)
+    with torch.no_grad():
+        y_seq, state = run_steps(mixer.step, x)
+        assert state["pos"] == 6 and state["k"].shape == (1, 4, 6, D // 4)
+        y_par = mixer(x)
+    torch.testing.assert_close(y_seq, y_par, atol=1e-5, rtol=1e-5)
+
+
+# -- validation --------------------------------------------------------------------------------
+def test_validate_reports_bad_combinations():
+    attention = get_block("attention").cls
+    assert attention.validate(64, heads=3) == ["attention: heads=3 does not divide d_model=64"]
+    assert any("kv_heads=3" in p for p in attention.validate(64, heads=4, kv_heads=3))
+    assert any("kv_heads=8" in p for p in attention.validate(64, heads=4, kv_heads=8))
+    assert any("unknown knob 'foo'" in p for p in attention.validate(64, foo=1))
+    assert any("heads must be int" in p for p in attention.validate(64, heads="4"))
+    assert any("heads must be int" in p for p in attention.validate(64, heads=True))
+    assert any("even head dim" in p for p in attention.validate(24, heads=8))
+    assert attention.validate(24, heads=8, rope=False) == []
+    assert any("d_model" in p for p in attention.validate(0))
+    linear = get_block("linear_attention").cls
+    assert any("heads=3" in p for p in linear.validate(64, heads=3))
+    assert any("must be one of" in p for p in linear.validate(64, feature_map="softmax"))
+    assert any(">= 2" in p for p in get_block("short_conv").cls.validate(64, kernel_size=1))
+    assert any(">= 1" in p for p in get_block("mlp").cls.validate(64, expansion=0))
+
+
+def test_validate_accepts_good_combinations():
+    attention = get_block("attention").cls
+    assert attention.validate(64, heads=4, kv_heads=None) == []
+    assert attention.validate(64, heads=4, kv_heads=1, rope=False, rope_base=500) == []
+    assert attention.validate(64, heads=8, kv_heads=2, rope_base=10000.0) == []
+    for name in list_blocks():
+        assert get_block(name).cls.validate(64) == [], name
+        for knobs in KNOB_CASES.get(name, []):
+            assert get_block(name).cls.validate(D, **knobs) == [], (name, knobs)
+
+
+def test_constructor_rejects_bad_knobs():
+    with pytest.raises(ValueError, match="heads=3 does not divide"):
+        get_block("attention").cls(64, 0, heads=3)
+
+
+def test_knob_check_optional_values():
+    optional = Knob("kv_heads", int, None, minimum=1)
+    assert optional.check(None) is None
+    assert optional.check(2) is None
+    assert optional.check(0) is not None
+    assert Knob("heads", int, 4, minimum=1).check(None) is not None
+
+
+@pytest.mark.parametrize("name", list_blocks())
+def test_signature_defaults_match_registry(name):
+    info = get_block(name)
+    params = inspect.signature(info.cls.__init__).parameters
+    for knob in info.knobs:
+        assert knob.name in params, knob.name
+        assert params[knob.name].default == knob.default, knob.name
+
+
+# -- channel mixers and norms ------------------------------------------------------------------
+@pytest.mark.parametrize("name,knobs", CHANNEL_CASES)
+def test_channel_mixer_shape_and_costs(name, knobs):
+    mixer = make(name, knobs)
+    x = torch.randn(B, 9, D)
+    assert mixer(x).shape == (B, 9, D)
+    assert mixer(x[:, 0]).shape == (B, D)
+    assert mixer.num_params() == sum(p.numel() for p in mixer.parameters())
+    counted = counted_flops(mixer, x) / (B * 9)
+    assert mixer.flops_per_token(9) == pytest.approx(counted, rel=0.1)
+
+
+@pytest.mark.parametrize("d_model", [64, 128])
+@pytest.mark.parametrize("expansion", [2, 4])
+def test_swiglu_matches_mlp_size(d_model, expansion):
+    swiglu = make("swiglu", {"expansion": expansion}, d_model=d_model)
+    mlp = make("mlp", {"expansion": expansion}, d_model=d_model)
+    assert swiglu.hidden % 8 == 0
+    assert swiglu.hidden >= 2 * expansion * d_model / 3
+    assert swiglu.num_params() == pytest.approx(mlp.num_params(), rel=0.05)
+    assert swiglu_hidden(64, 4) == 176
+
+
+def test_norms():
+    x = torch.randn(3, 5, D) * 4 + 1
+    rms = make_norm("rmsnorm", D)
+    y = rms(x)
+    torch.testing.assert_close(y.pow(2).mean(-1), torch.ones(3, 5), atol=1e-4, rtol=0)
+    assert rms.eps == 1e-6 and isinstance(rms.weight, nn.Parameter)
+    assert isinstance(make_norm("layernorm", D), nn.LayerNorm)
+    with pytest.raises(ValueError, match="layernorm, rmsnorm"):
+        make_norm("batchnorm", D)
+
+
+# -- the model ---------------------------------------------------------------------------------
+def mixed_spec(norm: str = "rmsnorm") -> ArchSpec:
+    layers = (
+        LayerSpec(
+            ModuleSpec.make("short_conv", kernel_size=4), ModuleSpec.make("swiglu", expansion=2)
+        ),
+        LayerSpec(
+            ModuleSpec.make("attention", heads=4, kv_heads=2, rope=True, rope_base=10000.0),
+            ModuleSpec.make("mlp", expansion=2, activation="gelu"),
+        ),
+        LayerSpec(
+            ModuleSpec.make("linear_attention", heads=4, feature_map="elu"),
+            ModuleSpec.make("swiglu", expansion=2),
+        ),
+        LayerSpec(ModuleSpec.make("attention"), ModuleSpec.make("swiglu")),  # registry defaults
+    )
+    return ArchSpec(d_model=D, vocab_size=16, layers=layers, norm=norm, training={})
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model(mixed_spec(), seed=0).eval()
+
+
+def test_model_forward_shape(model):
+    tokens = torch.randint(0, 16, (B, 70))
+    assert model(tokens).shape == (B, 70, 16)
+    assert build_model(mixed_spec("layernorm"))(tokens).shape == (B, 70, 16)
+
+
+def test_build_model_is_deterministic_per_seed():
+    a = build_model(mixed_spec(), seed=3).state_dict()
+    b = build_model(mixed_spec(), seed=3).state_dict()
+    c = build_model(mixed_spec(), seed=4).state_dict()
+    assert a.keys() == b.keys() == c.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_build_model_leaves_global_rng_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(4)
+    torch.manual_seed(123)
+    build_model(mixed_spec(), seed=7)
+    torch.testing.assert_close(torch.rand(4), expected, atol=0, rtol=0)
+
+
+def test_build_model_init(model):
+    n_layers = 4
+    head, embed = model.head.weight, model.embed.weight
+    assert head is embed
+    assert embed.std().item() == pytest.approx(0.02, rel=0.2)
+    outs = [m for m in model.modules() if getattr(m, "residual_out", False)]
+    assert len(outs) == 2 * n_layers  # one per token mixer, one per channel mixer
+    w = torch.cat([m.weight.flatten() for m in outs])
+    assert w.std().item() == pytest.approx(0.02 / math.sqrt(2 * n_layers), rel=0.2)
+    assert model.blocks[1].mixer.kv_heads == 2 and model.blocks[3].mixer.heads == 4
+
+
+def test_model_step_matches_forward(model):
+    tokens = torch.randint(0, 16, (B, 70))
+    with torch.no_grad():
+        logits = model(tokens)
+        stepped, state = run_steps(model.step, tokens)
+    torch.testing.assert_close(stepped, logits, atol=1e-5, rtol=1e-5)
+    assert len(state) == 4
+    assert held_bytes(state) == B * model.state_bytes(70)
+
+
+def test_model_causality(model):
+    tokens = torch.randint(0, 16, (B, 70))
+    changed = tokens.clone()
+    changed[:, 40] = (changed[:, 40] + 1) % 16
+    with torch.no_grad():
+        a, b = model(tokens), model(changed)
+    torch.testing.assert_close(b[:, :40], a[:, :40], atol=1e-6, rtol=0)
+    assert not torch.allclose(b[:, 40], a[:, 40])
+
+
+def test_model_costs_and_gradients():
+    model = build_model(mixed_spec(), seed=1)
+    unique = {id(p): p for p in model.parameters()}
+    assert model.num_params() == sum(p.numel() for p in unique.values())
+    tokens = torch.randint(0, 16, (B, 70))
+    counted = counted_flops(model, tokens) / (B * 70)
+    assert model.flops_per_token(70) == pytest.approx(counted, rel=0.1)
+    F.cross_entropy(model(tokens).flatten(0, 1), tokens.flatten()).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
+
+
+def test_build_model_rejects_unknown_and_invalid():
+    def spec_with(mixer: ModuleSpec, channel: ModuleSpec | None = None) -> ArchSpec:
+        channel = channel or ModuleSpec.make("mlp")
+        return ArchSpec(d_model=D, vocab_size=16, layers=(LayerSpec(mixer, channel),))
+
+    with pytest.raises(KeyError, match="attention, linear_attention, short_conv"):
+        build_model(spec_with(ModuleSpec.make("mamba")))
+    with pytest.raises(KeyError, match="mlp, swiglu"):
+        build_model(spec_with(ModuleSpec.make("attention"), ModuleSpec.make("attention")))
+    with pytest.raises(ValueError, match="layer 0: attention: heads=3 does not divide"):
+        build_model(spec_with(ModuleSpec.make("attention", heads=3)))
+    with pytest.raises(ValueError, match="unknown knob 'window'"):
+        build_model(spec_with(ModuleSpec.make("short_conv", window=3)))
+
+
+def test_model_trains_after_inference_mode_use(model):
+    """Latency is timed under inference_mode before training: no cache may keep inference
+    tensors that autograd later refuses (RoPE tables are built lazily)."""
+    fresh = build_model(model.spec, seed=1)
+    tokens = torch.randint(0, fresh.vocab_size, (2, 300))  # longer than any cached table
+    with torch.inference_mode():
+        fresh(tokens)
+    fresh(tokens).sum().backward()
+    assert all(p.grad is not None for p in fresh.parameters())
+
+
+def test_attention_kv_heads_full_is_canonicalized():
+    cls = get_block("attention").cls
+    assert cls.canonicalize({"heads": 4, "kv_heads": "full"})["kv_heads"] == 4
+    assert cls.canonicalize({"heads": 4, "kv_heads": 2})["kv_heads"] == 2

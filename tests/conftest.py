@@ -1,0 +1,40 @@
+"""Shared fixtures: small, valid space files that tests tweak."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+TINY_SPACE = textwrap.dedent("""\
+    name: tiny
+    task: {kind: mqar, vocab_size: 16, seq_len: 24, num_kv_pairs: 3}
+    model:
+      d_model: {choice: [16, 32]}
+      n_layers: {choice: [2, 3]}
+      token_mixers:
+        attention: {heads: {choice: [2, 4]}, kv_heads: {choice: [1, full]}}
+        linear_attention: {heads: 2}
+        short_conv: {kernel_size: {choice: [2, 3]}}
+      hybrid:
+        full_attention_ratio: {choice: [0, 0.5, 1]}
+        placement: {choice: [interleave, first, last]}
+      channel_mixer: {kind: {choice: [mlp, swiglu]}, expansion: 2}
+    training: {steps: 20, batch_size: 8, lr: {loguniform: [1.0e-3, 1.0e-2]}}
+    objectives:
+      - {name: accuracy, goal: maximize}
+      - {name: latency_ms, goal: minimize, batch: 1, seq_len: 32, phase: prefill}
+    search: {strategy: nsga2, seed: 0, population_size: 4}
+""")
+
+
+@pytest.fixture
+def tiny_space_text() -> str:
+    return TINY_SPACE
+
+
+@pytest.fixture
+def tiny_space_file(tmp_path, tiny_space_text):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(tiny_space_text)
+    return path

@@ -1,0 +1,38 @@
+import pytest
+
+from nas.errors import BudgetError
+from nas.orchestrator.budget import format_seconds, parse_budget
+
+
+@pytest.mark.parametrize("text,unit,amount,kind", [
+    ("100gpuh", "device_seconds", 360000, "gpu"),
+    ("2cpuh", "device_seconds", 7200, "cpu"),
+    ("0.5gpuh", "device_seconds", 1800, "gpu"),
+    ("30m", "wall_seconds", 1800, None),
+    ("2h", "wall_seconds", 7200, None),
+    ("90s", "wall_seconds", 90, None),
+    ("50trials", "trials", 50, None),
+    ("1 trial", "trials", 1, None),
+    ("6M", "wall_seconds", 360, None),
+])
+def test_parse_budget(text, unit, amount, kind):
+    budget = parse_budget(text)
+    assert (budget.unit, budget.amount, budget.device_kind) == (unit, amount, kind)
+
+
+@pytest.mark.parametrize("text", ["", "100", "gpuh", "10 parsecs", "-3m", "0m", "2.5trials"])
+def test_bad_budget_names_the_accepted_forms(text):
+    with pytest.raises(BudgetError):
+        parse_budget(text)
+
+
+def test_describe():
+    assert parse_budget("6m").describe(190) == "3m 10s of 6m 00s wall clock"
+    assert parse_budget("10trials").describe(4) == "4 of 10 trials"
+    assert parse_budget("2cpuh").describe(3600) == "1 of 2 cpuh"
+
+
+def test_format_seconds():
+    assert format_seconds(42) == "42s"
+    assert format_seconds(185) == "3m 05s"
+    assert format_seconds(7800) == "2h 10m"

@@ -1,0 +1,171 @@
+"""Loading and validating space files: good ones compile, bad ones fail with one clear line."""
+
+import optuna
+import pytest
+
+from nas.errors import SpaceError
+from nas.searchspace import load, loads
+from nas.searchspace.layout import attention_count, attention_positions
+
+
+def test_tiny_space_compiles(tiny_space_text):
+    space = loads(tiny_space_text, "tiny.yaml")
+    assert space.name == "tiny"
+    assert space.vocab_size == 16
+    assert space.directions == ["maximize", "minimize"]
+    assert space.strategy == "nsga2"
+    assert space.latency_requests() == ({"name": "latency_ms", "batch": 1, "seq_len": 32,
+                                         "phase": "prefill"},)
+
+
+def test_decision_graph_conditions(tiny_space_text):
+    g = loads(tiny_space_text).graph
+    ratio = "model.hybrid.full_attention_ratio"
+    assert set(g.predecessors("model.token_mixers.attention.heads")) == {ratio}
+    assert set(g.predecessors("model.hybrid.placement")) == {ratio}
+    assert set(g.predecessors("model.token_mixers.short_conv.kernel_size")) == {
+        "model.hybrid.other"}
+    cond = g.edges["model.hybrid.other", "model.token_mixers.short_conv.kernel_size"]["condition"]
+    assert cond.holds("short_conv") and not cond.holds("linear_attention")
+    cond = g.edges[ratio, "model.hybrid.placement"]["condition"]
+    assert cond.holds(0.5) and not cond.holds(0) and not cond.holds(1.0)
+
+
+def sample_many(space, n=40, seed=0):
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    specs, params = [], []
+    for _ in range(n):
+        trial = study.ask()
+        specs.append(space.sample(trial))
+        params.append(dict(trial.params))
+        study.tell(trial, 0.0)
+    return specs, params
+
+
+def test_sampling_respects_conditions(tiny_space_text):
+    space = loads(tiny_space_text)
+    specs, params = sample_many(space)
+    for spec, p in zip(specs, params, strict=True):
+        ratio = p["model.hybrid.full_attention_ratio"]
+        kinds = set(spec.mixer_kinds)
+        if ratio == 0:
+            assert "attention" not in kinds
+            assert not any(k.startswith("model.token_mixers.attention") for k in p)
+            assert "model.hybrid.placement" not in p
+        if ratio == 1:
+            assert kinds == {"attention"} and "model.hybrid.other" not in p
+        if "short_conv" not in kinds:
+            assert "model.token_mixers.short_conv.kernel_size" not in p
+        for layer in spec.layers:
+            knobs = layer.mixer.knobs
+            if layer.mixer.kind == "attention":  # canonical: 'full' resolved, defaults explicit
+                assert isinstance(knobs["kv_heads"], int)
+                assert knobs["heads"] % knobs["kv_heads"] == 0
+                assert knobs["rope"] is True
+        assert spec.training_config["steps"] == 20
+        assert 1e-3 <= spec.training_config["lr"] <= 1e-2
+    seen = {s.short_form() for s in specs}
+    assert len(seen) > 3  # the sampler really explores
+
+
+def test_sampling_is_reproducible(tiny_space_text):
+    space = loads(tiny_space_text)
+    first = [s.config_hash for s in sample_many(space, 10, seed=3)[0]]
+    again = [s.config_hash for s in sample_many(space, 10, seed=3)[0]]
+    assert first == again
+
+
+def test_kv_heads_full_hashes_like_explicit(tiny_space_text):
+    full = tiny_space_text.replace("kv_heads: {choice: [1, full]}", "kv_heads: full")
+    explicit = tiny_space_text.replace("kv_heads: {choice: [1, full]}", "kv_heads: 4").replace(
+        "heads: {choice: [2, 4]}", "heads: 4")
+    full = full.replace("heads: {choice: [2, 4]}", "heads: 4")
+    fixed = {"model.d_model": 32, "model.n_layers": 2, "model.norm": "rmsnorm",
+             "model.hybrid.full_attention_ratio": 1, "model.channel_mixer.kind": "mlp",
+             "training.lr": 1e-3}
+    a = loads(full).sample(optuna.trial.FixedTrial(fixed))
+    b = loads(explicit).sample(optuna.trial.FixedTrial(fixed))
+    assert a.arch_hash == b.arch_hash
+
+
+@pytest.mark.parametrize("n,ratio,count", [(4, 0.5, 2), (4, 0.25, 1), (2, 0.25, 1), (3, 0.9, 2),
+                                           (1, 0.5, 1), (4, 0, 0), (4, 1, 4)])
+def test_attention_count(n, ratio, count):
+    assert attention_count(n, ratio) == count
+
+
+@pytest.mark.parametrize("placement,expected", [("interleave", (1, 3)), ("first", (0, 1)),
+                                                ("last", (2, 3))])
+def test_attention_positions(placement, expected):
+    assert attention_positions(4, 2, placement) == expected
+    assert attention_positions(6, 2, "interleave") == (2, 5)
+
+
+# -- errors: one line, naming the file, the key and the fix ----------------------------------
+
+
+BAD = [
+    ("model:\n  d_model: [", "line", "not valid YAML"),
+    ("- a list", "", "must be a YAML mapping"),
+    ("name: x\n", "task", "required key is missing"),
+    ("@REPLACE   hybrid:|  hybridd:", "model.hybridd", "keys allowed here: d_model, n_layers"),
+    ("@REPLACE d_model: {choice: [16, 32]}|d_model: [16, 32]", "model.d_model", "choice"),
+    ("@REPLACE d_model: {choice: [16, 32]}|d_model: {choice: [16, -2]}", "model.d_model",
+     "positive integer"),
+    ("@REPLACE short_conv: {kernel_size: {choice: [2, 3]}}|short_conv: {width: 3}",
+     "model.token_mixers.short_conv.width", "known knobs: kernel_size"),
+    ("@REPLACE short_conv:|shortconv:", "model.token_mixers.shortconv", "unknown token mixer"),
+    ("@REPLACE heads: {choice: [2, 4]}|heads: {choice: [3, 4]}", "model.token_mixers.attention",
+     "d_model"),
+    ("@REPLACE choice: [0, 0.5, 1]|choice: [0, 1.5]", "model.hybrid.full_attention_ratio",
+     "[0, 1]"),
+    ("@REPLACE placement: {choice: [interleave, first, last]}|placement: middle",
+     "model.hybrid.placement", "interleave"),
+    ("@REPLACE kind: {choice: [mlp, swiglu]}|kind: moe", "model.channel_mixer.kind", "swiglu"),
+    ("@REPLACE expansion: 2|expand: 2", "model.channel_mixer.expand", "known knobs"),
+    ("@REPLACE loguniform: [1.0e-3, 1.0e-2]|loguniform: [0, 1.0e-2]", "training.lr",
+     "positive lower bound"),
+    ("@REPLACE steps: 20|steps: 0", "training.steps", ">= 1"),
+    ("@REPLACE num_kv_pairs: 3|num_kv_pairs: 30", "task", "num_kv_pairs"),
+    ("@REPLACE name: accuracy|name: acc", "objectives.0.name", "unknown objective"),
+    ("@REPLACE strategy: nsga2|strategy: cmaes", "search.strategy", "nsga2"),
+]
+
+
+@pytest.mark.parametrize("edit,key,words", BAD)
+def test_bad_space_gives_one_clear_line(tmp_path, tiny_space_text, edit, key, words):
+    if edit.startswith("@REPLACE "):
+        old, new = edit[len("@REPLACE "):].split("|")
+        assert old in tiny_space_text
+        text = tiny_space_text.replace(old, new, 1)
+    else:
+        text = edit
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(SpaceError) as info:
+        load(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(str(path))
+    assert key in message and words in message, message
+
+
+def test_missing_file_is_a_space_error(tmp_path):
+    with pytest.raises(SpaceError, match="file not found"):
+        load(tmp_path / "nope.yaml")
+
+
+def test_ratio_needed_when_attention_and_others_declared(tiny_space_text):
+    text = tiny_space_text.replace("  hybrid:\n", "  hybrid_off:\n")
+    text = text.replace("    full_attention_ratio: {choice: [0, 0.5, 1]}\n", "").replace(
+        "    placement: {choice: [interleave, first, last]}\n", "").replace("  hybrid_off:\n", "")
+    with pytest.raises(SpaceError, match="full_attention_ratio: required"):
+        loads(text)
+
+
+def test_only_attention_needs_no_hybrid_section(tiny_space_text):
+    text = tiny_space_text.replace("    linear_attention: {heads: 2}\n", "").replace(
+        "    short_conv: {kernel_size: {choice: [2, 3]}}\n", "").replace(
+        "    full_attention_ratio: {choice: [0, 0.5, 1]}\n", "    full_attention_ratio: 1\n")
+    specs, _ = sample_many(loads(text), 5)
+    assert all(set(s.mixer_kinds) == {"attention"} for s in specs)

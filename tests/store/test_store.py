@@ -1,0 +1,122 @@
+"""The store against a real SQLite database: writes, reads, front, ledger, crash safety."""
+
+import sqlite3
+
+import pytest
+
+from nas.errors import StoreError
+from nas.spec import ArchSpec, LayerSpec, ModuleSpec
+from nas.store import COMPLETE, DUPLICATE, FAIL, RUNNING, Store
+
+OBJECTIVES = [{"name": "accuracy", "direction": "maximize"},
+              {"name": "latency_ms", "direction": "minimize"}]
+
+
+def spec(d_model=32, lr=1e-3) -> ArchSpec:
+    layer = LayerSpec(ModuleSpec.make("short_conv", kernel_size=4),
+                      ModuleSpec.make("mlp", expansion=2, activation="gelu"))
+    return ArchSpec(d_model=d_model, vocab_size=16, layers=(layer,), training={"lr": lr})
+
+
+def new_run(store, name=None):
+    return store.create_run(
+        name=name, base_name="space", space_path="s.yaml", space_text="name: space",
+        space_hash="abc", objectives=OBJECTIVES, strategy="nsga2", seed=0, budget="5trials",
+        budget_unit="trials", budget_amount=5, versions={"nas": "0"}, host="h",
+    )
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(f"sqlite:///{tmp_path}/sub/dir/nas.db")
+    yield s
+    s.close()
+
+
+def finish(store, run, number, acc, lat, seconds=2.0):
+    store.start_trial(run.id, number, spec(d_model=16 * (number + 1)), worker="w")
+    store.complete_trial(run.id, number, values={"accuracy": acc, "latency_ms": lat},
+                         metrics={"accuracy": acc, "latency_ms": lat, "params": 1000 + number},
+                         curve=[(10, "train_loss", 2.0), (20, "train_loss", 1.5)],
+                         device="cpu", device_seconds=seconds, wall_seconds=seconds)
+
+
+def test_runs_are_named_and_listed(store):
+    a, b = new_run(store), new_run(store)
+    assert (a.name, b.name) == ("space-1", "space-2")
+    assert new_run(store, name="mine").name == "mine"
+    with pytest.raises(StoreError, match="already exists"):
+        new_run(store, name="mine")
+    assert [r.name for r in store.runs()] == ["space-1", "space-2", "mine"]
+    assert store.run("space-2").id == b.id
+    assert store.run(str(b.id)).name == "space-2"
+    with pytest.raises(StoreError, match="recent runs: mine"):
+        store.run("nope")
+
+
+def test_trials_front_ledger(store):
+    run = new_run(store)
+    finish(store, run, 0, 0.9, 5.0)
+    finish(store, run, 1, 0.5, 1.0)
+    finish(store, run, 2, 0.4, 2.0)  # dominated by trial 1
+    store.start_trial(run.id, 3, spec(), worker="w")
+    store.fail_trial(run.id, 3, error="ValueError: boom", device_seconds=1.0, wall_seconds=1.0)
+    store.start_trial(run.id, 4, spec(d_model=64), worker="w")
+
+    trials = store.trials(run.name)
+    assert [t.state for t in trials] == [COMPLETE, COMPLETE, COMPLETE, FAIL, RUNNING]
+    assert [t.number for t in store.pareto(run.name)] == [0, 1]
+    t0 = store.trial(run.name, 0)
+    assert t0.values == {"accuracy": 0.9, "latency_ms": 5.0} and t0.params == 1000
+    assert t0.spec["d_model"] == 16 and t0.short_form == "C"
+    assert store.curve(run.name, 0) == [(10, "train_loss", 2.0), (20, "train_loss", 1.5)]
+    assert store.trial(run.name, 3).error == "ValueError: boom"
+    assert store.ledger(run.id) == (7.0, 7.0, 4)
+    summary = store.run(run.name)
+    assert (summary.trials_complete, summary.trials_total, summary.device_seconds) == (3, 5, 7.0)
+
+    # a better trial knocks others off the front
+    finish(store, run, 5, 0.95, 0.5)
+    assert [t.number for t in store.pareto(run.name)] == [5]
+
+    store.finish_run(run.id, "interrupted", "Ctrl-C")
+    assert store.trial(run.name, 4).state == FAIL  # nothing is left RUNNING
+    assert store.run(run.name).status == "interrupted"
+
+
+def test_duplicates_are_answered_from_the_store(store):
+    run = new_run(store)
+    finish(store, run, 0, 0.9, 5.0)
+    original = store.find_complete(run.id, spec(d_model=16).config_hash)
+    assert original is not None and original.number == 0
+    assert store.find_complete(run.id, spec(d_model=16, lr=9e-3).config_hash) is None
+    store.add_duplicate(run.id, 1, spec(d_model=16), original)
+    dup = store.trial(run.name, 1)
+    assert dup.state == DUPLICATE and dup.duplicate_of == 0 and dup.values == original.values
+    assert store.ledger(run.id)[2] == 1  # duplicates cost nothing
+
+
+def test_finished_trials_survive_a_crashed_writer(tmp_path):
+    url = f"sqlite:///{tmp_path}/nas.db"
+    store = Store(url)
+    run = new_run(store)
+    finish(store, run, 0, 0.9, 5.0)
+    # a writer dies in the middle of a transaction: nothing of it may land
+    with pytest.raises(RuntimeError), store.transaction() as s:
+        from nas.store.models import TrialRow
+        s.add(TrialRow(run_id=run.id, number=1, state=COMPLETE, spec_json="{}", arch_hash="x",
+                       config_hash="x", short_form="C", d_model=1, n_layers=1))
+        s.flush()
+        raise RuntimeError("killed")
+    store.close()
+    reopened = Store(url)
+    assert [t.number for t in reopened.trials(run.name)] == [0]
+    # and the file is a healthy SQLite database in WAL mode
+    with sqlite3.connect(f"{tmp_path}/nas.db") as raw:
+        assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_bad_url_is_a_store_error():
+    with pytest.raises(StoreError, match="cannot parse storage URL"):
+        Store("not a url")
