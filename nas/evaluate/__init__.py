@@ -2,7 +2,7 @@
 
 from nas.evaluate.errors import TrialDiverged
 from nas.evaluate.latency import SUPPORTED_PHASES, LatencyResult, measure_latency
-from nas.evaluate.train import EVAL_SEED_OFFSET, TrainResult, evaluate, lr_factor, train
+from nas.evaluate.training import EVAL_SEED_OFFSET, TrainResult, evaluate, lr_factor, train
 from nas.evaluate.trial import TrialRequest, TrialResult, run_trial
 
 __all__ = [

@@ -1,12 +1,15 @@
 """One trial, as a worker process runs it: build, time, train, score.
 
 Requests and results are plain frozen data (strings, dicts, numbers), so they pickle across
-process and machine boundaries. Latency is measured first, on the untrained model: it does not
-depend on the weights, and it is then known even if training diverges.
+process and machine boundaries. Latency is measured first, on a copy of the untrained model: it
+does not depend on the weights, it is then known even if training diverges, and whatever a
+forward under inference_mode caches inside blocks (inference tensors that autograd would later
+refuse) stays out of the model that is trained.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,8 +19,8 @@ import torch
 
 from nas.blocks import build_model
 from nas.evaluate.device import describe_device
-from nas.evaluate.latency import measure_latency
-from nas.evaluate.train import CurvePoint, evaluate, train
+from nas.evaluate.latency import SUPPORTED_PHASES, measure_latency
+from nas.evaluate.training import CurvePoint, evaluate, train
 from nas.spec import ArchSpec
 from nas.tasks import make_task
 
@@ -69,6 +72,9 @@ def run_trial(request: TrialRequest) -> TrialResult:
     task = make_task(request.task)
     recipe = training_options(spec.training_config)
     timings = [latency_options(entry) for entry in request.latency]
+    names = [options["name"] for options in timings]
+    if len(set(names)) < len(names):
+        raise ValueError(f"latency entries need distinct names, got {names}")
     if spec.vocab_size < task.vocab_size:
         raise ValueError(
             f"spec vocab_size={spec.vocab_size} is smaller than the task's "
@@ -79,11 +85,16 @@ def run_trial(request: TrialRequest) -> TrialResult:
     model = build_model(spec, seed=request.seed, device=request.device)
     metrics: dict[str, float] = {"params": float(model.num_params())}
 
-    for options in timings:
-        name = options.pop("name")
-        timing = measure_latency(model, vocab_size=spec.vocab_size, seed=request.seed, **options)
-        metrics[name] = timing.median_ms
-        metrics[f"{name}_spread"] = timing.spread
+    if timings:
+        timed = copy.deepcopy(model)
+        for options in timings:
+            name = options.pop("name")
+            timing = measure_latency(
+                timed, vocab_size=spec.vocab_size, seed=request.seed, **options
+            )
+            metrics[name] = timing.median_ms
+            metrics[f"{name}_spread"] = timing.spread
+        del timed
 
     trained = train(model, task, **recipe, seed=request.seed)
     scores = evaluate(model, task, n_examples=request.eval_examples, seed=request.seed)
@@ -127,6 +138,12 @@ def latency_options(entry: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(
             f"latency entry name {name!r} must be a non-empty string other than "
             f"{', '.join(RESERVED_METRICS)}"
+        )
+    phase = entry.get("phase", "prefill")
+    if phase not in SUPPORTED_PHASES:
+        raise ValueError(
+            f"latency entry {name!r}: unsupported phase {phase!r}; "
+            f"supported: {', '.join(SUPPORTED_PHASES)}"
         )
     return dict(entry)
 

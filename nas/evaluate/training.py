@@ -7,7 +7,7 @@ The recipe, fp32 throughout:
   applies only to matrices (parameters with >= 2 dims), never to biases or norm gains.
 * Learning rate: linear warmup over the first ``warmup_fraction`` of the steps (default 10%),
   then cosine decay to 10% of the peak at the last step.
-* Gradient-norm clipping at ``grad_clip`` (default 1.0; None disables it).
+* Gradient-norm clipping at ``grad_clip`` (default 1.0; None or 0 disables it).
 * Batches are drawn from a ``torch.Generator`` seeded with ``seed``; held-out evaluation draws
   from one seeded with ``seed + EVAL_SEED_OFFSET``, a stream training never sees.
 
@@ -99,8 +99,8 @@ def train(
         raise ValueError(f"warmup_fraction must be in [0, 1], got {warmup_fraction}")
     if weight_decay < 0:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-    if grad_clip is not None:
-        _check_positive(grad_clip=grad_clip)
+    if grad_clip is not None and grad_clip < 0:
+        raise ValueError(f"grad_clip must be >= 0 (0 or None: no clipping), got {grad_clip}")
 
     device = model_device(model)
     generator = torch.Generator().manual_seed(seed)
@@ -122,7 +122,7 @@ def train(
         loss = masked_loss(model(inputs), targets)  # logits (B, T, V) -> scalar
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if grad_clip is not None:
+        if grad_clip:
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
 

@@ -1,0 +1,103 @@
+"""measure_latency: stopping rules, fresh inputs, scaling with length, phases."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+from torch import nn
+
+from nas.blocks import build_model
+from nas.evaluate import SUPPORTED_PHASES, measure_latency
+from nas.evaluate.latency import quantile, relative_spread
+
+
+class Recorder(nn.Module):
+    """Records every batch it sees; optionally sleeps to look slow."""
+
+    def __init__(self, sleep: float = 0.0) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+        self.sleep, self.seen, self.grad_enabled = sleep, [], []
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        self.seen.append(tokens.clone())
+        self.grad_enabled.append(torch.is_grad_enabled())
+        time.sleep(self.sleep)
+        return tokens.float()
+
+
+def test_real_model_latency_is_positive_and_bounded(make_spec):
+    model = build_model(make_spec(), seed=0)
+    model.train()
+    result = measure_latency(
+        model, batch=2, seq_len=32, vocab_size=16, min_repeats=5, max_repeats=20
+    )
+    assert result.median_ms > 0 and result.spread >= 0
+    assert 5 <= result.repeats <= 20
+    assert model.training, "the model's mode is restored"
+
+
+def test_longer_sequences_take_longer(make_spec):
+    model = build_model(make_spec(), seed=0)
+    kwargs = {"batch": 1, "vocab_size": 16, "min_repeats": 5, "max_seconds": 1.0}
+    short = measure_latency(model, seq_len=8, **kwargs)
+    long = measure_latency(model, seq_len=2048, **kwargs)  # 256x the tokens
+    assert long.median_ms > 3 * short.median_ms, (short, long)
+
+
+def test_fresh_nonzero_tokens_warmups_untimed_and_inference_mode():
+    model = Recorder()
+    result = measure_latency(
+        model, batch=3, seq_len=50, vocab_size=2, warmup=2, min_repeats=4, max_repeats=4
+    )
+    assert result.repeats == 4
+    assert len(model.seen) == 2 + 4  # warmups ran, but only the repeats were counted
+    assert all(t.shape == (3, 50) and t.dtype == torch.long for t in model.seen)
+    assert all((t == 1).all() for t in model.seen), "tokens come from [1, V): never padding"
+    assert not any(model.grad_enabled)
+
+
+def test_each_pass_gets_a_fresh_batch():
+    model = Recorder()
+    measure_latency(model, batch=2, seq_len=64, vocab_size=1000, min_repeats=3, max_repeats=3)
+    batches = {tuple(t.flatten().tolist()) for t in model.seen}
+    assert len(batches) == len(model.seen)
+
+
+def test_stops_at_max_repeats_when_spread_never_small_enough():
+    result = measure_latency(
+        Recorder(), batch=1, seq_len=4, vocab_size=8, warmup=0, min_repeats=3, max_repeats=7,
+        target_rel_spread=-1.0, max_seconds=60.0,
+    )
+    assert result.repeats == 7
+
+
+def test_stops_after_max_seconds_once_min_repeats_are_done():
+    result = measure_latency(
+        Recorder(sleep=0.02), batch=1, seq_len=4, vocab_size=8, warmup=0, min_repeats=3,
+        max_repeats=1000, target_rel_spread=-1.0, max_seconds=0.1,
+    )
+    assert 3 <= result.repeats <= 10
+    assert result.median_ms >= 20
+
+
+def test_unsupported_phase_names_the_supported_ones():
+    assert SUPPORTED_PHASES == ("prefill",)
+    with pytest.raises(ValueError, match="decode.*supported: prefill"):
+        measure_latency(Recorder(), batch=1, seq_len=4, vocab_size=8, phase="decode")
+
+
+def test_invalid_bounds():
+    with pytest.raises(ValueError, match="max_repeats"):
+        measure_latency(Recorder(), batch=1, seq_len=4, vocab_size=8, min_repeats=5, max_repeats=2)
+    with pytest.raises(ValueError, match="seq_len"):
+        measure_latency(Recorder(), batch=1, seq_len=0, vocab_size=8)
+
+
+def test_quantiles_and_spread():
+    assert quantile([4.0, 1.0, 3.0, 2.0, 5.0], 0.5) == 3.0
+    assert quantile([1.0, 2.0], 0.25) == pytest.approx(1.25)
+    assert relative_spread([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx(2.0 / 3.0)
+    assert relative_spread([7.0]) == 0.0

@@ -1,0 +1,78 @@
+"""run_trial end to end on a tiny spec, and its request validation."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+from nas.blocks import build_model
+from nas.evaluate import TrialRequest, TrialResult, run_trial
+
+TASK = {"kind": "mqar", "vocab_size": 16, "seq_len": 24, "num_kv_pairs": 3}
+RECIPE = {"steps": 20, "batch_size": 8, "lr": 3e-3, "warmup_fraction": 0.2, "grad_clip": 1.0}
+LATENCY = (
+    {"name": "latency_ms", "batch": 1, "seq_len": 64, "phase": "prefill", "max_seconds": 0.2},
+    {"name": "latency_b4_ms", "batch": 4, "seq_len": 32},
+)
+
+
+def request_for(spec, **changes) -> TrialRequest:
+    fields = {"spec_json": spec.to_json(), "task": TASK, "latency": LATENCY,
+              "eval_examples": 64} | changes
+    return TrialRequest(**fields)
+
+
+def test_run_trial_end_to_end(make_spec):
+    spec = make_spec(training=RECIPE)
+    torch.set_num_threads(2)  # the conftest fixture restores the count afterwards
+    request = request_for(spec, seed=3, num_threads=1)
+    assert pickle.loads(pickle.dumps(request)) == request
+
+    result = run_trial(request)
+
+    assert isinstance(result, TrialResult)
+    assert set(result.metrics) == {
+        "accuracy", "loss", "params", "train_seconds",
+        "latency_ms", "latency_ms_spread", "latency_b4_ms", "latency_b4_ms_spread",
+    }
+    assert result.metrics["params"] == build_model(spec, seed=3).num_params()
+    assert 0.0 <= result.metrics["accuracy"] <= 1.0
+    assert result.metrics["latency_ms"] > 0 and result.metrics["train_seconds"] > 0
+    assert result.device == "cpu (1 thread)" and torch.get_num_threads() == 1
+    assert result.wall_seconds >= result.metrics["train_seconds"]
+
+    train_points = [p for p in result.curve if p[1] == "train_loss"]
+    assert [p[0] for p in train_points] == [10, 20]
+    assert (20, "val_accuracy", result.metrics["accuracy"]) in result.curve
+    assert (20, "val_loss", result.metrics["loss"]) in result.curve
+    assert pickle.loads(pickle.dumps(result)) == result
+
+
+def test_run_trial_is_deterministic_without_latency(make_spec):
+    request = request_for(make_spec(training=RECIPE), latency=())
+    first, second = run_trial(request), run_trial(request)
+    assert first.curve == second.curve
+    assert set(first.metrics) == {"accuracy", "loss", "params", "train_seconds"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"training": {"steps": 5, "batch_size": 4}}, "missing lr"),
+        ({"training": RECIPE | {"momentum": 0.9}}, "unknown momentum.*accepted keys"),
+        ({"latency": ({"name": "l", "batch": 1, "seq_len": 8, "phase": "decode"},)},
+         "supported: prefill"),
+        ({"latency": ({"name": "l", "batch": 1, "seqlen": 8},)}, "missing seq_len"),
+        ({"latency": ({"name": "accuracy", "batch": 1, "seq_len": 8},)}, "name 'accuracy'"),
+        ({"latency": (LATENCY[0], LATENCY[0])}, "distinct names"),
+        ({"task": {"kind": "mqar", "vocab_size": 32}}, "vocab_size"),
+    ],
+)
+def test_invalid_requests_fail_before_building_a_model(make_spec, monkeypatch, changes, message):
+    monkeypatch.setattr("nas.evaluate.trial.build_model", pytest.fail)
+    training = changes.pop("training", RECIPE)
+    request = request_for(make_spec(training=training), **changes)
+    with pytest.raises(ValueError, match=message):
+        run_trial(request)
