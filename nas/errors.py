@@ -15,6 +15,9 @@ class SpaceError(NasError):
         where = f"{path}: {key}: " if key else f"{path}: "
         super().__init__(where + problem + (f" — fix: {fix}" if fix else ""))
 
+    def __reduce__(self):  # pickle by the constructor's own arguments
+        return (type(self), (self.path, self.key, self.problem, self.fix))
+
 
 class BudgetError(NasError):
     """A --budget string that cannot be parsed."""

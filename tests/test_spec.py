@@ -50,3 +50,17 @@ def test_arch_hash_is_stable_across_processes():
 
 def test_short_form():
     assert make_spec().short_form() == "C-A"
+
+
+def test_domain_errors_pickle():
+    """Errors cross process boundaries (worker -> driver) intact."""
+    import pickle
+
+    from nas.errors import SpaceError
+    from nas.evaluate.errors import TrialDiverged
+    from nas.orchestrator.executor import TrialFailed
+
+    for exc in (SpaceError("a.yaml", "model.x", "bad", "fix it"), TrialDiverged(10, float("nan")),
+                TrialFailed("ValueError: x", "Traceback ...")):
+        again = pickle.loads(pickle.dumps(exc))
+        assert type(again) is type(exc) and str(again) == str(exc)

@@ -17,3 +17,6 @@ class TrialDiverged(NasError):
             f"training diverged: loss is {loss} by step {step}; "
             "fix: lower the learning rate or tighten grad_clip"
         )
+
+    def __reduce__(self):  # pickle by the constructor's own arguments
+        return (type(self), (self.step, self.loss))

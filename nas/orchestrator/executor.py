@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
+import traceback
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -21,6 +22,19 @@ from nas.evaluate.trial import TrialRequest, TrialResult
 
 class WorkerLost(RuntimeError):
     """The process running a trial died before returning."""
+
+
+class TrialFailed(RuntimeError):
+    """A trial raised inside its worker. Carries the original 'Type: message' and the worker's
+    traceback as plain strings, so it always pickles back to the driver (an exception class
+    with a custom __init__ may not, and an unpicklable result breaks the whole pool)."""
+
+    def __init__(self, message: str, worker_traceback: str = "") -> None:
+        super().__init__(message, worker_traceback)
+        self.message, self.worker_traceback = message, worker_traceback
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -40,7 +54,10 @@ def _run_in_worker(request: TrialRequest) -> WorkerOutput:
     from nas.evaluate.trial import run_trial
 
     start = time.perf_counter()
-    result = run_trial(request)
+    try:
+        result = run_trial(request)
+    except Exception as exc:
+        raise TrialFailed(f"{type(exc).__name__}: {exc}", traceback.format_exc()) from None
     return WorkerOutput(result, f"pid {os.getpid()}", time.perf_counter() - start)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import platform
 import socket
 import time
-import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 
@@ -18,7 +17,7 @@ import optuna
 import nas
 from nas.evaluate.trial import TrialRequest
 from nas.orchestrator.budget import Budget
-from nas.orchestrator.executor import LocalExecutor, WorkerLost, WorkerOutput
+from nas.orchestrator.executor import LocalExecutor, TrialFailed, WorkerLost, WorkerOutput
 from nas.orchestrator.progress import Reporter, SearchState
 from nas.searchspace import SearchSpace
 from nas.spec import ArchSpec
@@ -200,9 +199,6 @@ class _Loop:
 
 def _describe_failure(exc: BaseException) -> str:
     """'Type: message' first, then the worker's traceback where there is one."""
-    head = f"{type(exc).__name__}: {exc}"
-    cause = exc.__cause__
-    remote = str(cause) if cause is not None and "Traceback" in str(cause) else ""
-    if not remote and exc.__traceback__ is not None:
-        remote = "".join(traceback.format_exception(exc)[-6:])
-    return head + ("\n" + remote.strip() if remote else "")
+    if isinstance(exc, TrialFailed):
+        return f"{exc.message}\n{exc.worker_traceback.strip()}".strip()
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,94 @@
+"""The search loop in-process: budgets, failed trials, killed workers, reproducibility."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+
+import pytest
+
+from nas.evaluate.trial import TrialRequest
+from nas.orchestrator.budget import parse_budget
+from nas.orchestrator.executor import LocalExecutor, WorkerLost
+from nas.orchestrator.progress import NullReporter
+from nas.orchestrator.search import SearchOptions, run_search
+from nas.searchspace import loads
+from nas.store import COMPLETE, FAIL, Store
+
+
+def search(text, tmp_path, budget, **kw):
+    url = f"sqlite:///{tmp_path}/nas.db"
+    options = SearchOptions(budget=parse_budget(budget), storage=url, threads=1, **kw)
+    outcome = run_search(loads(text, "space.yaml"), options, NullReporter())
+    return outcome, Store(url)
+
+
+def test_wall_clock_budget_stops_starting_trials(tmp_path, tiny_space_text):
+    start = time.monotonic()
+    outcome, store = search(tiny_space_text, tmp_path, "1s")
+    elapsed = time.monotonic() - start
+    trials = store.trials(outcome.run_name)
+    # the first trial starts at once; by the time it is done the second would overrun
+    assert [t.state for t in trials] == [COMPLETE]
+    assert outcome.status == "finished" and "budget spent" in outcome.message
+    assert elapsed < 120
+    device_seconds, _, charged = store.ledger(store.run(outcome.run_name).id)
+    assert charged == 1 and device_seconds == pytest.approx(trials[0].device_seconds)
+
+
+def test_device_hour_budget_is_charged_from_the_ledger(tmp_path, tiny_space_text):
+    outcome, store = search(tiny_space_text, tmp_path, "0.0001cpuh")  # 0.36 device-seconds
+    run = store.run(outcome.run_name)
+    assert run.trials_total == 1 and run.device_seconds > 0.36
+
+
+def test_a_failing_trial_is_recorded_and_the_search_goes_on(tmp_path, tiny_space_text):
+    diverging = tiny_space_text.replace("lr: {loguniform: [1.0e-3, 1.0e-2]}", "lr: 1.0e+6")
+    outcome, store = search(diverging, tmp_path, "2trials")
+    trials = store.trials(outcome.run_name)
+    assert [t.state for t in trials] == [FAIL, FAIL]
+    assert all("TrialDiverged" in t.error for t in trials)
+    assert store.ledger(store.run(outcome.run_name).id)[2] == 2  # failures are charged
+    assert outcome.front == [] and outcome.status == "finished"
+
+
+def test_same_seed_same_candidates(tmp_path, tiny_space_text):
+    a, store_a = search(tiny_space_text, tmp_path / "a", "3trials", seed=7)
+    b, store_b = search(tiny_space_text, tmp_path / "b", "3trials", seed=7)
+    hashes = [[t.config_hash for t in s.trials(o.run_name)] for o, s in ((a, store_a),
+                                                                          (b, store_b))]
+    assert hashes[0] == hashes[1]
+    values = [[t.values for t in s.trials(o.run_name)] for o, s in ((a, store_a), (b, store_b))]
+    accuracies = [[v["accuracy"] for v in run if v] for run in values]
+    assert accuracies[0] == accuracies[1]  # training is deterministic per seed
+
+
+def test_killed_worker_fails_its_trial_and_the_pool_recovers(tiny_space_text):
+    space = loads(tiny_space_text)
+    spec = space.assemble({
+        "model.d_model": 32, "model.n_layers": 2, "model.norm": "rmsnorm",
+        "model.hybrid.full_attention_ratio": 0.5, "model.hybrid.placement": "last",
+        "model.hybrid.other": "short_conv", "model.channel_mixer.kind": "mlp",
+        "training.steps": 2000, "training.batch_size": 8, "training.lr": 1e-3,
+    })
+    request = TrialRequest(spec_json=spec.to_json(), task=space.task, num_threads=1)
+    executor = LocalExecutor(workers=1, threads=1)
+    try:
+        future = executor.submit(request)
+        deadline = time.monotonic() + 60
+        while not multiprocessing.active_children() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(3)  # let it get into training
+        for child in multiprocessing.active_children():
+            os.kill(child.pid, signal.SIGKILL)
+        with pytest.raises(WorkerLost):
+            future.result(timeout=60)
+        executor.heal()
+        quick = TrialRequest(spec_json=spec.to_json().replace('"steps":2000', '"steps":5'),
+                             task=space.task, num_threads=1)
+        output = executor.submit(quick).result(timeout=120)
+        assert output.result.metrics["params"] > 0
+    finally:
+        executor.shutdown(cancel=True)
