@@ -7,7 +7,6 @@ BIN    := $(VENV)/bin
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned: a CPU build that installs from local disk on the project's machines
 	$(BIN)/pip install -q torch==2.13.0
 

@@ -157,6 +157,17 @@ def train_steps(model, batches, lr=1e-3) -> float:
     return time.perf_counter() - start
 
 
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pattern", default="C-A-C-A", help="layers: A attention, C short conv")
@@ -191,8 +202,7 @@ def main() -> None:
     ours_sps = args.steps / statistics.median(t_ours)
     hand_sps = args.steps / statistics.median(t_hand)
     device = (torch.cuda.get_device_name() if args.device.startswith("cuda")
-              else f"{platform.processor() or platform.machine()} CPU, "
-                   f"{torch.get_num_threads()} threads")
+              else f"{cpu_name()}, {torch.get_num_threads()} threads")
     print(f"device: {device}; torch {torch.__version__}")
     print(f"shape: {args.pattern} d_model={args.d_model} heads={args.heads} swiglu×"
           f"{args.expansion} batch={args.batch} seq_len={args.seq_len}; "
