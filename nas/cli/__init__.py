@@ -72,10 +72,10 @@ def database_location(url: str) -> str:
     """An absolute file path for SQLite URLs, the URL (password hidden) otherwise."""
     from sqlalchemy.engine import make_url
 
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        return str(Path(parsed.database).expanduser().resolve())
-    return parsed.render_as_string(hide_password=True)
+    from nas.store.store import sqlite_path
+
+    path = sqlite_path(url)
+    return str(path) if path else make_url(url).render_as_string(hide_password=True)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -173,7 +173,7 @@ def runs(storage: str = StorageOpt, fmt: str = FormatOpt) -> None:
     from nas.cli.render import print_json, run_to_dict, runs_table
 
     check_format(fmt)
-    records = Store(resolve_storage(storage)).runs()
+    records = Store(resolve_storage(storage), create=False).runs()
     if fmt == "json":
         print_json(console, [run_to_dict(r) for r in records])
     else:
@@ -205,7 +205,7 @@ def _list_trials(run_ref: str, storage: str | None, fmt: str, front_only: bool,
     from nas.cli.render import print_json, trials_table
 
     check_format(fmt)
-    store = Store(resolve_storage(storage))
+    store = Store(resolve_storage(storage), create=False)
     run = store.run(run_ref)
     records = store.pareto(run.id) if front_only else store.trials(
         run.id, states=[state.upper()] if state else None)
@@ -228,7 +228,7 @@ def show(ref: str = typer.Argument(..., metavar="RUN/NUMBER", help="e.g. quickst
     run_ref, _, number = ref.rpartition("/")
     if not run_ref or not number.isdigit():
         raise NasError(f"expected RUN/NUMBER such as quickstart-1/3, got {ref!r}")
-    store = Store(resolve_storage(storage))
+    store = Store(resolve_storage(storage), create=False)
     run = store.run(run_ref)
     trial = store.trial(run.id, int(number))
     curve = store.curve(run.id, int(number))

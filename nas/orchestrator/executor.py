@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import time
 import traceback
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -47,6 +48,8 @@ class WorkerOutput:
 def _init_worker(num_threads: int) -> None:
     import torch
 
+    # Ctrl-C reaches the whole process group; the driver alone decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(num_threads)
 
 
@@ -118,4 +121,10 @@ class LocalExecutor:
             self._pool = self._new_pool()
 
     def shutdown(self, cancel: bool = False) -> None:
-        self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
+        """Stop the workers. cancel=False waits for running trials; cancel=True drops queued
+        ones and terminates the worker processes at once (their trials are lost)."""
+        if cancel:
+            # ProcessPoolExecutor has no public way to stop running work before Python 3.14.
+            for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+                process.terminate()
+        self._pool.shutdown(wait=True, cancel_futures=cancel)

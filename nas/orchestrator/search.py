@@ -13,8 +13,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 
 import optuna
+from sqlalchemy.exc import SQLAlchemyError
 
 import nas
+from nas.errors import StoreError
 from nas.evaluate.trial import TrialRequest
 from nas.orchestrator.budget import Budget
 from nas.orchestrator.executor import LocalExecutor, TrialFailed, WorkerLost, WorkerOutput
@@ -80,16 +82,25 @@ def run_search(space: SearchSpace, options: SearchOptions, reporter: Reporter) -
                         threads=executor.threads)
     loop = _Loop(space, options, store, run.id, study, executor, state, reporter, seed)
     status, message = "failed", "the search stopped on an unexpected error"
+    database_error = None
     reporter.start(state)
     try:
         message = loop.run()
         status = "finished"
     except KeyboardInterrupt:
         status, message = "interrupted", "interrupted by the user (Ctrl-C)"
+    except SQLAlchemyError as exc:  # disk full, database gone, ...: stop, keep what is stored
+        database_error = f"cannot write to {options.storage}: {getattr(exc, 'orig', None) or exc}"
+        message = database_error
     finally:
         executor.shutdown(cancel=True)
-        store.finish_run(run.id, status, message)
         reporter.stop(state)
+        try:
+            store.finish_run(run.id, status, message)
+        except SQLAlchemyError:
+            pass  # the database itself is failing; every finished trial is already committed
+    if database_error:
+        raise StoreError(database_error + "; every trial finished before it is stored")
     outcome = SearchOutcome(run.name, status, message, store.pareto(run.id))
     store.close()
     return outcome

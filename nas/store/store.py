@@ -124,6 +124,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite URL (None for other backends and in-memory databases)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).expanduser().resolve()
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL, a busy timeout and its folder created."""
     try:
@@ -148,8 +159,15 @@ def make_engine(url: str) -> Engine:
 class Store:
     """All reads and writes of nas results. Thread-safe for readers; one writer (the driver)."""
 
-    def __init__(self, url: str = DEFAULT_URL) -> None:
+    def __init__(self, url: str = DEFAULT_URL, *, create: bool = True) -> None:
+        """Open `url`, creating missing tables; with create=False a missing SQLite file is a
+        StoreError instead (queries should not leave empty databases behind)."""
         self.url = url
+        if not create:
+            path = sqlite_path(url)
+            if path is not None and not path.exists():
+                raise StoreError(f"no database at {path}; run `nas search` first, or pass "
+                                 "--storage (or set NAS_STORAGE) to the database of your runs")
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         try:
@@ -302,21 +320,19 @@ class Store:
 
     def trial(self, ref: str | int, number: int) -> TrialRecord:
         with self.transaction() as s:
-            run = self._run_row(s, ref)
-            row = s.scalar(select(TrialRow).where(
-                TrialRow.run_id == run.id, TrialRow.number == number))
-            if row is None:
-                raise StoreError(f"run {run.name!r} has no trial {number}")
-            return _trial_record(row)
+            return _trial_record(self._trial_by_ref(s, ref, number))
 
     def curve(self, ref: str | int, number: int) -> list[tuple[int, str, float]]:
+        """(step, metric name, value) points of one trial, in step order."""
         with self.transaction() as s:
-            run = self._run_row(s, ref)
-            row = s.scalar(select(TrialRow).where(
-                TrialRow.run_id == run.id, TrialRow.number == number))
-            if row is None:
-                raise StoreError(f"run {run.name!r} has no trial {number}")
-            return [(m.step, m.name, m.value) for m in row.curve]
+            return [(m.step, m.name, m.value) for m in self._trial_by_ref(s, ref, number).curve]
+
+    def _trial_by_ref(self, s: Session, ref: str | int, number: int) -> TrialRow:
+        run = self._run_row(s, ref)
+        row = s.scalar(select(TrialRow).where(TrialRow.run_id == run.id, TrialRow.number == number))
+        if row is None:
+            raise StoreError(f"run {run.name!r} has no trial {number}")
+        return row
 
     def find_complete(self, run_id: int, config_hash: str) -> TrialRecord | None:
         """A completed trial of this run with the same architecture and training recipe."""

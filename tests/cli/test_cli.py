@@ -111,3 +111,16 @@ def test_validate_prints_the_decisions(tiny_space_file):
     out = nas("validate", str(tiny_space_file))
     assert out.returncode == 0, out.stderr
     assert "model.hybrid.placement" in out.stdout and "training.lr" in out.stdout
+
+
+def test_queries_never_create_a_database(tmp_path):
+    out = nas("runs", cwd=tmp_path)
+    assert out.returncode == 2 and "no database at" in out.stderr
+    assert not (tmp_path / "nas.db").exists()
+
+
+def test_import_nas_is_light():
+    code = ("import sys, nas; heavy = [m for m in ('torch', 'ray', 'triton', 'optuna') "
+            "if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stderr

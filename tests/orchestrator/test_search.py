@@ -92,3 +92,29 @@ def test_killed_worker_fails_its_trial_and_the_pool_recovers(tiny_space_text):
         assert output.result.metrics["params"] > 0
     finally:
         executor.shutdown(cancel=True)
+
+
+def test_database_failure_stops_the_search_and_keeps_finished_trials(
+        tmp_path, tiny_space_text, monkeypatch):
+    """Disk full (or the server gone) mid-search: one clear StoreError, earlier trials intact."""
+    from sqlalchemy.exc import OperationalError
+
+    from nas.errors import StoreError
+
+    real = Store.complete_trial
+    calls = []
+
+    def flaky(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            raise OperationalError("INSERT", {}, Exception("database or disk is full"))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "complete_trial", flaky)
+    with pytest.raises(StoreError, match="disk is full"):
+        search(tiny_space_text, tmp_path, "3trials")
+    monkeypatch.setattr(Store, "complete_trial", real)
+    store = Store(f"sqlite:///{tmp_path}/nas.db")
+    run = store.runs()[0]
+    assert run.status == "failed"
+    assert [t.state for t in store.trials(run.name)] == [COMPLETE, FAIL]
