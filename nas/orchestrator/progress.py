@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -118,7 +118,7 @@ class RichReporter:
         if self._live is not None:
             self._live.stop()
 
-    def _panel(self) -> Group | Table:
+    def _panel(self) -> Table:
         state = self._state
         if state is None:
             return Table()
@@ -129,8 +129,10 @@ class RichReporter:
                      f"{state.failed} failed · {state.duplicates} duplicates")
         budget = state.budget
         spent = time.monotonic() - state.started if budget.unit == "wall_seconds" else state.spent
-        bar = ProgressBar(total=1.0, completed=budget.fraction(spent), width=30)
-        grid.add_row("budget", Group(bar, budget.describe(spent)))
+        line = Table.grid(padding=(0, 1))
+        line.add_row(ProgressBar(total=1.0, completed=budget.fraction(spent), width=24),
+                     budget.describe(spent))
+        grid.add_row("budget", line)
         best = state.best()
         grid.add_row("best", "  ".join(f"{k} {format_value(k, v)}" for k, v in best.items())
                      or "-")
