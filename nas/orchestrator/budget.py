@@ -72,6 +72,8 @@ def parse_budget(text: str) -> Budget:
 def format_seconds(seconds: float) -> str:
     """Compact human duration: 42s, 3m 05s, 2h 10m."""
     seconds = max(0.0, seconds)
+    if seconds < 10:
+        return f"{seconds:.1f}s"
     if seconds < 60:
         return f"{seconds:.0f}s"
     minutes, secs = divmod(int(round(seconds)), 60)

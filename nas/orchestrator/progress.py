@@ -77,6 +77,9 @@ def describe_spec(spec: ArchSpec) -> str:
     return f"{spec.short_form()}  d={spec.d_model}  {spec.layers[0].channel_mixer.kind}"
 
 
+_DUPLICATES_SHOWN = 3
+
+
 class RichReporter:
     """A live panel refreshed twice a second, with a printed line per finished trial."""
 
@@ -84,6 +87,7 @@ class RichReporter:
         self.console = console or Console()
         self._state: SearchState | None = None
         self._live: Live | None = None
+        self._duplicate_run = 0  # consecutive duplicates printed since the last real trial
 
     def start(self, state: SearchState) -> None:
         self._state = state
@@ -102,17 +106,23 @@ class RichReporter:
         pass
 
     def trial_complete(self, number, spec, values, seconds) -> None:
+        self._duplicate_run = 0
         shown = "  ".join(f"{k}={format_value(k, v)}" for k, v in values.items())
         self.console.print(f"  trial {number:>3}  {describe_spec(spec):<28} {shown}  "
                            f"[dim]({format_seconds(seconds)})[/]")
 
     def trial_failed(self, number, spec, error) -> None:
+        self._duplicate_run = 0
         first = error.splitlines()[0] if error else "failed"
         self.console.print(f"  trial {number:>3}  {describe_spec(spec):<28} [red]FAILED[/] {first}")
 
     def trial_duplicate(self, number, spec, of) -> None:
-        self.console.print(f"  trial {number:>3}  {describe_spec(spec):<28} "
-                           f"[dim]same as trial {of}: answered from the database[/]")
+        self._duplicate_run += 1
+        if self._duplicate_run <= _DUPLICATES_SHOWN:
+            self.console.print(f"  trial {number:>3}  {describe_spec(spec):<28} "
+                               f"[dim]same as trial {of}: answered from the database[/]")
+        elif self._duplicate_run == _DUPLICATES_SHOWN + 1:
+            self.console.print("  [dim]… more duplicates (counted in the panel)[/]")
 
     def stop(self, state: SearchState) -> None:
         if self._live is not None:

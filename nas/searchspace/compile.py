@@ -348,7 +348,8 @@ class _Compiler:
                     raise self.error(f"{key}.{knob_name}", problem)
             problems = info.cls.validate(int(d_model), **knobs)
             if problems:
-                raise self.error(key, f"{problems[0]} (d_model={d_model}, knobs {picked})",
+                where = "" if "d_model" in problems[0] else f" at d_model={d_model}"
+                raise self.error(key, f"{problems[0]}{where} (searched knobs {picked})",
                                  "choose values that work with every d_model in the space")
 
     def _training(self) -> None:

@@ -34,5 +34,6 @@ def test_describe():
 
 def test_format_seconds():
     assert format_seconds(42) == "42s"
+    assert format_seconds(0.44) == "0.4s"
     assert format_seconds(185) == "3m 05s"
     assert format_seconds(7800) == "2h 10m"
