@@ -75,7 +75,7 @@ def run_search(space: SearchSpace, options: SearchOptions, reporter: Reporter) -
         budget_amount=options.budget.amount, versions=versions(), host=socket.gethostname(),
     )
     study = create_study(run.name, space.directions, space.strategy, seed,
-                         space.config.search.population_size)
+                         space.config.search.population_size, storage=options.storage)
     executor = LocalExecutor(options.workers, options.threads)
     state = SearchState(run_name=run.name, storage=options.storage, budget=options.budget,
                         objectives=objectives, started=time.monotonic(), workers=options.workers,

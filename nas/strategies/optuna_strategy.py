@@ -1,7 +1,9 @@
 """Optuna-backed strategies behind one factory: `nsga2`, `tpe`, `random`.
 
 The search drives Optuna through ask/tell, so Optuna decides *what* to try while nas decides
-where and when it runs. The study lives in memory for now; the nas store is the record.
+where and when it runs. The study is stored in the run's own database under the run's name (Optuna's
+tables beside the `nas_` ones), so `optuna-dashboard sqlite:///nas.db` and
+`optuna trials --storage sqlite:///nas.db --study-name RUN` show every search.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import warnings
 from collections.abc import Sequence
 
 import optuna
+
+from nas.errors import StoreError
 
 STRATEGIES = ("nsga2", "tpe", "random")
 
@@ -33,8 +37,14 @@ def make_sampler(
 
 
 def create_study(name: str, directions: Sequence[str], strategy: str, seed: int,
-                 population_size: int = 16) -> optuna.Study:
-    """An in-memory study with one direction per objective."""
+                 population_size: int = 16, storage: str | None = None) -> optuna.Study:
+    """A new study named `name` with one direction per objective, in `storage` (a database
+    URL; None keeps it in memory). Raises StoreError if that database already has the name."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = make_sampler(strategy, seed, population_size)
-    return optuna.create_study(study_name=name, directions=list(directions), sampler=sampler)
+    try:
+        return optuna.create_study(study_name=name, directions=list(directions),
+                                   sampler=sampler, storage=storage)
+    except optuna.exceptions.DuplicatedStudyError:
+        raise StoreError(f"an Optuna study named {name!r} already exists in {storage}; "
+                         "choose another --name") from None

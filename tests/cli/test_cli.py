@@ -124,3 +124,16 @@ def test_import_nas_is_light():
             "if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_optuna_sees_the_same_study(searched):
+    """The Optuna study lives in the run's database under the run's name."""
+    import optuna
+
+    _, url, _ = searched
+    study = optuna.load_study(study_name="t", storage=url)
+    store_values = {t.number: t.values for t in Store(url).trials("t") if t.values}
+    optuna_values = {t.number: t.values for t in study.trials if t.values is not None}
+    assert optuna_values and set(optuna_values) == set(store_values)
+    for number, values in optuna_values.items():
+        assert values == [store_values[number]["accuracy"], store_values[number]["latency_ms"]]
