@@ -107,7 +107,8 @@ def trial_detail(run: RunRecord, trial: TrialRecord,
     model.add_row("d_model", str(spec["d_model"]))
     model.add_row("vocab_size", str(spec["vocab_size"]))
     model.add_row("norm", spec.get("norm", "rmsnorm"))
-    model.add_row("training", ", ".join(f"{k}={v}" for k, v in sorted(spec["training"].items())))
+    model.add_row("training", ", ".join(f"{k}={_short(v)}"
+                                        for k, v in sorted(spec["training"].items())))
     parts: list[Any] = [head, layers, model]
     if trial.metrics:
         metrics = Table(title="metrics", title_justify="left", header_style="bold")
@@ -124,6 +125,10 @@ def trial_detail(run: RunRecord, trial: TrialRecord,
     if trial.error:
         parts.append(f"[bold red]error[/]\n{trial.error}")
     return parts
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _module_text(module: dict[str, Any]) -> str:
