@@ -377,7 +377,8 @@ class _Compiler:
                 raise self.error(
                     f"{key}.name", f"unknown objective {objective.name!r}",
                     f"use one of {', '.join(KNOWN_METRICS)}, or a latency objective "
-                    "(a name starting with 'latency' and `phase: prefill`)",
+                    "(a name starting with 'latency' and a `phase`: prefill, decode or "
+                    "train_step)",
                 )
 
 

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-LATENCY_PHASES = ("prefill",)
+LATENCY_PHASES = ("prefill", "decode", "train_step")
 KNOWN_METRICS = {"accuracy": "maximize", "loss": "minimize", "params": "minimize"}
 
 
@@ -48,7 +48,7 @@ class ObjectiveConfig(_Strict):
 
     name: str
     goal: Literal["maximize", "minimize"] | None = None
-    phase: Literal["prefill"] | None = None
+    phase: Literal["prefill", "decode", "train_step"] | None = None
     batch: int = Field(default=1, ge=1)
     seq_len: int | None = Field(default=None, ge=1)
 

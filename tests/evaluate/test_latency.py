@@ -84,9 +84,52 @@ def test_stops_after_max_seconds_once_min_repeats_are_done():
 
 
 def test_unsupported_phase_names_the_supported_ones():
-    assert SUPPORTED_PHASES == ("prefill",)
-    with pytest.raises(ValueError, match="decode.*supported: prefill"):
-        measure_latency(Recorder(), batch=1, seq_len=4, vocab_size=8, phase="decode")
+    assert SUPPORTED_PHASES == ("prefill", "decode", "train_step")
+    with pytest.raises(ValueError, match="generate.*supported: prefill, decode, train_step"):
+        measure_latency(Recorder(), batch=1, seq_len=4, vocab_size=8, phase="generate")
+
+
+class StepCounter(nn.Module):
+    """A 'model' whose state counts the tokens it has been stepped through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.contexts: list[int] = []
+
+    def step(self, tokens: torch.Tensor, state: int | None):
+        context = state or 0
+        self.contexts.append(context)
+        assert tokens.shape == (3,) and bool((tokens > 0).all())
+        return tokens.float(), context + 1
+
+
+def test_decode_times_one_token_after_a_full_context():
+    model = StepCounter()
+    result = measure_latency(model, batch=3, seq_len=50, vocab_size=8, phase="decode", warmup=2,
+                             min_repeats=4, max_repeats=4)
+    assert result.repeats == 4
+    # 50 untimed context steps, then warmups and timed tokens continue from context 50
+    assert model.contexts[:50] == list(range(50))
+    assert model.contexts[50:] == list(range(50, 56))
+
+
+def test_decode_of_a_real_model_grows_with_context_for_attention(make_spec):
+    model = build_model(make_spec(), seed=0)
+    short, long = (measure_latency(model, batch=1, seq_len=n, vocab_size=16, phase="decode",
+                                   min_repeats=9, max_repeats=9) for n in (4, 2048))
+    assert long.median_ms > short.median_ms  # the KV cache is really attended over
+
+
+def test_train_step_trains_a_copy_and_leaves_the_model_alone(make_spec):
+    model = build_model(make_spec(), seed=0).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = measure_latency(model, batch=2, seq_len=16, vocab_size=16, phase="train_step",
+                             min_repeats=3, max_repeats=3)
+    assert result.median_ms > 0
+    assert not model.training
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.grad is None for p in model.parameters())
 
 
 def test_invalid_bounds():

@@ -62,8 +62,8 @@ def test_run_trial_is_deterministic_without_latency(make_spec):
     [
         ({"training": {"steps": 5, "batch_size": 4}}, "missing lr"),
         ({"training": RECIPE | {"momentum": 0.9}}, "unknown momentum.*accepted keys"),
-        ({"latency": ({"name": "l", "batch": 1, "seq_len": 8, "phase": "decode"},)},
-         "supported: prefill"),
+        ({"latency": ({"name": "l", "batch": 1, "seq_len": 8, "phase": "generate"},)},
+         "supported: prefill, decode, train_step"),
         ({"latency": ({"name": "l", "batch": 1, "seqlen": 8},)}, "missing seq_len"),
         ({"latency": ({"name": "accuracy", "batch": 1, "seq_len": 8},)}, "name 'accuracy'"),
         ({"latency": (LATENCY[0], LATENCY[0])}, "distinct names"),
@@ -76,3 +76,11 @@ def test_invalid_requests_fail_before_building_a_model(make_spec, monkeypatch, c
     request = request_for(make_spec(training=training), **changes)
     with pytest.raises(ValueError, match=message):
         run_trial(request)
+
+
+def test_every_latency_phase_reaches_the_metrics(make_spec):
+    latency = tuple({"name": f"latency_{p}", "batch": 1, "seq_len": 16, "phase": p,
+                     "max_repeats": 5} for p in ("prefill", "decode", "train_step"))
+    result = run_trial(request_for(make_spec(training=RECIPE), latency=latency))
+    for entry in latency:
+        assert result.metrics[entry["name"]] > 0
