@@ -1,12 +1,16 @@
 """Channel mixers: the position-wise feed-forward half of each layer.
 
-`mlp` is the Transformer's two-layer MLP (Vaswani et al. 2017) with a GELU or ReLU. `swiglu` is
-the gated variant of Shazeer 2020 ("GLU Variants Improve Transformer"): silu(x W1) * (x W2),
-then W3. Three matrices instead of two, so its hidden width is 2/3 of the MLP's (rounded up to a
-multiple of 8) to keep the parameter count, and the FLOPs, about equal at the same expansion.
+`mlp` is the Transformer's two-layer MLP (Vaswani et al. 2017) with a GELU, a ReLU or a squared
+ReLU (relu(x)², So et al. 2021, "Primer"). `swiglu` and `geglu` are the gated variants of
+Shazeer 2020 ("GLU Variants Improve Transformer"): act(x W1) * (x W2), then W3, with act = SiLU
+(Swish) or GELU. Three matrices instead of two, so their hidden width is 2/3 of the MLP's
+(rounded up to a multiple of 8) to keep the parameter count, and the FLOPs, about equal at the
+same expansion.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -15,7 +19,13 @@ import torch.nn.functional as F
 from nas.blocks.base import ChannelMixer, mark_residual_out
 from nas.blocks.registry import Knob, register_block
 
-ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu}
+
+def relu2(x: torch.Tensor) -> torch.Tensor:
+    """Squared ReLU, relu(x)²."""
+    return F.relu(x).square()
+
+
+ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu, "relu2": relu2}
 
 
 @register_block(
@@ -23,7 +33,7 @@ ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu}
     "channel_mixer",
     knobs=[
         Knob("expansion", int, 4, minimum=1, doc="hidden width = expansion * d_model"),
-        Knob("activation", str, "gelu", choices=("gelu", "relu")),
+        Knob("activation", str, "gelu", choices=tuple(ACTIVATIONS)),
     ],
 )
 class MLP(ChannelMixer):
@@ -55,35 +65,55 @@ def swiglu_hidden(d_model: int, expansion: int) -> int:
     return -(-hidden // 8) * 8
 
 
-@register_block(
-    "swiglu",
-    "channel_mixer",
-    knobs=[
-        Knob(
-            "expansion",
-            int,
-            4,
-            minimum=1,
-            doc="sized like an mlp of this expansion: hidden = 2/3 * expansion * d_model",
-        ),
-    ],
+_GLU_KNOBS = (
+    Knob(
+        "expansion",
+        int,
+        4,
+        minimum=1,
+        doc="sized like an mlp of this expansion: hidden = 2/3 * expansion * d_model",
+    ),
 )
-class SwiGLU(ChannelMixer):
-    """Gated MLP, out(silu(x W1) * x W2), no biases; W1 and W2 are one fused matmul."""
+GLU_ACTIVATIONS = {"silu": F.silu, "gelu": F.gelu}
+
+
+class GatedMLP(ChannelMixer):
+    """Gated MLP, out(act(x W1) * x W2), no biases; W1 and W2 are one fused matmul.
+
+    Not registered itself: each registered subclass names its activation (``activation``, a key
+    of GLU_ACTIVATIONS).
+    """
+
+    activation: ClassVar[str]
 
     def __init__(self, d_model: int, layer_idx: int, expansion: int = 4) -> None:
         super().__init__(d_model, layer_idx)
         self._raise_if_invalid(expansion=expansion)
+        self.act = GLU_ACTIVATIONS[self.activation]
         self.hidden = swiglu_hidden(d_model, expansion)
         self.fc = nn.Linear(d_model, 2 * self.hidden, bias=False)
         self.proj = mark_residual_out(nn.Linear(self.hidden, d_model, bias=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate, up = self.fc(x).chunk(2, dim=-1)  # (..., hidden) each
-        return self.proj(F.silu(gate) * up)
+        return self.proj(self.act(gate) * up)
 
     def num_params(self) -> int:
         return 3 * self.d_model * self.hidden
 
     def flops_per_token(self, seq_len: int) -> float:
         return float(2 * 3 * self.d_model * self.hidden)
+
+
+@register_block("swiglu", "channel_mixer", knobs=_GLU_KNOBS)
+class SwiGLU(GatedMLP):
+    """Gated MLP with SiLU (Swish), out(silu(x W1) * x W2), no biases."""
+
+    activation = "silu"
+
+
+@register_block("geglu", "channel_mixer", knobs=_GLU_KNOBS)
+class GeGLU(GatedMLP):
+    """Gated MLP with GELU, out(gelu(x W1) * x W2), no biases; sized like swiglu."""
+
+    activation = "gelu"
