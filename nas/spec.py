@@ -168,6 +168,8 @@ MIXER_LETTERS: dict[str, str] = {
     "attention": "A",
     "linear_attention": "L",
     "short_conv": "C",
+    "identity": "I",
+    "mean_pool": "P",
 }
 
 

@@ -238,3 +238,48 @@ def show(ref: str = typer.Argument(..., metavar="RUN/NUMBER", help="e.g. quickst
         return
     for part in trial_detail(run, trial, curve):
         console.print(part)
+
+
+# ------------------------------------------------------------------------------------------------
+# blocks
+# ------------------------------------------------------------------------------------------------
+
+blocks_app = typer.Typer(name="blocks", help="The registered token and channel mixers.",
+                         no_args_is_help=True)
+app.add_typer(blocks_app, name="blocks")
+BLOCK_ROLES = ("token_mixer", "channel_mixer")
+
+
+@blocks_app.command("list")
+@user_errors
+def blocks_list(
+    pattern: str = typer.Argument("*", help="Glob over block names, e.g. '*attention*'."),
+    role: str = typer.Option(None, "--role", help="Only token_mixer or channel_mixer blocks."),
+) -> None:
+    """List the registered blocks matching PATTERN, with their knobs."""
+    from rich.table import Table
+
+    from nas.blocks import get_block, list_blocks
+
+    if role is not None and role not in BLOCK_ROLES:
+        raise NasError(f"unknown --role {role!r}; use one of {', '.join(BLOCK_ROLES)}")
+    names = list_blocks(pattern, role=role)  # type: ignore[arg-type]
+    if not names:
+        known = ", ".join(list_blocks(role=role))  # type: ignore[arg-type]
+        raise NasError(f"no {role or 'block'} matches {pattern!r}; known: {known}")
+    table = Table(title=f"blocks matching {pattern!r}", title_justify="left",
+                  header_style="bold", show_lines=True)
+    for column in ("name", "role", "knobs (type = default, allowed)", "what it is"):
+        table.add_column(column)
+    for name in names:
+        info = get_block(name)
+        knobs = []
+        for knob in info.knobs:
+            text = f"{knob.name}: {knob.type.__name__} = {knob.default!r}"
+            if knob.choices is not None:
+                text += " {" + ", ".join(map(str, knob.choices)) + "}"
+            if knob.minimum is not None:
+                text += f" (>= {knob.minimum:g})"
+            knobs.append(text)
+        table.add_row(name, info.role, "\n".join(knobs) or "(none)", info.doc)
+    console.print(table)

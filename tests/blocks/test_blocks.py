@@ -38,11 +38,28 @@ B = 2
 
 # Knob settings per block beyond its defaults; a block missing here runs at its defaults only.
 KNOB_CASES: dict[str, list[dict]] = {
-    "attention": [{}, {"kv_heads": 1}, {"kv_heads": 2, "rope": False}, {"heads": 2}],
-    "linear_attention": [{}, {"feature_map": "relu"}, {"heads": 2}],
+    "attention": [{}, {"kv_heads": 1}, {"kv_heads": 2, "rope": False}, {"heads": 2},
+                  # variants; windows here stay near T=70 because the FLOPs contract counts the
+                  # dense masked kernel (window 16 runs the contracts in test_attention_variants)
+                  {"gate": "headwise"}, {"gate": "elementwise", "kv_heads": 2},
+                  {"query_heads": 2}, {"query_heads": 2, "kv_heads": 1, "gate": "elementwise"},
+                  {"window": 64, "sinks": 2}, {"window": 64, "kv_heads": 1, "gate": "headwise"}],
+    "linear_attention": [
+        {},
+        {"feature_map": "relu"},
+        {"heads": 2},
+        {"decay": "fixed"},
+        {"decay": "gla"},
+        {"decay": "fixed", "feature_map": "identity", "normalize": "rmsnorm"},  # RetNet-like
+        {"decay": "gla", "feature_map": "identity", "normalize": "rmsnorm", "output_gate": True},
+        {"decay": "gla", "feature_map": "relu", "normalize": "none", "heads": 2},
+        {"feature_map": "identity", "normalize": "none", "output_gate": True},
+        {"normalize": "rmsnorm", "output_gate": True},
+    ],
     "short_conv": [{}, {"kernel_size": 2}],
-    "mlp": [{}, {"activation": "relu", "expansion": 2}],
+    "mlp": [{}, {"activation": "relu", "expansion": 2}, {"activation": "relu2"}],
     "swiglu": [{}, {"expansion": 2}],
+    "geglu": [{}, {"expansion": 2}],
 }
 
 
@@ -380,7 +397,7 @@ def test_build_model_rejects_unknown_and_invalid():
         channel = channel or ModuleSpec.make("mlp")
         return ArchSpec(d_model=D, vocab_size=16, layers=(LayerSpec(mixer, channel),))
 
-    with pytest.raises(KeyError, match="attention, linear_attention, short_conv"):
+    with pytest.raises(KeyError, match="attention, identity, linear_attention, mean_pool, short"):
         build_model(spec_with(ModuleSpec.make("mamba")))
     with pytest.raises(KeyError, match="mlp, swiglu"):
         build_model(spec_with(ModuleSpec.make("attention"), ModuleSpec.make("attention")))
