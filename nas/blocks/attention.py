@@ -209,8 +209,12 @@ class Attention(TokenMixer):
     @classmethod
     def canonicalize(cls, knobs: dict) -> dict:
         """Spell defaults that depend on other knobs as numbers: `query_heads: None` is the heads
-        count, `kv_heads: full` (or None) one kv head per query head."""
+        count, `kv_heads: full` (or None) one kv head per query head. Sinks only exist inside a
+        sliding window, so without one they are 0 (a space may then search `window: {choice:
+        [null, 64]}` beside `sinks: 4`)."""
         knobs = dict(knobs)
+        if "window" in knobs and knobs["window"] is None and "sinks" in knobs:
+            knobs["sinks"] = 0
         if "query_heads" in knobs and knobs["query_heads"] is None:
             if isinstance(knobs.get("heads"), int):
                 knobs["query_heads"] = knobs["heads"]

@@ -169,3 +169,18 @@ def test_only_attention_needs_no_hybrid_section(tiny_space_text):
         "    full_attention_ratio: {choice: [0, 0.5, 1]}\n", "    full_attention_ratio: 1\n")
     specs, _ = sample_many(loads(text), 5)
     assert all(set(s.mixer_kinds) == {"attention"} for s in specs)
+
+
+def test_sinks_are_inactive_without_a_window(tiny_space_text):
+    text = tiny_space_text.replace(
+        "kv_heads: {choice: [1, full]}}",
+        "kv_heads: {choice: [1, full]}, window: {choice: [null, 8]}, sinks: 2}")
+    specs, params = sample_many(loads(text), 30)
+    for spec in specs:
+        for layer in spec.layers:
+            if layer.mixer.kind == "attention":
+                knobs = layer.mixer.knobs
+                assert knobs["sinks"] == (2 if knobs["window"] == 8 else 0)
+    windows = {layer.mixer.knobs["window"] for s in specs for layer in s.layers
+               if layer.mixer.kind == "attention"}
+    assert windows == {None, 8}
