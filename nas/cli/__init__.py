@@ -114,11 +114,34 @@ def search(
             console.print("[yellow]note:[/] no GPU here; the time of CPU workers is charged "
                           "against the gpuh budget")
     options = SearchOptions(budget=parsed, storage=url, name=name, seed=seed, workers=workers)
-    outcome = run_search(compiled, options, RichReporter(console))
-    store = Store(url)
-    run = store.run(outcome.run_name)
+    _report_outcome(run_search(compiled, options, RichReporter(console)), url)
+
+
+@app.command()
+@user_errors
+def resume(
+    run: str = typer.Argument(..., help="The run to take up again (name or id)."),
+    budget: str = typer.Option(None, "--budget", "-b", help="A new total budget for the run "
+                               "(default: its own). Work already done counts against it."),
+    storage: str = StorageOpt,
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Worker processes."),
+) -> None:
+    """Continue a stopped, interrupted or crashed run until its budget is spent."""
+    from nas.orchestrator.budget import parse_budget
+    from nas.orchestrator.progress import RichReporter
+    from nas.orchestrator.search import SearchOptions, resume_search
+
+    url = resolve_storage(storage)
+    options = SearchOptions(budget=parse_budget(budget) if budget else None, storage=url,
+                            workers=workers)
+    _report_outcome(resume_search(run, options, RichReporter(console)), url)
+
+
+def _report_outcome(outcome: Any, url: str) -> None:
+    """The end of a search: how it stopped, the front, where the results are."""
     from nas.cli.render import trials_table
 
+    run = Store(url).run(outcome.run_name)
     console.print(f"\n[bold]{outcome.status}[/]: {outcome.message}")
     console.print(trials_table(f"Pareto front of {run.name} ({len(outcome.front)} of "
                                f"{run.trials_complete} completed trials)", run, outcome.front))
@@ -126,6 +149,7 @@ def search(
     console.print(f"explore:  nas trials {run.name} --storage {url}    "
                   f"nas show {run.name}/<trial> --storage {url}")
     if outcome.status != "finished":
+        console.print(f"resume:   nas resume {run.name} --storage {url}")
         raise typer.Exit(1)
 
 

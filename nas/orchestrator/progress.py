@@ -37,6 +37,10 @@ class SearchState:
     device_seconds: float = 0.0
     front: list[TrialRecord] = field(default_factory=list)
 
+    def elapsed(self) -> float:
+        """Wall-clock seconds of the search, earlier sessions of a resumed run included."""
+        return time.monotonic() - self.started
+
     def best(self) -> dict[str, float]:
         """Best value of each objective so far (always attained on the front)."""
         out = {}
@@ -138,7 +142,7 @@ class RichReporter:
         grid.add_row("trials", f"{state.complete} complete · {state.running} running · "
                      f"{state.failed} failed · {state.duplicates} duplicates")
         budget = state.budget
-        spent = time.monotonic() - state.started if budget.unit == "wall_seconds" else state.spent
+        spent = state.elapsed() if budget.unit == "wall_seconds" else state.spent
         line = Table.grid(padding=(0, 1))
         line.add_row(ProgressBar(total=1.0, completed=budget.fraction(spent), width=24),
                      budget.describe(spent))

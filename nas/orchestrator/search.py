@@ -6,11 +6,12 @@ one transaction before the strategy hears of it, so a crash loses at most the tr
 
 from __future__ import annotations
 
+import os
 import platform
 import socket
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import optuna
 from sqlalchemy.exc import SQLAlchemyError
@@ -18,13 +19,13 @@ from sqlalchemy.exc import SQLAlchemyError
 import nas
 from nas.errors import StoreError
 from nas.evaluate.trial import TrialRequest
-from nas.orchestrator.budget import Budget
+from nas.orchestrator.budget import Budget, parse_budget
 from nas.orchestrator.executor import LocalExecutor, TrialFailed, WorkerLost, WorkerOutput
 from nas.orchestrator.progress import Reporter, SearchState
 from nas.searchspace import SearchSpace
 from nas.spec import ArchSpec
-from nas.store import Store, TrialRecord
-from nas.strategies.optuna_strategy import create_study
+from nas.store import RunRecord, Store, TrialRecord
+from nas.strategies.optuna_strategy import create_study, load_study
 
 # Consecutive samples that were all duplicates before we call the space exhausted.
 MAX_DUPLICATE_STREAK = 200
@@ -33,7 +34,7 @@ _POLL_SECONDS = 0.5
 
 @dataclass(frozen=True)
 class SearchOptions:
-    budget: Budget
+    budget: Budget | None  # None only when resuming: the run's own budget
     storage: str
     name: str | None = None
     seed: int | None = None  # overrides the space's search.seed
@@ -64,7 +65,7 @@ def versions() -> dict[str, str]:
 
 
 def run_search(space: SearchSpace, options: SearchOptions, reporter: Reporter) -> SearchOutcome:
-    """Run one search to its budget's end (or Ctrl-C); returns the stored outcome."""
+    """Run a new search to its budget's end (or Ctrl-C); returns the stored outcome."""
     store = Store(options.storage)
     seed = space.config.search.seed if options.seed is None else options.seed
     objectives = [{"name": o.name, "direction": o.direction} for o in space.objectives]
@@ -73,13 +74,57 @@ def run_search(space: SearchSpace, options: SearchOptions, reporter: Reporter) -
         space_hash=space.space_hash, objectives=objectives, strategy=space.strategy, seed=seed,
         budget=options.budget.text, budget_unit=options.budget.unit,
         budget_amount=options.budget.amount, versions=versions(), host=socket.gethostname(),
+        driver_pid=os.getpid(),
     )
     study = create_study(run.name, space.directions, space.strategy, seed,
                          space.config.search.population_size, storage=options.storage)
+    return _drive(space, options, store, run, study, seed, reporter)
+
+
+def resume_search(run_name: str, options: SearchOptions, reporter: Reporter) -> SearchOutcome:
+    """Take up a stopped or crashed run where it left off, in the same database.
+
+    The space is the one stored with the run; finished trials are kept and count against the
+    budget (`options.budget`, or the run's own when None); trials a dead driver left RUNNING
+    become FAIL and are told to the Optuna study, whose sampler continues on a fresh stream.
+    """
+    store = Store(options.storage, create=False)
+    run = store.run(run_name)
+    _refuse_if_alive(run)
+    from nas.searchspace import loads
+
+    space = loads(run.space_text, run.space_path)
+    budget = options.budget or parse_budget(run.budget)
+    store.reopen_run(run.id, driver_pid=os.getpid(), host=socket.gethostname(),
+                     budget=(budget.text, budget.unit, budget.amount))
+    run = store.run(run.id)
+    study = load_study(run.name, run.strategy, run.seed, space.config.search.population_size,
+                       storage=options.storage)
+    return _drive(space, replace(options, budget=budget), store, run, study, run.seed, reporter)
+
+
+def _refuse_if_alive(run: RunRecord) -> None:
+    """Two drivers on one run would both write: refuse while the recorded one is alive."""
+    if run.status != "running" or run.host != socket.gethostname() or not run.driver_pid:
+        return
+    try:
+        os.kill(run.driver_pid, 0)
+    except ProcessLookupError:
+        return  # it died without finishing the run: safe to take over
+    except PermissionError:
+        pass
+    raise StoreError(f"run {run.name!r} is still being searched by process {run.driver_pid} on "
+                     "this host; stop it (Ctrl-C) before resuming")
+
+
+def _drive(space: SearchSpace, options: SearchOptions, store: Store, run: RunRecord,
+           study: optuna.Study, seed: int, reporter: Reporter) -> SearchOutcome:
+    """The part new and resumed searches share: run the loop, record how it ended."""
     executor = LocalExecutor(options.workers, options.threads)
     state = SearchState(run_name=run.name, storage=options.storage, budget=options.budget,
-                        objectives=objectives, started=time.monotonic(), workers=options.workers,
-                        threads=executor.threads)
+                        objectives=run.objectives,
+                        started=time.monotonic() - run.elapsed_seconds,
+                        workers=options.workers, threads=executor.threads)
     loop = _Loop(space, options, store, run.id, study, executor, state, reporter, seed)
     status, message = "failed", "the search stopped on an unexpected error"
     database_error = None
@@ -96,7 +141,7 @@ def run_search(space: SearchSpace, options: SearchOptions, reporter: Reporter) -
         executor.shutdown(cancel=True)
         reporter.stop(state)
         try:
-            store.finish_run(run.id, status, message)
+            store.finish_run(run.id, status, message, elapsed_seconds=state.elapsed())
         except SQLAlchemyError:
             pass  # the database itself is failing; every finished trial is already committed
     if database_error:
@@ -132,7 +177,7 @@ class _Loop:
         if budget.unit == "device_seconds":
             self.state.spent = device_seconds
         elif budget.unit == "wall_seconds":
-            self.state.spent = time.monotonic() - self.state.started
+            self.state.spent = self.state.elapsed()
         else:
             self.state.spent = charged
         self.state.device_seconds = device_seconds
@@ -201,6 +246,7 @@ class _Loop:
             self.run_id, number, values=values, metrics=result.metrics, curve=result.curve,
             device=result.device, device_seconds=output.seconds, wall_seconds=output.seconds,
         )
+        self.store.record_elapsed(self.run_id, self.state.elapsed())  # survives a crash
         self.study.tell(pending.trial, [values[n] for n in names])
         self.state.complete += 1
         self.state.running = len(self.pending)

@@ -52,6 +52,8 @@ class RunRow(Base):
     budget_amount: Mapped[float] = mapped_column(Float)
     versions: Mapped[dict[str, Any]] = mapped_column(JSON)  # nas, torch, python, optuna
     host: Mapped[str] = mapped_column(String(255))
+    driver_pid: Mapped[int | None] = mapped_column(Integer)  # the process searching it, on host
+    elapsed_seconds: Mapped[float] = mapped_column(Float, default=0.0)  # wall time, all sessions
     message: Mapped[str | None] = mapped_column(Text)  # why it stopped
 
     trials: Mapped[list[TrialRow]] = relationship(back_populates="run", cascade="all")

@@ -39,6 +39,7 @@ class RunRecord:
     finished_at: datetime | None
     space_path: str
     space_hash: str
+    space_text: str
     objectives: list[dict[str, str]]
     strategy: str
     seed: int
@@ -48,6 +49,8 @@ class RunRecord:
     versions: dict[str, str]
     host: str
     message: str | None
+    driver_pid: int | None = None
+    elapsed_seconds: float = 0.0
     trials_complete: int = 0
     trials_total: int = 0
     device_seconds: float = 0.0
@@ -95,9 +98,11 @@ def _run_record(row: RunRow, complete: int = 0, total: int = 0, used: float = 0.
     return RunRecord(
         id=row.id, name=row.name, status=row.status, created_at=row.created_at,
         finished_at=row.finished_at, space_path=row.space_path, space_hash=row.space_hash,
+        space_text=row.space_text,
         objectives=list(row.objectives), strategy=row.strategy, seed=row.seed, budget=row.budget,
         budget_unit=row.budget_unit, budget_amount=row.budget_amount, versions=dict(row.versions),
-        host=row.host, message=row.message, trials_complete=complete, trials_total=total,
+        host=row.host, message=row.message, driver_pid=row.driver_pid,
+        elapsed_seconds=row.elapsed_seconds or 0.0, trials_complete=complete, trials_total=total,
         device_seconds=used,
     )
 
@@ -203,14 +208,40 @@ class Store:
             s.flush()
             return _run_record(row)
 
-    def finish_run(self, run_id: int, status: str, message: str | None = None) -> None:
+    def finish_run(self, run_id: int, status: str, message: str | None = None,
+                   elapsed_seconds: float | None = None) -> None:
         with self.transaction() as s:
             row = s.get(RunRow, run_id)
             row.status, row.message, row.finished_at = status, message, utcnow()
-            for trial in s.scalars(
-                select(TrialRow).where(TrialRow.run_id == run_id, TrialRow.state == RUNNING)
-            ):
-                trial.state, trial.error, trial.finished_at = FAIL, f"run {status}", utcnow()
+            if elapsed_seconds is not None:
+                row.elapsed_seconds = elapsed_seconds
+            self._fail_running(s, run_id, f"run {status}")
+
+    def _fail_running(self, s: Session, run_id: int, reason: str) -> list[int]:
+        """Mark the run's RUNNING trials failed; their numbers."""
+        rows = list(s.scalars(
+            select(TrialRow).where(TrialRow.run_id == run_id, TrialRow.state == RUNNING)))
+        for trial in rows:
+            trial.state, trial.error, trial.finished_at = FAIL, reason, utcnow()
+        return [t.number for t in rows]
+
+    def reopen_run(self, run_id: int, *, driver_pid: int, host: str,
+                   budget: tuple[str, str, float] | None = None) -> list[int]:
+        """Take a stopped (or crashed) run up again: status running, new driver, optionally a
+        new (text, unit, amount) budget. Trials left RUNNING by a dead driver become FAIL;
+        returns their numbers."""
+        with self.transaction() as s:
+            row = s.get(RunRow, run_id)
+            row.status, row.message, row.finished_at = "running", None, None
+            row.driver_pid, row.host = driver_pid, host
+            if budget is not None:
+                row.budget, row.budget_unit, row.budget_amount = budget
+            return self._fail_running(s, run_id, "lost: the search driver stopped mid-trial")
+
+    def record_elapsed(self, run_id: int, seconds: float) -> None:
+        """Wall-clock seconds the run has been searched, over all its sessions."""
+        with self.transaction() as s:
+            s.get(RunRow, run_id).elapsed_seconds = seconds
 
     def runs(self) -> list[RunRecord]:
         with self.transaction() as s:

@@ -36,6 +36,19 @@ def make_sampler(
     raise ValueError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
 
 
+def load_study(name: str, strategy: str, seed: int, population_size: int = 16,
+               storage: str | None = None) -> optuna.Study:
+    """Reattach to a stored study. Trials a dead driver left RUNNING are told FAIL; the sampler
+    is seeded past the trials already made, so it does not replay the first session's draws."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    probe = optuna.load_study(study_name=name, storage=storage)
+    sampler = make_sampler(strategy, seed + len(probe.trials), population_size)
+    study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    return study
+
+
 def create_study(name: str, directions: Sequence[str], strategy: str, seed: int,
                  population_size: int = 16, storage: str | None = None) -> optuna.Study:
     """A new study named `name` with one direction per objective, in `storage` (a database

@@ -121,7 +121,7 @@ BAD = [
      "[0, 1]"),
     ("@REPLACE placement: {choice: [interleave, first, last]}|placement: middle",
      "model.hybrid.placement", "interleave"),
-    ("@REPLACE kind: {choice: [mlp, swiglu]}|kind: moe", "model.channel_mixer.kind", "swiglu"),
+    ("@REPLACE kind: {choice: [mlp, swiglu]}|kind: ffn", "model.channel_mixer.kind", "swiglu"),
     ("@REPLACE expansion: 2|expand: 2", "model.channel_mixer.expand", "known knobs"),
     ("@REPLACE loguniform: [1.0e-3, 1.0e-2]|loguniform: [0, 1.0e-2]", "training.lr",
      "positive lower bound"),
