@@ -170,6 +170,9 @@ MIXER_LETTERS: dict[str, str] = {
     "short_conv": "C",
     "identity": "I",
     "mean_pool": "P",
+    "deltanet": "D",
+    "mamba2": "M",
+    "long_conv": "H",
 }
 
 

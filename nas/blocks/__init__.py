@@ -4,7 +4,17 @@ Importing this package registers every built-in block (attention, linear_attenti
 mlp, swiglu); `build_model` turns an ArchSpec into a LanguageModel.
 """
 
-from nas.blocks import attention, channel, controls, conv, linear_attention  # noqa: F401 (register)
+from nas.blocks import (  # noqa: F401 (register)
+    attention,
+    channel,
+    controls,
+    conv,
+    delta_rule,
+    linear_attention,
+    long_conv,
+    mamba2,
+    moe,
+)
 from nas.blocks.base import ChannelMixer, TokenMixer
 from nas.blocks.model import Block, LanguageModel, build_model
 from nas.blocks.norm import make_norm

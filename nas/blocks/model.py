@@ -87,6 +87,26 @@ class LanguageModel(nn.Module):
             new_state.append(layer_state)
         return self.head(self.norm(x)), new_state  # (B, V)
 
+    # -- auxiliary losses ------------------------------------------------------------------------
+    def aux_loss_modules(self) -> tuple[nn.Module, ...]:
+        """The submodules that may set an auxiliary loss (an ``aux_loss`` attribute holding a
+        tensor or None, e.g. a mixture of experts' load-balancing loss). Found once, then
+        cached: the model's structure does not change after it is built."""
+        cached = self.__dict__.get("_aux_loss_modules")
+        if cached is None:
+            cached = tuple(m for m in self.modules() if m is not self and _has_aux_loss(m))
+            self.__dict__["_aux_loss_modules"] = cached
+        return cached
+
+    def aux_loss(self) -> torch.Tensor:
+        """Sum of the auxiliary losses the submodules set during the last forward (each already
+        scaled by its own weight); a 0-d zero tensor if none did. Blocks set theirs only in
+        training mode, so this is 0 after an eval-mode forward."""
+        losses = [m.aux_loss for m in self.aux_loss_modules() if m.aux_loss is not None]
+        if not losses:
+            return torch.zeros((), device=self.embed.weight.device)
+        return torch.stack([loss.float() for loss in losses]).sum()
+
     # -- costs ---------------------------------------------------------------------------------
     def num_params(self) -> int:
         """Unique parameters: the tied embedding / head matrix once."""
@@ -108,6 +128,12 @@ class LanguageModel(nn.Module):
     def state_bytes(self, seq_len: int, dtype: torch.dtype = torch.float32) -> int:
         """Decode state per sequence after seq_len tokens: the sum of the mixers'."""
         return sum(b.mixer.state_bytes(seq_len, dtype) for b in self.blocks)
+
+
+def _has_aux_loss(module: nn.Module) -> bool:
+    """True if `module` has an ``aux_loss`` instance attribute (a tensor or None), not a method."""
+    value = module.__dict__.get("aux_loss", False)
+    return value is None or isinstance(value, torch.Tensor)
 
 
 def _make(module: ModuleSpec, role: str, d_model: int, layer_idx: int) -> nn.Module:

@@ -11,6 +11,12 @@ The recipe, fp32 throughout:
 * Batches are drawn from a ``torch.Generator`` seeded with ``seed``; held-out evaluation draws
   from one seeded with ``seed + EVAL_SEED_OFFSET``, a stream training never sees.
 
+Auxiliary losses: when the model has an ``aux_loss()`` method (LanguageModel does) and some of
+its modules can set one (a mixture of experts' load-balancing loss), ``model.aux_loss()`` after
+each forward is added to the task loss that is backpropagated. The recorded ``train_loss`` stays
+the task loss alone, comparable across models with and without such modules. Models without
+them take exactly the old path: no extra work per step.
+
 The loss is read back from the device once per ``log_every`` steps, not every step; so a
 non-finite loss is noticed at the end of its logging window and raised as TrialDiverged.
 """
@@ -109,6 +115,7 @@ def train(
     result = TrainResult()
     window_sum = torch.zeros((), device=device)  # losses since the last record, summed on device
     window_len = 0
+    aux_loss = aux_loss_fn(model)  # None: no auxiliary loss to add
 
     model.train()
     start = time.perf_counter()
@@ -119,9 +126,9 @@ def train(
         inputs = inputs.to(device, non_blocking=True)
         targets = targets.to(device, non_blocking=True)
 
-        loss = masked_loss(model(inputs), targets)  # logits (B, T, V) -> scalar
+        loss = masked_loss(model(inputs), targets)  # logits (B, T, V) -> scalar; the task loss
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss if aux_loss is None else loss + aux_loss()).backward()
         if grad_clip:
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
@@ -182,6 +189,18 @@ def evaluate(
 
     n_scored = max(1, int(scored.item()))
     return {"accuracy": correct.item() / n_scored, "loss": loss_sum.item() / n_scored}
+
+
+def aux_loss_fn(model: nn.Module) -> Callable[[], torch.Tensor] | None:
+    """The model's ``aux_loss`` method, or None when it has none or (a LanguageModel) none of
+    its modules can set an auxiliary loss, so the training step skips it entirely."""
+    aux_loss = getattr(model, "aux_loss", None)
+    if not callable(aux_loss):
+        return None
+    modules = getattr(model, "aux_loss_modules", None)
+    if callable(modules) and not modules():
+        return None
+    return aux_loss
 
 
 def _check_positive(**values: float) -> None:
