@@ -50,13 +50,6 @@ def case_id(knobs: dict) -> str:
     return "-".join(f"{k}={v}" for k, v in knobs.items()) or "defaults"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def make_attention(knobs: dict, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)

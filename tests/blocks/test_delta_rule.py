@@ -32,13 +32,6 @@ VARIANTS = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def make(seed: int = 0, **knobs) -> torch.nn.Module:
     torch.manual_seed(seed)

@@ -23,13 +23,6 @@ B = 2
 MAMBA2 = get_block("mamba2").cls
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def make(seed: int = 0, **knobs) -> torch.nn.Module:
     torch.manual_seed(seed)

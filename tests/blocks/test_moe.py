@@ -24,13 +24,6 @@ from nas.tasks import MQARTask
 D = 16
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def make_moe(d_model: int = D, seed: int = 0, **knobs):
     torch.manual_seed(seed)
