@@ -124,7 +124,8 @@ def _drive(space: SearchSpace, options: SearchOptions, store: Store, run: RunRec
     state = SearchState(run_name=run.name, storage=options.storage, budget=options.budget,
                         objectives=run.objectives,
                         started=time.monotonic() - run.elapsed_seconds,
-                        workers=options.workers, threads=executor.threads)
+                        workers=options.workers, threads=executor.threads,
+                        complete=run.trials_complete, front=store.pareto(run.id))
     loop = _Loop(space, options, store, run.id, study, executor, state, reporter, seed)
     status, message = "failed", "the search stopped on an unexpected error"
     database_error = None
