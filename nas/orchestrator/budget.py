@@ -44,6 +44,15 @@ class Budget:
             return f"{format_seconds(spent)} of {format_seconds(self.amount)} wall clock"
         return f"{spent / 3600:.3g} of {self.amount / 3600:.3g} {self.device_kind}h"
 
+    def describe_left(self, spent: float) -> str:
+        """What is left of the budget, in its own unit: '2m 50s', '1.96 cpuh', '45 trials'."""
+        left = max(0.0, self.amount - spent)
+        if self.unit == "trials":
+            return f"{int(left)} trials"
+        if self.unit == "wall_seconds":
+            return format_seconds(left)
+        return f"{left / 3600:.3g} {self.device_kind}h"
+
     def fraction(self, spent: float) -> float:
         return min(1.0, spent / self.amount) if self.amount > 0 else 1.0
 

@@ -145,7 +145,7 @@ class RichReporter:
         spent = state.elapsed() if budget.unit == "wall_seconds" else state.spent
         line = Table.grid(padding=(0, 1))
         line.add_row(ProgressBar(total=1.0, completed=budget.fraction(spent), width=24),
-                     budget.describe(spent))
+                     f"{budget.describe(spent)} · {budget.describe_left(spent)} left")
         grid.add_row("budget", line)
         best = state.best()
         grid.add_row("best", "  ".join(f"{k} {format_value(k, v)}" for k, v in best.items())

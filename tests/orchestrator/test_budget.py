@@ -30,6 +30,9 @@ def test_describe():
     assert parse_budget("6m").describe(190) == "3m 10s of 6m 00s wall clock"
     assert parse_budget("10trials").describe(4) == "4 of 10 trials"
     assert parse_budget("2cpuh").describe(3600) == "1 of 2 cpuh"
+    assert parse_budget("6m").describe_left(190) == "2m 50s"
+    assert parse_budget("10trials").describe_left(4) == "6 trials"
+    assert parse_budget("2cpuh").describe_left(9000) == "0 cpuh"
 
 
 def test_format_seconds():
