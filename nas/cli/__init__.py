@@ -307,3 +307,101 @@ def blocks_list(
             knobs.append(text)
         table.add_row(name, info.role, "\n".join(knobs) or "(none)", info.doc)
     console.print(table)
+
+
+# ------------------------------------------------------------------------------------------------
+# space
+# ------------------------------------------------------------------------------------------------
+
+space_app = typer.Typer(name="space", help="Inspect a search space: its decisions, its size, "
+                        "samples from it.", no_args_is_help=True)
+app.add_typer(space_app, name="space")
+
+
+@space_app.command("show")
+@user_errors
+def space_show(
+    space: Path = typer.Argument(..., help="The search-space YAML file."),
+    limit: int = typer.Option(200_000, "--limit", min=0, help="Enumerate at most this many "
+                              "assignments to count the distinct architectures."),
+) -> None:
+    """The decision DAG of SPACE as a tree, and how many distinct architectures it holds."""
+    from nas.searchspace import count_architectures, load
+
+    compiled = load(space)
+    console.print(_decision_tree(compiled, space))
+    console.print(_count_lines(count_architectures(compiled, limit=limit)), highlight=False)
+
+
+def _decision_tree(compiled: Any, path: Path) -> Any:
+    """Each decision with its domain, nested under the decision whose value activates it."""
+    from rich.text import Text
+    from rich.tree import Tree
+
+    graph = compiled.graph
+    position = {name: i for i, name in enumerate(compiled.order)}
+    root = Tree(Text.assemble(("space ", ""), (compiled.name, "bold"),
+                              f" ({path}): {len(compiled.order)} decisions"))
+    branches: dict[str, Any] = {}
+    for name in compiled.order:
+        parents = sorted(graph.predecessors(name), key=position.__getitem__)
+        label = Text.assemble((name, "bold"), ": ", _domain_text(compiled.domain(name)))
+        if parents:
+            conditions = [graph.edges[p, name]["condition"].describe(p) for p in parents]
+            label.append(f"  when {' and '.join(conditions)}", style="dim")
+        branches[name] = (branches[parents[-1]] if parents else root).add(label)
+    return root
+
+
+def _count_lines(result: Any) -> str:
+    if result.exact:
+        line = (f"distinct architectures: {result.distinct:,} (exact; "
+                f"{result.assignments:,} assignments of the architecture decisions)")
+    elif result.continuous:
+        line = (f"distinct architectures: not enumerated — continuous decision(s): "
+                f"{', '.join(result.continuous)}")
+    else:
+        line = (f"distinct architectures: more than {result.limit:,} assignments "
+                f"({result.assignments:,}) — not enumerated")
+    if result.training is not None:
+        training = f"training configurations: {result.training:,}"
+    else:
+        training = ("training configurations: infinite (continuous: "
+                    f"{', '.join(result.training_continuous)})")
+    return f"{line}\n{training}"
+
+
+@space_app.command("sample")
+@user_errors
+def space_sample(
+    space: Path = typer.Argument(..., help="The search-space YAML file."),
+    n: int = typer.Option(5, "-n", "--num", min=1, help="How many architectures to sample."),
+    seed: int = typer.Option(None, "--seed", help="Seed of Optuna's RandomSampler (default: "
+                             "fresh randomness)."),
+    fmt: str = FormatOpt,
+) -> None:
+    """Sample architectures from SPACE at random, as a search would ask for them."""
+    import optuna
+    from rich.table import Table
+
+    from nas.cli.render import print_json
+    from nas.searchspace import load
+
+    check_format(fmt)
+    compiled = load(space)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    specs = [compiled.sample(study.ask()) for _ in range(n)]
+    if fmt == "json":
+        print_json(console, [{**spec.to_dict(), "arch_hash": spec.arch_hash} for spec in specs])
+        return
+    table = Table(title=f"{n} architectures sampled from {compiled.name}"
+                  + (f" (seed {seed})" if seed is not None else ""),
+                  title_justify="left", header_style="bold")
+    for column in ("trial", "mixers", "d_model", "layers", "arch_hash"):
+        table.add_column(column, justify="right" if column in ("trial", "d_model", "layers")
+                         else "left")
+    for i, spec in enumerate(specs):
+        table.add_row(str(i), spec.short_form(), str(spec.d_model), str(spec.n_layers),
+                      spec.arch_hash)
+    console.print(table)
