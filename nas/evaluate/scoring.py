@@ -1,6 +1,8 @@
-"""Loss and accuracy over the scored positions of a task batch."""
+"""Loss and accuracy over the scored positions of a task batch, and what a loss implies."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -25,3 +27,16 @@ def count_correct(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Te
     scored = targets != IGNORE_INDEX  # (B, T)
     hits = (logits.argmax(dim=-1) == targets) & scored  # (B, T)
     return hits.sum(), scored.sum()
+
+
+def loss_metrics(loss: float) -> dict[str, float]:
+    """What a mean cross-entropy `loss` in nats per token implies, for every task:
+
+    * ``bits_per_byte`` = loss / ln 2: bits per token, which for the byte-level ``lm`` task is
+      bits per byte (8 = a uniform guess over the 256 bytes);
+    * ``perplexity`` = exp(loss) (inf where that overflows a float).
+    """
+    return {
+        "bits_per_byte": loss / math.log(2),
+        "perplexity": math.exp(loss) if loss < 709.0 else math.inf,  # exp(709.8) overflows
+    }

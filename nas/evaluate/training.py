@@ -9,7 +9,9 @@ The recipe, fp32 throughout:
   then cosine decay to 10% of the peak at the last step.
 * Gradient-norm clipping at ``grad_clip`` (default 1.0; None or 0 disables it).
 * Batches are drawn from a ``torch.Generator`` seeded with ``seed``; held-out evaluation draws
-  from one seeded with ``seed + EVAL_SEED_OFFSET``, a stream training never sees.
+  from one seeded with ``seed + EVAL_SEED_OFFSET``, a stream training never sees, and from the
+  task's "val" split (``Task.sample_split``): the same distribution for synthetic tasks, held-out
+  text for ``lm``.
 
 Auxiliary losses: when the model has an ``aux_loss()`` method (LanguageModel does) and some of
 its modules can set one (a mixture of experts' load-balancing loss), ``model.aux_loss()`` after
@@ -33,7 +35,7 @@ from torch import nn
 
 from nas.evaluate.device import model_device
 from nas.evaluate.errors import TrialDiverged
-from nas.evaluate.scoring import count_correct, masked_loss
+from nas.evaluate.scoring import count_correct, loss_metrics, masked_loss
 from nas.tasks.base import Task
 
 BETAS = (0.9, 0.98)
@@ -159,10 +161,12 @@ def evaluate(
     batch_size: int = 256,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Accuracy and mean loss over the scored positions of `n_examples` held-out examples.
+    """Accuracy and mean loss over the scored positions of `n_examples` held-out examples, with
+    what the loss implies (`loss_metrics`: bits_per_byte, perplexity).
 
-    The data come from a generator seeded with ``seed + EVAL_SEED_OFFSET``, so for the same
-    `seed` they never coincide with `train`'s batches. Runs under inference_mode in eval mode,
+    The data come from the task's "val" split (``task.sample_split(..., split="val")``), drawn
+    from a generator seeded with ``seed + EVAL_SEED_OFFSET``, so for the same `seed` they never
+    coincide with `train`'s batches. Runs under inference_mode in eval mode,
     and puts the model back in the mode it was in.
     """
     _check_positive(n_examples=n_examples, batch_size=batch_size)
@@ -177,7 +181,8 @@ def evaluate(
     try:
         with torch.inference_mode():
             for first in range(0, n_examples, batch_size):
-                inputs, targets = task.sample(min(batch_size, n_examples - first), generator)
+                size = min(batch_size, n_examples - first)
+                inputs, targets = task.sample_split(size, generator, split="val")
                 inputs, targets = inputs.to(device), targets.to(device)  # (b, T) each
                 logits = model(inputs)  # (b, T, V)
                 loss_sum += masked_loss(logits, targets, reduction="sum")
@@ -188,7 +193,8 @@ def evaluate(
         model.train(was_training)
 
     n_scored = max(1, int(scored.item()))
-    return {"accuracy": correct.item() / n_scored, "loss": loss_sum.item() / n_scored}
+    loss = loss_sum.item() / n_scored
+    return {"accuracy": correct.item() / n_scored, "loss": loss, **loss_metrics(loss)}
 
 
 def aux_loss_fn(model: nn.Module) -> Callable[[], torch.Tensor] | None:

@@ -30,7 +30,9 @@ LATENCY_REQUIRED = ("name", "batch", "seq_len")
 LATENCY_OPTIONAL = (
     "phase", "warmup", "min_repeats", "max_repeats", "max_seconds", "target_rel_spread",
 )
-RESERVED_METRICS = ("accuracy", "loss", "params", "train_seconds")
+RESERVED_METRICS = (
+    "accuracy", "loss", "bits_per_byte", "perplexity", "params", "train_seconds",
+)
 
 
 @dataclass(frozen=True)
@@ -52,9 +54,9 @@ class TrialRequest:
 
 @dataclass
 class TrialResult:
-    """Metrics: accuracy, loss (held-out), params, train_seconds, and per latency entry `name`
-    (median ms) and f"{name}_spread". The curve holds train_loss points plus val_accuracy and
-    val_loss at the last step."""
+    """Metrics: accuracy, loss, bits_per_byte, perplexity (all held-out), params, train_seconds,
+    and per latency entry `name` (median ms) and f"{name}_spread". The curve holds train_loss
+    points plus val_accuracy and val_loss at the last step."""
 
     metrics: dict[str, float]
     curve: list[CurvePoint] = field(default_factory=list)

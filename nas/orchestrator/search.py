@@ -226,8 +226,13 @@ class _Loop:
     # -- results -----------------------------------------------------------------------------
     def _finish(self, future: Future, pending: _Pending) -> None:
         number = pending.trial.number
+        names = [o["name"] for o in self.state.objectives]
         try:
             output: WorkerOutput = future.result()
+            missing = [n for n in names if n not in output.result.metrics]
+            if missing:
+                raise TrialFailed(f"the trial measured no {', '.join(missing)} (it measured: "
+                                  f"{', '.join(sorted(output.result.metrics))})")
         except Exception as exc:  # the trial failed or its worker died: record, go on
             seconds = time.monotonic() - pending.started
             error = _describe_failure(exc)
@@ -241,7 +246,6 @@ class _Loop:
             self.reporter.trial_failed(number, pending.spec, error)
             return
         result = output.result
-        names = [o["name"] for o in self.state.objectives]
         values = {name: float(result.metrics[name]) for name in names}
         self.store.complete_trial(
             self.run_id, number, values=values, metrics=result.metrics, curve=result.curve,

@@ -12,7 +12,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 LATENCY_PHASES = ("prefill", "decode", "train_step")
-KNOWN_METRICS = {"accuracy": "maximize", "loss": "minimize", "params": "minimize"}
+KNOWN_METRICS = {
+    "accuracy": "maximize",
+    "loss": "minimize",
+    "bits_per_byte": "minimize",  # loss / ln 2 (bits per token; per byte for the lm task)
+    "perplexity": "minimize",  # exp(loss)
+    "params": "minimize",
+}
 
 
 class _Strict(BaseModel):

@@ -1,6 +1,7 @@
-"""Synthetic tasks for the accuracy objective, built from plain config dicts.
+"""Tasks for the accuracy and loss objectives, built from plain config dicts.
 
     make_task({"kind": "mqar", "vocab_size": 64, "seq_len": 64, "num_kv_pairs": 8})
+    make_task({"kind": "lm", "source": "stdlib", "seq_len": 128})   # bytes of real text
 
 Importing this package does not import torch (only `Task.sample` needs it), so an orchestrator
 can validate task configs and read their vocabulary size cheaply.
@@ -12,11 +13,13 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from nas.tasks.base import IGNORE_INDEX, Task
+from nas.tasks.base import IGNORE_INDEX, SPLITS, Task
+from nas.tasks.lm import LMTask
 from nas.tasks.mqar import MQARTask
 
 TASK_KINDS: dict[str, type[Task]] = {
     "mqar": MQARTask,
+    "lm": LMTask,
 }
 
 
@@ -55,7 +58,9 @@ def _task_class(kind: str) -> type[Task]:
 
 __all__ = [
     "IGNORE_INDEX",
+    "SPLITS",
     "TASK_KINDS",
+    "LMTask",
     "MQARTask",
     "Task",
     "make_task",

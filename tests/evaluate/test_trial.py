@@ -34,7 +34,7 @@ def test_run_trial_end_to_end(make_spec):
 
     assert isinstance(result, TrialResult)
     assert set(result.metrics) == {
-        "accuracy", "loss", "params", "train_seconds",
+        "accuracy", "loss", "bits_per_byte", "perplexity", "params", "train_seconds",
         "latency_ms", "latency_ms_spread", "latency_b4_ms", "latency_b4_ms_spread",
     }
     assert result.metrics["params"] == build_model(spec, seed=3).num_params()
@@ -54,7 +54,9 @@ def test_run_trial_is_deterministic_without_latency(make_spec):
     request = request_for(make_spec(training=RECIPE), latency=())
     first, second = run_trial(request), run_trial(request)
     assert first.curve == second.curve
-    assert set(first.metrics) == {"accuracy", "loss", "params", "train_seconds"}
+    assert set(first.metrics) == {
+        "accuracy", "loss", "bits_per_byte", "perplexity", "params", "train_seconds",
+    }
 
 
 @pytest.mark.parametrize(
