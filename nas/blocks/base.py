@@ -82,7 +82,7 @@ class _Block(nn.Module):
 
     def flops_per_token(self, seq_len: int) -> float:
         """Forward FLOPs per token at context length `seq_len` (see the module docstring)."""
-        raise NotImplementedError
+        raise NotImplementedError  # abstract: every registered block implements it
 
 
 class TokenMixer(_Block):
@@ -103,13 +103,13 @@ class TokenMixer(_Block):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        raise NotImplementedError  # abstract: every registered block implements it
 
     def step(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
-        raise NotImplementedError
+        raise NotImplementedError  # abstract: every registered block implements it
 
     def state_bytes(self, seq_len: int, dtype: torch.dtype = torch.float32) -> int:
-        raise NotImplementedError
+        raise NotImplementedError  # abstract: every registered block implements it
 
 
 class ChannelMixer(_Block):
@@ -124,7 +124,7 @@ class ChannelMixer(_Block):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        raise NotImplementedError  # abstract: every registered block implements it
 
 
 def mark_residual_out(linear: nn.Linear) -> nn.Linear:
