@@ -1,7 +1,7 @@
 """The `nas` command line (typer + rich).
 
 Errors a user can cause (a bad space file, budget, storage URL or run name) print as one line on
-stderr with exit code 2 — never a traceback. Query commands take `--format table|json`.
+stderr with exit code 2 — never a traceback. Query commands take `--format table|json|csv`.
 Storage: `--storage URL`, else $NAS_STORAGE, else (for `search`) the space's `storage:`, else
 sqlite:///nas.db in the working directory.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,6 +37,8 @@ errors = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 StorageOpt = typer.Option(None, "--storage", help="Database URL (default: $NAS_STORAGE or "
                           f"{DEFAULT_URL}).")
 FormatOpt = typer.Option("table", "--format", "-f", help="Output format: table or json.")
+QueryFormatOpt = typer.Option("table", "--format", "-f", help="Output format: table, json or "
+                              "csv.")
 
 
 def user_errors(fn: F) -> F:
@@ -60,11 +62,14 @@ def resolve_storage(storage: str | None, from_space: str | None = None) -> str:
     return storage or os.environ.get("NAS_STORAGE") or from_space or DEFAULT_URL
 
 
-def check_format(fmt: str) -> str:
+def check_format(fmt: str, formats: Sequence[str] | None = None) -> str:
+    """`fmt` if it is one of `formats`: the commands that can write csv pass render.FORMATS;
+    the default is table and json (e.g. `space sample`, which has no csv form)."""
     from nas.cli.render import FORMATS
 
-    if fmt not in FORMATS:
-        raise NasError(f"unknown --format {fmt!r}; use one of {', '.join(FORMATS)}")
+    allowed = tuple(formats) if formats is not None else tuple(f for f in FORMATS if f != "csv")
+    if fmt not in allowed:
+        raise NasError(f"unknown --format {fmt!r}; use one of {', '.join(allowed)}")
     return fmt
 
 
@@ -192,14 +197,24 @@ def _domain_text(domain: Any) -> str:
 
 @app.command()
 @user_errors
-def runs(storage: str = StorageOpt, fmt: str = FormatOpt) -> None:
+def runs(storage: str = StorageOpt, fmt: str = QueryFormatOpt) -> None:
     """List the runs in the database."""
-    from nas.cli.render import print_json, run_to_dict, runs_table
+    from nas.cli.render import (
+        FORMATS,
+        RUN_COLUMNS,
+        print_csv,
+        print_json,
+        run_row,
+        run_to_dict,
+        runs_table,
+    )
 
-    check_format(fmt)
+    check_format(fmt, FORMATS)
     records = Store(resolve_storage(storage), create=False).runs()
     if fmt == "json":
         print_json(console, [run_to_dict(r) for r in records])
+    elif fmt == "csv":
+        print_csv(console, RUN_COLUMNS, [run_row(r) for r in records])
     else:
         console.print(runs_table(records))
 
@@ -209,59 +224,197 @@ def runs(storage: str = StorageOpt, fmt: str = FormatOpt) -> None:
 def trials(
     run: str = typer.Argument(..., help="Run name (or id)."),
     storage: str = StorageOpt,
-    fmt: str = FormatOpt,
+    fmt: str = QueryFormatOpt,
     state: str = typer.Option(None, "--state", help="Only trials in this state, e.g. COMPLETE."),
+    sort: str = typer.Option(None, "--sort", help="Order by a column, objective or metric, e.g. "
+                             "accuracy, latency_ms, params, number; -KEY for descending. Trials "
+                             "without that value come last."),
+    limit: int = typer.Option(None, "--limit", min=0, help="Only the first N (after sorting)."),
 ) -> None:
     """List the trials of RUN."""
-    _list_trials(run, storage, fmt, front_only=False, state=state)
+    _list_trials(run, storage, fmt, front_only=False, state=state, sort=sort, limit=limit)
 
 
 @app.command()
 @user_errors
 def pareto(run: str = typer.Argument(..., help="Run name (or id)."),
-           storage: str = StorageOpt, fmt: str = FormatOpt) -> None:
+           storage: str = StorageOpt, fmt: str = QueryFormatOpt) -> None:
     """The Pareto front of RUN over its objectives."""
     _list_trials(run, storage, fmt, front_only=True)
 
 
 def _list_trials(run_ref: str, storage: str | None, fmt: str, front_only: bool,
-                 state: str | None = None) -> None:
-    from nas.cli.render import print_json, trials_table
+                 state: str | None = None, sort: str | None = None,
+                 limit: int | None = None) -> None:
+    from nas.cli.render import (
+        FORMATS,
+        print_csv,
+        print_json,
+        trial_columns,
+        trial_row,
+        trials_table,
+    )
 
-    check_format(fmt)
+    check_format(fmt, FORMATS)
     store = Store(resolve_storage(storage), create=False)
     run = store.run(run_ref)
     records = store.pareto(run.id) if front_only else store.trials(
         run.id, states=[state.upper()] if state else None)
+    if sort:
+        records = sort_trials(run, records, sort)
+    if limit is not None:
+        records = records[:limit]
     if fmt == "json":
         print_json(console, [t.to_dict() for t in records])
         return
+    if fmt == "csv":
+        print_csv(console, trial_columns(run), [trial_row(run, t) for t in records])
+        return
     title = (f"Pareto front of {run.name} ({len(records)} trials)" if front_only
-             else f"trials of {run.name}")
+             else f"trials of {run.name}" + (f", by {sort}" if sort else ""))
     console.print(trials_table(title, run, records))
+
+
+def sort_trials(run: Any, records: list[Any], key: str) -> list[Any]:
+    """`records` ordered by `key` (a trial column, objective or metric; `-key` descending),
+    trials without a value for it last, ties in trial order. NasError for an unknown key."""
+    from nas.cli.render import trial_columns, trial_row
+
+    descending = key.startswith("-")
+    name = key[1:] if descending else key
+    metric_names = sorted({m for t in records for m in (t.metrics or {})})
+    valid = list(dict.fromkeys([*trial_columns(run), *metric_names]))
+    if name not in valid:
+        raise NasError(f"unknown --sort key {name!r}; use one of {', '.join(valid)} "
+                       "(prefix - for descending)")
+
+    def value(trial: Any) -> Any:
+        row = trial_row(run, trial)
+        return row[name] if name in row else (trial.metrics or {}).get(name)
+
+    present = [t for t in records if value(t) is not None]
+    missing = [t for t in records if value(t) is None]
+    return sorted(present, key=value, reverse=descending) + missing
+
+
+def _trial_ref(store: Store, ref: str) -> tuple[Any, Any]:
+    """(run, trial) for RUN/NUMBER; NasError if it is malformed or names nothing."""
+    run_ref, _, number = ref.rpartition("/")
+    if not run_ref or not number.isdigit():
+        raise NasError(f"expected RUN/NUMBER such as quickstart-1/3, got {ref!r}")
+    run = store.run(run_ref)
+    return run, store.trial(run.id, int(number))
 
 
 @app.command()
 @user_errors
 def show(ref: str = typer.Argument(..., metavar="RUN/NUMBER", help="e.g. quickstart-1/7"),
-         storage: str = StorageOpt, fmt: str = FormatOpt) -> None:
+         storage: str = StorageOpt, fmt: str = QueryFormatOpt) -> None:
     """One trial: its architecture, training recipe, metrics, curve and error."""
-    from nas.cli.render import print_json, trial_detail
+    from nas.cli.render import FORMATS, print_csv, print_json, trial_detail, trial_row_with_metrics
 
-    check_format(fmt)
-    run_ref, _, number = ref.rpartition("/")
-    if not run_ref or not number.isdigit():
-        raise NasError(f"expected RUN/NUMBER such as quickstart-1/3, got {ref!r}")
+    check_format(fmt, FORMATS)
     store = Store(resolve_storage(storage), create=False)
-    run = store.run(run_ref)
-    trial = store.trial(run.id, int(number))
-    curve = store.curve(run.id, int(number))
+    run, trial = _trial_ref(store, ref)
+    if fmt == "csv":
+        row = trial_row_with_metrics(run, trial)
+        print_csv(console, list(row), [row])
+        return
+    curve = store.curve(run.id, trial.number)
     if fmt == "json":
         print_json(console, {**trial.to_dict(), "run": run.name,
                              "curve": [{"step": s, "name": n, "value": v} for s, n, v in curve]})
         return
     for part in trial_detail(run, trial, curve):
         console.print(part)
+
+
+@app.command()
+@user_errors
+def compare(
+    a: str = typer.Argument(..., metavar="RUN/A", help="The first trial, e.g. quickstart-1/3."),
+    b: str = typer.Argument(..., metavar="RUN/B", help="The second, of the same run or another."),
+    storage: str = StorageOpt,
+    fmt: str = QueryFormatOpt,
+) -> None:
+    """Two trials side by side: layers, width, params, recipe, objectives, metrics, B − A."""
+    from nas.cli.render import (
+        FORMATS,
+        compare_table,
+        print_csv,
+        print_json,
+        trial_row_with_metrics,
+    )
+
+    check_format(fmt, FORMATS)
+    store = Store(resolve_storage(storage), create=False)
+    run_a, trial_a = _trial_ref(store, a)
+    run_b, trial_b = _trial_ref(store, b)
+    if fmt == "json":
+        print_json(console, {"a": {**trial_a.to_dict(), "run": run_a.name},
+                             "b": {**trial_b.to_dict(), "run": run_b.name}})
+    elif fmt == "csv":
+        rows = [{"trial": label, "run": run.name, **trial_row_with_metrics(run, trial)}
+                for label, run, trial in (("a", run_a, trial_a), ("b", run_b, trial_b))]
+        print_csv(console, list(dict.fromkeys(k for row in rows for k in row)), rows)
+    else:
+        console.print(compare_table((run_a, trial_a), (run_b, trial_b)))
+
+
+@app.command("rm")
+@user_errors
+def rm(
+    run: str = typer.Argument(..., help="Run name (or id)."),
+    storage: str = StorageOpt,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Delete RUN: its trials, curves, budget ledger and Optuna study."""
+    url = resolve_storage(storage)
+    store = Store(url, create=False)
+    record = store.run(run)
+    _refuse_if_searching(record)
+    if not yes:
+        question = (f"Delete run {record.name!r} with its {record.trials_total} trials "
+                    f"from {database_location(url)}?")
+        try:
+            confirmed = typer.confirm(question, default=False)
+        except typer.Abort:  # end of input
+            confirmed = False
+        if not confirmed:
+            errors.print("aborted: nothing deleted", highlight=False)
+            raise typer.Exit(1)
+    # The study first: if the store's delete then failed, `nas rm` again finishes the job.
+    _delete_study(record.name, url)
+    store.delete_run(record.id)
+    console.print(f"deleted run [bold]{record.name}[/] ({record.trials_total} trials)",
+                  highlight=False)
+
+
+def _refuse_if_searching(run: Any) -> None:
+    """A run whose search driver is alive on this host is not deleted under its feet."""
+    import socket
+
+    if run.status != "running" or not run.driver_pid or run.host != socket.gethostname():
+        return
+    try:
+        os.kill(run.driver_pid, 0)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        pass
+    raise NasError(f"run {run.name!r} is still being searched by process {run.driver_pid}; "
+                   "stop it (Ctrl-C) before deleting it")
+
+
+def _delete_study(name: str, url: str) -> None:
+    """Delete the run's Optuna study from `url`; a study that is not there is fine."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        optuna.delete_study(study_name=name, storage=url)
+    except KeyError:
+        pass
 
 
 # ------------------------------------------------------------------------------------------------

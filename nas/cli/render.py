@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -14,12 +15,67 @@ from nas.orchestrator.progress import format_value
 from nas.store import RunRecord, TrialRecord
 from nas.store.models import utcnow
 
-FORMATS = ("table", "json")
+FORMATS = ("table", "json", "csv")
+# The flat columns of a trial (`--format csv`, `--sort`); objective columns go before the last 3.
+TRIAL_COLUMNS = ("number", "state", "short_form", "d_model", "n_layers", "params")
+TRIAL_TAIL_COLUMNS = ("device_seconds", "pareto", "arch_hash")
 
 
 def print_json(console: Console, data: Any) -> None:
     """Plain JSON on stdout (no colour codes, no wrapping), so programs can parse it."""
     console.file.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def print_csv(console: Console, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
+    """A header row then one row per record on stdout; missing values are empty cells."""
+    writer = csv.DictWriter(console.file, fieldnames=list(columns), lineterminator="\n",
+                            extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+
+
+def trial_columns(run: RunRecord) -> list[str]:
+    """The flat columns of `run`'s trials: fixed ones, one per objective, then the tail."""
+    return [*TRIAL_COLUMNS, *run.objective_names, *TRIAL_TAIL_COLUMNS]
+
+
+def trial_row(run: RunRecord, trial: TrialRecord) -> dict[str, Any]:
+    """One trial as flat values keyed by `trial_columns(run)` (None where there is no value)."""
+    values = trial.values or {}
+    return {
+        "number": trial.number, "state": trial.state, "short_form": trial.short_form,
+        "d_model": trial.d_model, "n_layers": trial.n_layers, "params": trial.params,
+        **{name: values.get(name) for name in run.objective_names},
+        "device_seconds": trial.device_seconds, "pareto": trial.pareto,
+        "arch_hash": trial.arch_hash,
+    }
+
+
+def trial_row_with_metrics(run: RunRecord, trial: TrialRecord) -> dict[str, Any]:
+    """`trial_row` plus one column per metric, in name order. A metric already shown as a
+    column (objectives, params: they are copied from the metrics) is not repeated; should it
+    ever differ from that column, it appears as `metric.NAME`."""
+    row = trial_row(run, trial)
+    for name, value in sorted((trial.metrics or {}).items()):
+        if name not in row:
+            row[name] = value
+        elif row[name] != value:
+            row[f"metric.{name}"] = value
+    return row
+
+
+def run_row(run: RunRecord) -> dict[str, Any]:
+    """A run as flat values for `nas runs --format csv`."""
+    data = run_to_dict(run)
+    data["objectives"] = "; ".join(f"{o['name']} ({o['direction']})" for o in run.objectives)
+    data["versions"] = "; ".join(f"{k}={v}" for k, v in sorted(run.versions.items()))
+    return data
+
+
+RUN_COLUMNS = ("name", "status", "created_at", "finished_at", "trials_complete", "trials_total",
+               "budget", "device_seconds", "strategy", "seed", "objectives", "space_path",
+               "space_hash", "host", "versions", "message")
 
 
 def trials_table(title: str, run: RunRecord, trials: Sequence[TrialRecord]) -> Table:
@@ -125,6 +181,95 @@ def trial_detail(run: RunRecord, trial: TrialRecord,
     if trial.error:
         parts.append(f"[bold red]error[/]\n{trial.error}")
     return parts
+
+
+def compare_table(a: tuple[RunRecord, TrialRecord], b: tuple[RunRecord, TrialRecord]) -> Table:
+    """Two trials side by side: architecture per layer, recipe, objectives, metrics, B − A."""
+    (run_a, ta), (run_b, tb) = a, b
+    table = Table(title=f"{run_a.name}/{ta.number} (A) vs {run_b.name}/{tb.number} (B)",
+                  title_justify="left", header_style="bold")
+    table.add_column("")
+    table.add_column(f"A  {run_a.name}/{ta.number}")
+    table.add_column(f"B  {run_b.name}/{tb.number}")
+    table.add_column("B − A", justify="right")
+
+    def row(label: str, x: Any, y: Any, name: str = "", numeric: bool = False,
+            direction: str | None = None) -> None:
+        text_x, text_y = (_cell(name, x), _cell(name, y)) if numeric else (_text(x), _text(y))
+        diff = _difference(name, x, y) if numeric else ""
+        if direction and diff not in ("", "0"):  # green where B is better than A, red if worse
+            better = (y > x) == (direction == "maximize")
+            diff = f"[{'green' if better else 'red'}]{diff}[/]"
+        table.add_row(label, text_x, text_y, diff, style=None if text_x == text_y else "bold")
+
+    row("state", ta.state, tb.state)
+    row("mixers", ta.short_form, tb.short_form)
+    row("arch_hash", ta.arch_hash, tb.arch_hash)
+    row("d_model", ta.d_model, tb.d_model, "d_model", numeric=True)
+    row("layers", ta.n_layers, tb.n_layers, "n_layers", numeric=True)
+    row("params", ta.params, tb.params, "params", numeric=True)
+    layers_a, layers_b = ta.spec.get("layers", []), tb.spec.get("layers", [])
+    table.add_section()
+    for i in range(max(len(layers_a), len(layers_b))):
+        la = layers_a[i] if i < len(layers_a) else None
+        lb = layers_b[i] if i < len(layers_b) else None
+        row(f"layer {i} token mixer", la and _module_text(la["mixer"]),
+            lb and _module_text(lb["mixer"]))
+        row(f"layer {i} channel mixer", la and _module_text(la["channel_mixer"]),
+            lb and _module_text(lb["channel_mixer"]))
+    table.add_section()
+    for key in ("vocab_size", "norm"):
+        row(key, ta.spec.get(key), tb.spec.get(key))
+    train_a, train_b = ta.spec.get("training", {}), tb.spec.get("training", {})
+    for key in sorted(set(train_a) | set(train_b)):
+        x, y = train_a.get(key), train_b.get(key)
+        row(f"training.{key}", x, y, key, numeric=_is_number(x) or _is_number(y))
+    table.add_section()
+    objectives = {o["name"]: o["direction"] for o in [*run_b.objectives, *run_a.objectives]}
+    values_a, values_b = ta.values or {}, tb.values or {}
+    for name in _union(run_a.objective_names, run_b.objective_names):
+        arrow = "↑" if objectives[name] == "maximize" else "↓"
+        row(f"{name} {arrow}", values_a.get(name), values_b.get(name), name, numeric=True,
+            direction=objectives[name])
+    metrics_a, metrics_b = ta.metrics or {}, tb.metrics or {}
+    shown = set(objectives) | {"params"}
+    for name in sorted((set(metrics_a) | set(metrics_b)) - shown):
+        row(name, metrics_a.get(name), metrics_b.get(name), name, numeric=True)
+    row("device time", ta.device_seconds, tb.device_seconds, "device_seconds", numeric=True)
+    return table
+
+
+def _union(*lists: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(name for names in lists for name in names))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _text(value: Any) -> str:
+    return "-" if value is None else _short(value)
+
+
+def _cell(name: str, value: Any) -> str:
+    if not _is_number(value):
+        return _text(value)
+    if name == "device_seconds":
+        return format_seconds(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return format_value(name, value)
+
+
+def _difference(name: str, x: Any, y: Any) -> str:
+    if not (_is_number(x) and _is_number(y)):
+        return ""
+    diff = y - x
+    if diff == 0:
+        return "0"
+    if isinstance(diff, int):
+        return f"{diff:+,}"
+    return f"{diff:+.3g}s" if name == "device_seconds" else f"{diff:+.4g}"
 
 
 def _short(value: Any) -> str:

@@ -27,7 +27,8 @@ from nas.spec import ArchSpec
 from nas.store import RunRecord, Store, TrialRecord
 from nas.strategies.optuna_strategy import create_study, load_study
 
-# Consecutive samples that were all duplicates before we call the space exhausted.
+# Consecutive samples that were all duplicates or infeasible (failing a constraint of the space)
+# before we call the space exhausted: its feasible part is empty, or all of it already trained.
 MAX_DUPLICATE_STREAK = 200
 _POLL_SECONDS = 0.5
 
@@ -159,6 +160,8 @@ class _Loop:
         self.seed = seed
         self.pending: dict[Future, _Pending] = {}
         self.duplicate_streak = 0
+        self.infeasible_streak = 0
+        self.exhausted: str | None = None  # set once sampling is given up: never sample again
 
     def run(self) -> str:
         while True:
@@ -193,18 +196,27 @@ class _Loop:
     def _fill_workers(self) -> str | None:
         """Start trials until every worker is busy; a reason string once no more may start."""
         while len(self.pending) < self.options.workers:
+            if self.exhausted:
+                return self.exhausted
             if not self._budget_left():
                 return f"budget spent: {self.options.budget.describe(self.state.spent)}"
             trial = self.study.ask()
             spec = self.space.sample(trial)
+            reason = self.space.violation(spec)
+            if reason is not None:
+                self._answer_infeasible(trial, spec, reason)
+                if self.infeasible_streak + self.duplicate_streak >= MAX_DUPLICATE_STREAK:
+                    self.exhausted = self._exhausted_message()
+                    return self.exhausted
+                continue
             earlier = self.store.find_complete(self.run_id, spec.config_hash)
             if earlier is not None:
                 self._answer_duplicate(trial, spec, earlier)
-                if self.duplicate_streak >= MAX_DUPLICATE_STREAK:
-                    return (f"search space exhausted: the last {MAX_DUPLICATE_STREAK} samples "
-                            "were all architectures already trained")
+                if self.infeasible_streak + self.duplicate_streak >= MAX_DUPLICATE_STREAK:
+                    self.exhausted = self._exhausted_message()
+                    return self.exhausted
                 continue
-            self.duplicate_streak = 0
+            self.duplicate_streak = self.infeasible_streak = 0
             self.store.start_trial(self.run_id, trial.number, spec, worker="local")
             request = TrialRequest(
                 spec_json=spec.to_json(), task=self.space.task,
@@ -215,6 +227,38 @@ class _Loop:
             self.state.running = len(self.pending)
             self.reporter.trial_started(trial.number, spec)
         return None
+
+    def _answer_infeasible(self, trial: optuna.Trial, spec: ArchSpec, reason: str) -> None:
+        """A candidate that fails a constraint: recorded INFEASIBLE with the reason, never
+        trained, charged nothing; Optuna hears it as a failed trial, so no sampler treats it
+        as a result (the samplers' own `constraints_func` would need objective values, which
+        an untrained candidate does not have)."""
+        from nas.searchspace.constraints import meta_model
+
+        try:
+            params = int(meta_model(spec).num_params())
+        except Exception:  # only for display; the reason is what matters
+            params = None
+        self.store.add_infeasible(self.run_id, trial.number, spec, reason, params=params)
+        self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        self.infeasible_streak += 1
+        report = getattr(self.reporter, "trial_infeasible", None)
+        if callable(report):
+            report(trial.number, spec, reason)
+
+    def _exhausted_message(self) -> str:
+        """Why sampling stopped: every recent sample infeasible, or already trained, or both."""
+        if not self.infeasible_streak:
+            return (f"search space exhausted: the last {self.duplicate_streak} samples "
+                    "were all architectures already trained")
+        total = self.infeasible_streak + self.duplicate_streak
+        if not self.duplicate_streak:
+            return (f"no feasible candidates: the last {total} samples all failed the space's "
+                    "constraints (see the INFEASIBLE trials' errors); relax `constraints:` or "
+                    "widen the space")
+        return (f"search space exhausted: of the last {total} samples, {self.infeasible_streak} "
+                f"failed the space's constraints and {self.duplicate_streak} were architectures "
+                "already trained")
 
     def _answer_duplicate(self, trial: optuna.Trial, spec: ArchSpec, earlier: TrialRecord) -> None:
         self.store.add_duplicate(self.run_id, trial.number, spec, earlier)

@@ -24,6 +24,7 @@ import networkx as nx
 
 from nas.blocks import get_block, list_blocks
 from nas.errors import SpaceError
+from nas.searchspace.constraints import Constraint, compile_constraints, violation
 from nas.searchspace.domains import Domain, DomainError, Suggester, parse_domain
 from nas.searchspace.layout import PLACEMENTS, attention_count, attention_positions
 from nas.searchspace.schema import KNOWN_METRICS, ObjectiveConfig, SpaceFile
@@ -82,6 +83,7 @@ class SearchSpace:
     graph: nx.DiGraph
     vocab_size: int
     order: tuple[str, ...] = field(default=())
+    constraints: tuple[Constraint, ...] = field(default=())
 
     # -- facts about the space ---------------------------------------------------------------
     @property
@@ -108,7 +110,10 @@ class SearchSpace:
     @property
     def space_hash(self) -> str:
         """Identity of the validated content (comments and formatting do not count)."""
-        return hashlib.sha256(canonical_json(self.config.model_dump()).encode()).hexdigest()[:16]
+        content = self.config.model_dump()
+        if not content["constraints"]:  # spaces without constraints keep their old hash
+            del content["constraints"]
+        return hashlib.sha256(canonical_json(content).encode()).hexdigest()[:16]
 
     def latency_requests(self) -> tuple[dict[str, Any], ...]:
         """What the worker must time: one entry per latency objective."""
@@ -121,6 +126,11 @@ class SearchSpace:
 
     def domain(self, name: str) -> Domain:
         return self.graph.nodes[name]["domain"]
+
+    def violation(self, spec: ArchSpec) -> str | None:
+        """None if `spec` meets every constraint of the space; else the first one it fails,
+        with the values, e.g. 'params <= 2e6: params = 3.1M'. Nothing is trained."""
+        return violation(self.constraints, spec)
 
     # -- sampling ----------------------------------------------------------------------------
     def sample(self, trial: Suggester) -> ArchSpec:
@@ -226,11 +236,13 @@ class _Compiler:
         self._channel_mixer(list(d_model.values()))
         self._training()
         self._objectives()
+        constraints = compile_constraints(self.path, self.config.constraints)
         if not nx.is_directed_acyclic_graph(self.graph):  # pragma: no cover - built acyclic
             raise self.error("model", "decisions depend on each other in a cycle")
         index = {name: i for i, name in enumerate(self._declared)}
         order = tuple(nx.lexicographical_topological_sort(self.graph, key=index.__getitem__))
-        return SearchSpace(self.path, self.text, self.config, self.graph, vocab_size, order)
+        return SearchSpace(self.path, self.text, self.config, self.graph, vocab_size, order,
+                           constraints)
 
     # -- sections ----------------------------------------------------------------------------
     def _task(self) -> int:

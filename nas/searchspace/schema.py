@@ -88,6 +88,7 @@ class SpaceFile(_Strict):
     training: TrainingConfig
     objectives: list[ObjectiveConfig] = Field(min_length=1)
     search: SearchConfig = Field(default_factory=SearchConfig)
+    constraints: list[str] = Field(default_factory=list)  # nas.expr conditions on each candidate
     budget: str | None = None
     storage: str | None = None
 

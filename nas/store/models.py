@@ -68,7 +68,7 @@ class TrialRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("nas_runs.id", ondelete="CASCADE"), index=True)
     number: Mapped[int] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(16))  # RUNNING | COMPLETE | FAIL | DUPLICATE
+    state: Mapped[str] = mapped_column(String(16))  # RUNNING|COMPLETE|FAIL|DUPLICATE|INFEASIBLE
     spec_json: Mapped[str] = mapped_column(Text)
     arch_hash: Mapped[str] = mapped_column(String(32), index=True)
     config_hash: Mapped[str] = mapped_column(String(32), index=True)

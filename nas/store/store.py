@@ -28,6 +28,7 @@ from nas.strategies.pareto import pareto_mask
 
 DEFAULT_URL = "sqlite:///nas.db"
 RUNNING, COMPLETE, FAIL, DUPLICATE = "RUNNING", "COMPLETE", "FAIL", "DUPLICATE"
+INFEASIBLE = "INFEASIBLE"  # failed the space's constraints: never trained, charged nothing
 
 
 @dataclass(frozen=True)
@@ -263,6 +264,22 @@ class Store:
             raise StoreError(f"no run {ref!r} in {self.url}{known}")
         return row
 
+    def delete_run(self, ref: str | int) -> RunRecord:
+        """Delete a run with its trials, their curves and its budget ledger, in one transaction;
+        returns the run as it was. Rows are deleted explicitly (children first), so this holds
+        whether or not the backend enforces ON DELETE CASCADE. The Optuna study is not touched."""
+        from sqlalchemy import delete
+
+        with self.transaction() as s:
+            row = self._run_row(s, ref)
+            record = self._summarize(s, row)
+            trial_ids = select(TrialRow.id).where(TrialRow.run_id == row.id)
+            s.execute(delete(MetricRow).where(MetricRow.trial_id.in_(trial_ids)))
+            s.execute(delete(TrialRow).where(TrialRow.run_id == row.id))
+            s.execute(delete(LedgerRow).where(LedgerRow.run_id == row.id))
+            s.execute(delete(RunRow).where(RunRow.id == row.id))
+            return record
+
     def _summarize(self, s: Session, row: RunRow) -> RunRecord:
         complete = s.scalar(select(func.count()).where(
             TrialRow.run_id == row.id, TrialRow.state == COMPLETE))
@@ -314,6 +331,14 @@ class Store:
                 run_id, number, spec, state=DUPLICATE, duplicate_of=of.number, values=of.values,
                 metrics=of.metrics, params=of.params, finished_at=utcnow(),
             ))
+
+    def add_infeasible(self, run_id: int, number: int, spec: ArchSpec, reason: str,
+                       params: int | None = None) -> None:
+        """A sampled candidate that fails a constraint of the space (`reason` says which, with
+        the values): recorded as INFEASIBLE, never trained, charged nothing."""
+        with self.transaction() as s:
+            s.add(self._new_trial(run_id, number, spec, state=INFEASIBLE, error=reason,
+                                  params=params, finished_at=utcnow()))
 
     def _trial_row(self, s: Session, run_id: int, number: int) -> TrialRow:
         row = s.scalar(select(TrialRow).where(TrialRow.run_id == run_id, TrialRow.number == number))

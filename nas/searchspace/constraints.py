@@ -1,0 +1,215 @@
+"""Constraints of a space file: conditions every candidate must meet before it is trained.
+
+    constraints:
+      - "params <= 2e6"
+      - "state_bytes(seq_len=4096) <= 4MiB"
+      - "count(attention) >= 1"
+
+Each entry is an expression of `nas.expr` over the quantities of one ArchSpec:
+
+    params                      parameters (tied embedding / head once): num_params()
+    n_layers, d_model           depth and width
+    flops_per_token(seq_len=N)  forward FLOPs per token at context N
+    state_bytes(seq_len=N)      fp32 decode state (KV cache, recurrent state) per sequence
+                                after N tokens
+    count(KIND)                 layers whose token mixer is KIND, e.g. count(attention)
+
+The quantities come from the blocks' own analytic cost methods on the model built on PyTorch's
+meta device (no memory, no weights, nothing trained), cached per arch_hash. Everything is
+checked at load time: a constraint that does not parse, is not a yes-or-no condition, or names an
+unknown quantity or mixer is a SpaceError at `constraints.<i>`.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from nas.errors import SpaceError
+from nas.expr import CallInfo, Expr, ExprError, parse
+from nas.spec import ArchSpec
+
+NAMES = ("params", "n_layers", "d_model")
+FUNCTIONS = ("flops_per_token", "state_bytes", "count")
+_SEQ_LEN_FUNCTIONS = ("flops_per_token", "state_bytes")
+KNOWN = ("params, n_layers, d_model, flops_per_token(seq_len=N), state_bytes(seq_len=N), "
+         "count(KIND)")
+_CACHE_SIZE = 128  # meta models kept, by arch_hash
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """One checked entry of `constraints:`, by its position in the list."""
+
+    index: int
+    expr: Expr
+
+    @property
+    def text(self) -> str:
+        return self.expr.text
+
+    @property
+    def key(self) -> str:
+        return f"constraints.{self.index}"
+
+
+def compile_constraints(path: str, texts: Sequence[str]) -> tuple[Constraint, ...]:
+    """Parse and check every constraint; SpaceError naming `constraints.<i>` for the first bad
+    one."""
+    from nas.blocks import list_blocks
+
+    mixers = list_blocks(role="token_mixer")
+    out = []
+    for index, text in enumerate(texts):
+        key = f"constraints.{index}"
+        try:
+            expr = parse(text)
+        except ExprError as exc:
+            raise SpaceError(path, key, f"{exc}", "write a condition such as `params <= 2e6` "
+                             f"over {KNOWN}") from None
+        if not expr.is_condition:
+            raise SpaceError(path, key, f"{text!r} is not a condition",
+                             "compare it with a limit, e.g. `params <= 2e6`")
+        for name in expr.names:
+            if name not in NAMES:
+                hint = (f" ({name} needs a context length: {name}(seq_len=N))"
+                        if name in _SEQ_LEN_FUNCTIONS else "")
+                raise SpaceError(path, key, f"unknown name {name!r}{hint}",
+                                 f"known names: {KNOWN}")
+        for call in expr.calls:
+            problem = _check_call(call, mixers)
+            if problem:
+                fix = ("spell the mixer as in `nas blocks list`" if "unknown token mixer" in problem
+                       else f"known names: {KNOWN}")
+                raise SpaceError(path, key, problem, fix)
+        out.append(Constraint(index, expr))
+    return tuple(out)
+
+
+def _check_call(call: CallInfo, mixers: Sequence[str]) -> str | None:
+    if call.name not in FUNCTIONS:
+        return f"unknown function {call.name!r} in {call.text}"
+    if call.name == "count":
+        if call.kwargs or len(call.args) != 1:
+            return f"{call.text}: count takes one token mixer, e.g. count(attention)"
+        if call.args[0] not in mixers:
+            return (f"{call.text}: unknown token mixer {call.args[0]!r}; known: "
+                    f"{', '.join(mixers)}")
+        return None
+    kwargs = call.kwargs_dict
+    seq_len = kwargs.get("seq_len")
+    if call.args or set(kwargs) != {"seq_len"}:
+        return f"{call.text}: {call.name} takes one keyword, e.g. {call.name}(seq_len=4096)"
+    if isinstance(seq_len, bool) or not isinstance(seq_len, int | float) or seq_len < 1 \
+            or int(seq_len) != seq_len:
+        return f"{call.text}: seq_len must be a positive integer, got {seq_len!r}"
+    return None
+
+
+# ------------------------------------------------------------------------------------------------
+# quantities of one ArchSpec
+# ------------------------------------------------------------------------------------------------
+
+_MODELS: OrderedDict[str, Any] = OrderedDict()
+
+
+def meta_model(spec: ArchSpec):
+    """The LanguageModel of `spec` on the meta device (shapes only, no memory), cached by
+    arch_hash. Its cost methods are analytic, so they need no real weights."""
+    key = spec.arch_hash
+    model = _MODELS.get(key)
+    if model is not None:
+        _MODELS.move_to_end(key)
+        return model
+    import torch
+
+    from nas.blocks.model import build_model
+
+    with torch.device("meta"):
+        model = build_model(spec, device="meta")
+    _MODELS[key] = model
+    while len(_MODELS) > _CACHE_SIZE:
+        _MODELS.popitem(last=False)
+    return model
+
+
+def quantities(spec: ArchSpec) -> dict[str, Any]:
+    """The environment constraints are evaluated in: names to values, functions to callables.
+    The model is built (on the meta device) only when a constraint needs it."""
+
+    def model():
+        return meta_model(spec)
+
+    def params() -> int:
+        return int(model().num_params())
+
+    def flops_per_token(seq_len: int) -> float:
+        return float(model().flops_per_token(int(seq_len)))
+
+    def state_bytes(seq_len: int) -> int:
+        import torch
+
+        return int(model().state_bytes(int(seq_len), torch.float32))
+
+    def count(kind: str) -> int:
+        return sum(1 for k in spec.mixer_kinds if k == kind)
+
+    return {"params": _Lazy(params), "n_layers": spec.n_layers, "d_model": spec.d_model,
+            "flops_per_token": flops_per_token, "state_bytes": state_bytes, "count": count}
+
+
+class _Lazy:
+    """A value computed on first use (`params` needs the model; `n_layers` does not)."""
+
+    def __init__(self, compute: Callable[[], Any]) -> None:
+        self.compute = compute
+
+
+def _resolve(env: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    out = dict(env)
+    for name in names:
+        if isinstance(out.get(name), _Lazy):
+            out[name] = out[name].compute()
+    return {k: v for k, v in out.items() if not isinstance(v, _Lazy)}
+
+
+def violation(constraints: Sequence[Constraint], spec: ArchSpec) -> str | None:
+    """None if `spec` meets every constraint; else the first one it fails, with the values,
+    e.g. 'params <= 2e6: params = 3.1M'."""
+    if not constraints:
+        return None
+    base = quantities(spec)
+    for constraint in constraints:
+        try:
+            env = _resolve(base, constraint.expr.names)
+            holds = bool(constraint.expr.evaluate(env))
+        except (ExprError, ValueError) as exc:  # checked at load time, so unexpected
+            return f"{constraint.text}: cannot evaluate ({exc})"
+        if not holds:
+            return f"{constraint.text}: {describe_values(constraint.expr, env)}"
+    return None
+
+
+def describe_values(expr: Expr, env: dict[str, Any]) -> str:
+    """'params = 3.1M, count(attention) = 0': every quantity the expression uses."""
+    parts = [f"{name} = {format_quantity(name, env[name])}" for name in expr.names]
+    for call in expr.calls:
+        parts.append(f"{call.text} = {format_quantity(call.name, call.evaluate(env))}")
+    return ", ".join(parts)
+
+
+def format_quantity(name: str, value: Any) -> str:
+    """Bytes in KiB / MiB / GiB, large counts with k / M / G, three significant digits."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return repr(value)
+    if name == "state_bytes":
+        for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+            if abs(value) >= size:
+                return f"{value / size:.3g}{unit}"
+        return f"{int(value)}B"
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= size:
+            return f"{value / size:.3g}{unit}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
