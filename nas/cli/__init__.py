@@ -175,6 +175,8 @@ def validate(space: Path = typer.Argument(..., help="The search-space YAML file.
         console.print(f"  {name}: {_domain_text(domain)}{when}", highlight=False)
     objectives = ", ".join(f"{o.name} ({o.direction})" for o in compiled.objectives)
     console.print(f"  objectives: {objectives}")
+    for constraint in compiled.config.constraints:
+        console.print(f"  constraint: {constraint}", highlight=False)
 
 
 def _domain_text(domain: Any) -> str:
@@ -230,9 +232,13 @@ def trials(
                              "accuracy, latency_ms, params, number; -KEY for descending. Trials "
                              "without that value come last."),
     limit: int = typer.Option(None, "--limit", min=0, help="Only the first N (after sorting)."),
+    where: str = typer.Option(None, "--where", help="Only trials satisfying a condition over "
+                              "objectives, metrics and columns, e.g. 'accuracy > 0.9 and "
+                              "latency_ms < 2' (units allowed: params < 100k)."),
 ) -> None:
     """List the trials of RUN."""
-    _list_trials(run, storage, fmt, front_only=False, state=state, sort=sort, limit=limit)
+    _list_trials(run, storage, fmt, front_only=False, state=state, sort=sort, limit=limit,
+                 where=where)
 
 
 @app.command()
@@ -245,7 +251,7 @@ def pareto(run: str = typer.Argument(..., help="Run name (or id)."),
 
 def _list_trials(run_ref: str, storage: str | None, fmt: str, front_only: bool,
                  state: str | None = None, sort: str | None = None,
-                 limit: int | None = None) -> None:
+                 limit: int | None = None, where: str | None = None) -> None:
     from nas.cli.render import (
         FORMATS,
         print_csv,
@@ -260,6 +266,8 @@ def _list_trials(run_ref: str, storage: str | None, fmt: str, front_only: bool,
     run = store.run(run_ref)
     records = store.pareto(run.id) if front_only else store.trials(
         run.id, states=[state.upper()] if state else None)
+    if where:
+        records = filter_trials(run, records, where)
     if sort:
         records = sort_trials(run, records, sort)
     if limit is not None:
@@ -295,6 +303,37 @@ def sort_trials(run: Any, records: list[Any], key: str) -> list[Any]:
     present = [t for t in records if value(t) is not None]
     missing = [t for t in records if value(t) is None]
     return sorted(present, key=value, reverse=descending) + missing
+
+
+def filter_trials(run: Any, records: list[Any], where: str) -> list[Any]:
+    """The trials for which the condition `where` holds (parsed by nas.expr, never eval'ed).
+    A trial lacking a value the condition names (a failed trial has no accuracy) is left out;
+    a name no trial has is an error listing the names there are."""
+    from nas.cli.render import trial_columns, trial_row
+    from nas.expr import ExprError, parse
+
+    try:
+        condition = parse(where)
+    except ExprError as exc:
+        raise NasError(f"--where: {exc}") from None
+    if not condition.is_condition or condition.calls:
+        raise NasError(f"--where needs a condition such as 'accuracy > 0.9', got {where!r}")
+    envs = [{**(t.metrics or {}), **trial_row(run, t)} for t in records]
+    known = set(trial_columns(run)) | {m for env in envs for m in env}
+    unknown = [n for n in condition.names if n not in known]
+    if unknown:
+        raise NasError(f"--where: unknown name {unknown[0]!r}; use one of "
+                       f"{', '.join(sorted(known))}")
+    kept = []
+    for trial, env in zip(records, envs, strict=True):
+        if any(env.get(n) is None for n in condition.names):
+            continue
+        try:
+            if condition.evaluate(env):
+                kept.append(trial)
+        except ExprError as exc:
+            raise NasError(f"--where: {exc}") from None
+    return kept
 
 
 def _trial_ref(store: Store, ref: str) -> tuple[Any, Any]:

@@ -32,6 +32,7 @@ class SearchState:
     complete: int = 0
     failed: int = 0
     duplicates: int = 0
+    infeasible: int = 0
     running: int = 0
     spent: float = 0.0  # in the budget's unit
     device_seconds: float = 0.0
@@ -59,6 +60,7 @@ class Reporter(Protocol):
                        seconds: float) -> None: ...
     def trial_failed(self, number: int, spec: ArchSpec, error: str) -> None: ...
     def trial_duplicate(self, number: int, spec: ArchSpec, of: int) -> None: ...
+    def trial_infeasible(self, number: int, spec: ArchSpec, reason: str) -> None: ...
     def stop(self, state: SearchState) -> None: ...
 
 
@@ -120,13 +122,19 @@ class RichReporter:
         first = error.splitlines()[0] if error else "failed"
         self.console.print(f"  trial {number:>3}  {describe_spec(spec):<28} [red]FAILED[/] {first}")
 
-    def trial_duplicate(self, number, spec, of) -> None:
+    def trial_infeasible(self, number, spec, reason) -> None:
+        self.trial_duplicate(number, spec, None, f"infeasible: {reason}")
+
+    def trial_duplicate(self, number, spec, of, why: str | None = None) -> None:
+        """A sample that was not trained (already trained, or infeasible); a run of them prints
+        only its first few lines."""
         self._duplicate_run += 1
         if self._duplicate_run <= _DUPLICATES_SHOWN:
-            self.console.print(f"  trial {number:>3}  {describe_spec(spec):<28} "
-                               f"[dim]same as trial {of}: answered from the database[/]")
+            why = why or f"same as trial {of}: answered from the database"
+            self.console.print(f"  trial {number:>3}  {describe_spec(spec):<28} [dim]{why}[/]",
+                               highlight=False)
         elif self._duplicate_run == _DUPLICATES_SHOWN + 1:
-            self.console.print("  [dim]… more duplicates (counted in the panel)[/]")
+            self.console.print("  [dim]… more samples not trained (duplicates or infeasible)[/]")
 
     def stop(self, state: SearchState) -> None:
         if self._live is not None:
@@ -140,7 +148,8 @@ class RichReporter:
         grid.add_column(style="bold")
         grid.add_column()
         grid.add_row("trials", f"{state.complete} complete · {state.running} running · "
-                     f"{state.failed} failed · {state.duplicates} duplicates")
+                     f"{state.failed} failed · {state.duplicates} duplicates · "
+                     f"{state.infeasible} infeasible")
         budget = state.budget
         spent = state.elapsed() if budget.unit == "wall_seconds" else state.spent
         line = Table.grid(padding=(0, 1))

@@ -242,9 +242,8 @@ class _Loop:
         self.store.add_infeasible(self.run_id, trial.number, spec, reason, params=params)
         self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
         self.infeasible_streak += 1
-        report = getattr(self.reporter, "trial_infeasible", None)
-        if callable(report):
-            report(trial.number, spec, reason)
+        self.state.infeasible += 1
+        self.reporter.trial_infeasible(trial.number, spec, reason)
 
     def _exhausted_message(self) -> str:
         """Why sampling stopped: every recent sample infeasible, or already trained, or both."""

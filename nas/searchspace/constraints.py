@@ -201,13 +201,15 @@ def describe_values(expr: Expr, env: dict[str, Any]) -> str:
 
 
 def format_quantity(name: str, value: Any) -> str:
-    """Bytes in KiB / MiB / GiB, large counts with k / M / G, three significant digits."""
+    """Bytes in KiB / MiB / GiB, large counts with k / M / G, three significant digits (and
+    the exact integer beside a rounded one, so '1MiB' never hides 1,050,624 bytes)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return repr(value)
     if name == "state_bytes":
         for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
             if abs(value) >= size:
-                return f"{value / size:.3g}{unit}"
+                short = f"{value / size:.3g}{unit}"
+                return short if value % size == 0 else f"{short} ({int(value):,} bytes)"
         return f"{int(value)}B"
     for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(value) >= size:

@@ -207,3 +207,19 @@ def test_rm_yes_deletes_run_trials_curves_ledger_and_study(copy_db):
         optuna.load_study(study_name="q", storage=copy_db)
     again = nas("rm", "q", "--storage", copy_db, "--yes")
     assert again.returncode == 2 and "no run 'q'" in again.stderr
+
+
+def test_where_filters_with_the_safe_expression_language(db):
+    everything = as_json("trials", "q", "--storage", db)
+    complete = [t for t in everything if t["values"]]
+    threshold = sorted(t["values"]["latency_ms"] for t in complete)[len(complete) // 2]
+    kept = as_json("trials", "q", "--storage", db, "--where", f"latency_ms <= {threshold}")
+    expected = [t["number"] for t in complete if t["values"]["latency_ms"] <= threshold]
+    assert [t["number"] for t in kept] == expected and kept
+    both = as_json("trials", "q", "--storage", db, "--where",
+                   f"latency_ms <= {threshold} and params < 1M and not (accuracy > 1)")
+    assert [t["number"] for t in both] == expected
+    for bad, words in (("__import__('os')", "--where"), ("accuracyy > 1", "unknown name"),
+                       ("accuracy", "needs a condition")):
+        out = nas("trials", "q", "--storage", db, "--where", bad)
+        assert out.returncode == 2 and words in out.stderr and "Traceback" not in out.stderr
