@@ -597,3 +597,37 @@ def space_sample(
         table.add_row(str(i), spec.short_form(), str(spec.d_model), str(spec.n_layers),
                       spec.arch_hash)
     console.print(table)
+
+
+# ------------------------------------------------------------------------------------------------
+# plot
+# ------------------------------------------------------------------------------------------------
+
+
+@app.command()
+@user_errors
+def plot(
+    run: str = typer.Argument(..., help="Run name (or id)."),
+    out: Path = typer.Option(..., "--out", "-o", help="front.png, or front.html (the figure "
+                             "inline plus a table of the front)."),
+    x: str = typer.Option(None, "--x", help="Objective on the x axis (default: the run's "
+                          "second)."),
+    y: str = typer.Option(None, "--y", help="Objective on the y axis (default: the run's "
+                          "first)."),
+    storage: str = StorageOpt,
+) -> None:
+    """Draw RUN: its front, hypervolume over device-hours and mixers along the front."""
+    from nas.cli.plots import write_plot
+
+    store = Store(resolve_storage(storage), create=False)
+    record = store.run(run)
+    try:
+        import matplotlib  # noqa: F401  (drawn in nas.cli.plots; checked here to say how to get it)
+    except ImportError:
+        # Printed here, not raised: rich would read "[plot]" in a NasError as markup.
+        errors.print("[bold red]error:[/] matplotlib is not installed: pip install 'nas\\[plot]'",
+                     highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    data = write_plot(record, store.trials(record.id), out, x, y)
+    console.print(f"wrote {out} ({len(data.complete)} trials, {len(data.front)} on the front)",
+                  highlight=False)

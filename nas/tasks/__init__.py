@@ -2,6 +2,7 @@
 
     make_task({"kind": "mqar", "vocab_size": 64, "seq_len": 64, "num_kv_pairs": 8})
     make_task({"kind": "lm", "source": "stdlib", "seq_len": 128})   # bytes of real text
+    make_task({"kind": "mad"})          # the six MAD synthetic tasks mixed (see nas.tasks.mad)
 
 Importing this package does not import torch (only `Task.sample` needs it), so an orchestrator
 can validate task configs and read their vocabulary size cheaply.
@@ -15,11 +16,27 @@ from typing import Any
 
 from nas.tasks.base import IGNORE_INDEX, SPLITS, Task
 from nas.tasks.lm import LMTask
+from nas.tasks.mad import (
+    MADCompressionTask,
+    MADFuzzyRecallTask,
+    MADInContextRecallTask,
+    MADMemorizationTask,
+    MADNoisyRecallTask,
+    MADSelectiveCopyTask,
+    MADTask,
+)
 from nas.tasks.mqar import MQARTask
 
 TASK_KINDS: dict[str, type[Task]] = {
     "mqar": MQARTask,
     "lm": LMTask,
+    "mad_in_context_recall": MADInContextRecallTask,
+    "mad_noisy_recall": MADNoisyRecallTask,
+    "mad_fuzzy_recall": MADFuzzyRecallTask,
+    "mad_selective_copy": MADSelectiveCopyTask,
+    "mad_compression": MADCompressionTask,
+    "mad_memorization": MADMemorizationTask,
+    "mad": MADTask,
 }
 
 
@@ -61,6 +78,13 @@ __all__ = [
     "SPLITS",
     "TASK_KINDS",
     "LMTask",
+    "MADCompressionTask",
+    "MADFuzzyRecallTask",
+    "MADInContextRecallTask",
+    "MADMemorizationTask",
+    "MADNoisyRecallTask",
+    "MADSelectiveCopyTask",
+    "MADTask",
     "MQARTask",
     "Task",
     "make_task",
