@@ -36,6 +36,7 @@ errors = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 StorageOpt = typer.Option(None, "--storage", help="Database URL (default: $NAS_STORAGE or "
                           f"{DEFAULT_URL}).")
+WorkersOpt = typer.Option(1, "--workers", "-w", min=1, help="Worker processes.")
 FormatOpt = typer.Option("table", "--format", "-f", help="Output format: table or json.")
 QueryFormatOpt = typer.Option("table", "--format", "-f", help="Output format: table, json or "
                               "csv.")
@@ -97,7 +98,7 @@ def search(
     storage: str = StorageOpt,
     name: str = typer.Option(None, "--name", help="Run name (default: SPACE_NAME-N)."),
     seed: int = typer.Option(None, "--seed", help="Overrides the space's search.seed."),
-    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Worker processes."),
+    workers: int = WorkersOpt,
 ) -> None:
     """Search SPACE until the budget is spent; print the Pareto front."""
     from nas.orchestrator.budget import parse_budget
@@ -129,7 +130,7 @@ def resume(
     budget: str = typer.Option(None, "--budget", "-b", help="A new total budget for the run "
                                "(default: its own). Work already done counts against it."),
     storage: str = StorageOpt,
-    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Worker processes."),
+    workers: int = WorkersOpt,
 ) -> None:
     """Continue a stopped, interrupted or crashed run until its budget is spent."""
     from nas.orchestrator.budget import parse_budget

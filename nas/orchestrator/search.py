@@ -202,16 +202,7 @@ class _Loop:
                 return f"budget spent: {self.options.budget.describe(self.state.spent)}"
             trial = self.study.ask()
             spec = self.space.sample(trial)
-            reason = self.space.violation(spec)
-            if reason is not None:
-                self._answer_infeasible(trial, spec, reason)
-                if self.infeasible_streak + self.duplicate_streak >= MAX_DUPLICATE_STREAK:
-                    self.exhausted = self._exhausted_message()
-                    return self.exhausted
-                continue
-            earlier = self.store.find_complete(self.run_id, spec.config_hash)
-            if earlier is not None:
-                self._answer_duplicate(trial, spec, earlier)
+            if self._answered_without_training(trial, spec):
                 if self.infeasible_streak + self.duplicate_streak >= MAX_DUPLICATE_STREAK:
                     self.exhausted = self._exhausted_message()
                     return self.exhausted
@@ -258,6 +249,18 @@ class _Loop:
         return (f"search space exhausted: of the last {total} samples, {self.infeasible_streak} "
                 f"failed the space's constraints and {self.duplicate_streak} were architectures "
                 "already trained")
+
+    def _answered_without_training(self, trial: optuna.Trial, spec: ArchSpec) -> bool:
+        """Infeasible (fails a constraint) or already trained: record it, tell the sampler."""
+        reason = self.space.violation(spec)
+        if reason is not None:
+            self._answer_infeasible(trial, spec, reason)
+            return True
+        earlier = self.store.find_complete(self.run_id, spec.config_hash)
+        if earlier is not None:
+            self._answer_duplicate(trial, spec, earlier)
+            return True
+        return False
 
     def _answer_duplicate(self, trial: optuna.Trial, spec: ArchSpec, earlier: TrialRecord) -> None:
         self.store.add_duplicate(self.run_id, trial.number, spec, earlier)

@@ -137,11 +137,13 @@ class SearchSpace:
         """Walk the DAG with `trial` (an optuna.Trial or anything with its suggest_* methods)."""
         values: dict[str, Scalar] = {}
         for name in self.order:
-            if self._active(name, values):
+            if self.is_active(name, values):
                 values[name] = self.domain(name).suggest(trial, name)
         return self.assemble(values)
 
-    def _active(self, name: str, values: Mapping[str, Scalar]) -> bool:
+    def is_active(self, name: str, values: Mapping[str, Scalar]) -> bool:
+        """Whether decision `name` exists given the values chosen so far: every parent has a
+        value and every edge condition holds."""
         for parent in self.graph.predecessors(name):
             if parent not in values:
                 return False

@@ -131,16 +131,6 @@ def _size(domain: Domain) -> int:
     return 1 if math.isinf(size) and not is_continuous(domain) else int(size)
 
 
-def _active(space: SearchSpace, name: str, values: Mapping[str, Scalar]) -> bool:
-    """As `SearchSpace._active`: every parent has a value and every edge condition holds."""
-    for parent in space.graph.predecessors(name):
-        if parent not in values:
-            return False
-        if not space.graph.edges[parent, name]["condition"].holds(values[parent]):
-            return False
-    return True
-
-
 def _count_assignments(space: SearchSpace, names: Iterable[str]) -> tuple[int, tuple[str, ...]]:
     """(number of active assignments of `names`, the continuous decisions among them that can
     be active — if any, the count is 0 and means infinite). `names` must be closed under
@@ -159,7 +149,7 @@ def _count_assignments(space: SearchSpace, names: Iterable[str]) -> tuple[int, t
         if i == len(names):
             return 1
         name, values = names[i], dict(state)
-        if not _active(space, name, values):
+        if not space.is_active(name, values):
             return count(i + 1, _keep(values, needed[i + 1]))
         domain = space.domain(name)
         if name not in needed[i + 1]:  # nothing later depends on it: a factor of its size
@@ -181,7 +171,7 @@ def _find_continuous(space: SearchSpace, names: tuple[str, ...],
             return
         seen.add((i, values))
         name, current = names[i], dict(values)
-        if not _active(space, name, current):
+        if not space.is_active(name, current):
             walk(i + 1, _keep(current, needed[i + 1]))
             return
         domain = space.domain(name)
@@ -210,7 +200,7 @@ def _assignments(space: SearchSpace, names: tuple[str, ...]) -> Iterator[dict[st
             yield dict(values)
             return
         name = names[i]
-        if not _active(space, name, values):
+        if not space.is_active(name, values):
             yield from walk(i + 1)
             return
         for v in _values(space.domain(name)):

@@ -16,6 +16,7 @@ from typing import Any
 
 from nas.tasks.base import IGNORE_INDEX, SPLITS, Task
 from nas.tasks.lm import LMTask
+from nas.tasks.mad import SUBTASKS as MAD_SUBTASKS
 from nas.tasks.mad import (
     MADCompressionTask,
     MADFuzzyRecallTask,
@@ -30,12 +31,7 @@ from nas.tasks.mqar import MQARTask
 TASK_KINDS: dict[str, type[Task]] = {
     "mqar": MQARTask,
     "lm": LMTask,
-    "mad_in_context_recall": MADInContextRecallTask,
-    "mad_noisy_recall": MADNoisyRecallTask,
-    "mad_fuzzy_recall": MADFuzzyRecallTask,
-    "mad_selective_copy": MADSelectiveCopyTask,
-    "mad_compression": MADCompressionTask,
-    "mad_memorization": MADMemorizationTask,
+    **MAD_SUBTASKS,
     "mad": MADTask,
 }
 
