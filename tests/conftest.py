@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 
 import pytest
+import torch
+
+# Triton kernels run in its CPU interpreter when there is no GPU. Triton reads this when a
+# kernel is first decorated, so it is set before any test imports nas.kernels' Triton modules.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 TINY_SPACE = textwrap.dedent("""\
     name: tiny

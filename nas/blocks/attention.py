@@ -17,9 +17,9 @@ Variants, each one knob (defaults give the plain block above):
   - ``query_heads``: sparse query attention (Filipek et al. 2025): fewer query heads than
     ``heads``, each still of width d_model / heads, which cuts the score and value FLOPs.
 
-Training runs through `F.scaled_dot_product_attention` (``is_causal=True``, or an explicit
-boolean mask for a sliding window); decoding keeps a KV cache and attends the new query to every
-cached key.
+Training runs through `F.scaled_dot_product_attention` (``is_causal=True``; with a sliding
+window at long T, blocks of queries against only the keys their window reaches, so a window
+costs O(T·W), not O(T²)); decoding keeps a KV cache and attends the new query to every cached key.
 """
 
 from __future__ import annotations
@@ -89,6 +89,49 @@ def sliding_window_mask(
     i = torch.arange(seq_len, device=device)
     offset = i[:, None] - i[None, :]  # (T, T): query position - key position
     return (offset >= 0) & ((offset < window) | (i[None, :] < sinks))
+
+
+WINDOW_QUERY_BLOCK = 64  # queries per block of the blocked sliding-window path (at least W)
+
+
+def blocked_window_mask(
+    n_blocks: int, block: int, window: int, sinks: int, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """Boolean (N, Q, S + W-1 + Q) mask for `blocked_window_attention`: query a of block n (at
+    position n·Q + a) against its key slots — the S sinks, then positions n·Q-W+1 .. n·Q+Q-1.
+    A sink is visible only when it lies outside the window (inside, its window slot counts)."""
+    P = window - 1
+    a = torch.arange(block, device=device)[:, None]  # (Q, 1)
+    n = torch.arange(n_blocks, device=device)[:, None, None]  # (N, 1, 1)
+    c = torch.arange(P + block, device=device)[None, :]  # (1, P+Q): window slots
+    in_window = (c >= a) & (c <= a + P) & (c >= P - n * block)  # (N, Q, P+Q): p >= 0 too
+    j = torch.arange(sinks, device=device)[None, :]  # (1, S)
+    sink_visible = (n * block + a - j >= window).expand(n_blocks, block, sinks)  # (N, Q, S)
+    return torch.cat((sink_visible, in_window), dim=-1)
+
+
+def blocked_window_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int, sinks: int, mask: torch.Tensor
+) -> torch.Tensor:
+    """Causal sliding-window attention (plus sinks) for q, k, v (B, H, T, Dh) -> (B, H, T, Dh),
+    equal to SDPA under `sliding_window_mask`. Queries go in blocks of Q = mask.shape[1]; each
+    block meets only its S sinks and the W-1+Q keys its window reaches, so the cost is
+    O(T·(S + W + Q)) instead of O(T²). `mask` is `blocked_window_mask(N, Q, window, sinks)`."""
+    B, H, T, Dh = q.shape
+    N, Q = mask.shape[:2]
+    P, pad = window - 1, N * Q - T
+
+    def key_slots(x: torch.Tensor) -> torch.Tensor:  # (B, H, T, Dh) -> (B·H, N, S+P+Q, Dh)
+        slots = F.pad(x, (0, 0, P, pad)).unfold(2, P + Q, Q)  # (B, H, N, Dh, P+Q)
+        slots = slots.transpose(-1, -2)  # (B, H, N, P+Q, Dh)
+        if sinks:
+            sink = x[:, :, None, :sinks].expand(B, H, N, sinks, Dh)  # (B, H, N, S, Dh)
+            slots = torch.cat((sink, slots), dim=3)
+        return slots.reshape(B * H, N, sinks + P + Q, Dh)
+
+    q = F.pad(q, (0, 0, 0, pad)).reshape(B * H, N, Q, Dh)  # (B·H, N, Q, Dh)
+    y = F.scaled_dot_product_attention(q, key_slots(k), key_slots(v), attn_mask=mask)
+    return y.reshape(B, H, N * Q, Dh)[:, :, :T]  # (B, H, T, Dh)
 
 
 @register_block(
@@ -269,12 +312,21 @@ class Attention(TokenMixer):
         return x.reshape(B, self.query_heads, T, Dh)  # (B, Hq, T, Dh)
 
     def _window_mask(self, T: int, device: torch.device) -> torch.Tensor:
-        """sliding_window_mask for length T, cached until the length or device changes."""
+        """The mask of the cheaper windowed path at length T, cached until the length or device
+        changes: `blocked_window_mask` (N, Q, S+W-1+Q) when the blocks execute fewer scores than
+        the dense (T, T) `sliding_window_mask`, else the dense one."""
+        block = max(self.window, WINDOW_QUERY_BLOCK)
+        n_blocks = -(-T // block)
+        blocked = (self.sinks + self.window - 1 + block) * n_blocks * block < T * T
+        shape = (n_blocks, block, self.sinks + self.window - 1 + block) if blocked else (T, T)
         mask = self.window_mask
-        if mask.shape[0] != T or mask.device != device:
+        if mask.shape != shape or mask.device != device:
             # A normal tensor even under inference_mode (see Rotary._grow).
             with torch.inference_mode(False):
-                mask = sliding_window_mask(T, self.window, self.sinks, device)
+                if blocked:
+                    mask = blocked_window_mask(n_blocks, block, self.window, self.sinks, device)
+                else:
+                    mask = sliding_window_mask(T, self.window, self.sinks, device)
             self.window_mask = mask
         return mask
 
@@ -295,8 +347,11 @@ class Attention(TokenMixer):
             q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         k, v = self._repeat_kv(k), self._repeat_kv(v)  # (B, Hq, T, Dh)
         if self.window is not None and T > self.window + self.sinks:
-            mask = self._window_mask(T, x.device)  # (T, T)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, Hq, T, Dh)
+            mask = self._window_mask(T, x.device)  # (N, Q, S+W-1+Q) or (T, T)
+            if mask.dim() == 3:
+                y = blocked_window_attention(q, k, v, self.window, self.sinks, mask)
+            else:
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, Hq, T, Dh)
         else:  # nothing to cut: the window covers every causal key
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, Hq, T, Dh)
         y = y.transpose(1, 2)  # (B, T, Hq, Dh)

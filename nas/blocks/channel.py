@@ -3,9 +3,10 @@
 `mlp` is the Transformer's two-layer MLP (Vaswani et al. 2017) with a GELU, a ReLU or a squared
 ReLU (relu(x)², So et al. 2021, "Primer"). `swiglu` and `geglu` are the gated variants of
 Shazeer 2020 ("GLU Variants Improve Transformer"): act(x W1) * (x W2), then W3, with act = SiLU
-(Swish) or GELU. Three matrices instead of two, so their hidden width is 2/3 of the MLP's
-(rounded up to a multiple of 8) to keep the parameter count, and the FLOPs, about equal at the
-same expansion.
+(Swish) or GELU. Three matrices instead of two, so by default (`param_matched: true`) their
+hidden width is 2/3 of the MLP's (rounded up to a multiple of 8) to keep the parameter count, and
+the FLOPs, about equal at the same expansion; `param_matched: false` uses the MLP's hidden width
+(1.5x its parameters), the other convention found in the literature.
 """
 
 from __future__ import annotations
@@ -59,8 +60,11 @@ class MLP(ChannelMixer):
         return float(2 * 2 * self.d_model * self.hidden)
 
 
-def swiglu_hidden(d_model: int, expansion: int) -> int:
-    """ceil(2/3 · expansion · d_model), rounded up to a multiple of 8."""
+def swiglu_hidden(d_model: int, expansion: int, param_matched: bool = True) -> int:
+    """ceil(2/3 · expansion · d_model) rounded up to a multiple of 8 when parameter-matched to
+    an mlp of the same expansion; else expansion · d_model."""
+    if not param_matched:
+        return expansion * d_model
     hidden = -(-2 * expansion * d_model // 3)
     return -(-hidden // 8) * 8
 
@@ -72,6 +76,13 @@ _GLU_KNOBS = (
         4,
         minimum=1,
         doc="sized like an mlp of this expansion: hidden = 2/3 * expansion * d_model",
+    ),
+    Knob(
+        "param_matched",
+        bool,
+        True,
+        doc="true: hidden = 2/3 * expansion * d_model (the mlp's parameters); "
+        "false: hidden = expansion * d_model",
     ),
 )
 GLU_ACTIVATIONS = {"silu": F.silu, "gelu": F.gelu}
@@ -86,11 +97,13 @@ class GatedMLP(ChannelMixer):
 
     activation: ClassVar[str]
 
-    def __init__(self, d_model: int, layer_idx: int, expansion: int = 4) -> None:
+    def __init__(
+        self, d_model: int, layer_idx: int, expansion: int = 4, param_matched: bool = True
+    ) -> None:
         super().__init__(d_model, layer_idx)
-        self._raise_if_invalid(expansion=expansion)
+        self._raise_if_invalid(expansion=expansion, param_matched=param_matched)
         self.act = GLU_ACTIVATIONS[self.activation]
-        self.hidden = swiglu_hidden(d_model, expansion)
+        self.hidden = swiglu_hidden(d_model, expansion, param_matched)
         self.fc = nn.Linear(d_model, 2 * self.hidden, bias=False)
         self.proj = mark_residual_out(nn.Linear(self.hidden, d_model, bias=False))
 

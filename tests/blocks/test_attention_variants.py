@@ -19,7 +19,13 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from nas.blocks import get_block
-from nas.blocks.attention import apply_rotary, sliding_window_mask
+from nas.blocks.attention import (
+    WINDOW_QUERY_BLOCK,
+    apply_rotary,
+    blocked_window_attention,
+    blocked_window_mask,
+    sliding_window_mask,
+)
 from nas.blocks.channel import swiglu_hidden
 
 D = 32
@@ -292,13 +298,14 @@ def test_window_gradients_and_costs(knobs):
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as c:
         mixer(x)
     counted = c.get_total_flops() / (B * T)
-    # The analytic count is a windowed kernel's (window + sinks keys per query); the dense
-    # masked training path executes all T keys, 2·2·q_dim FLOPs per extra key.
-    keys = knobs["window"] + knobs.get("sinks", 0)
-    assert counted == mixer.flops_per_token(T) + 4 * (T - keys) * mixer.q_dim
-    assert mixer.flops_per_token(keys - 3) == make_attention(
+    # The analytic count is a windowed kernel's (window + sinks keys per query); at this T the
+    # training path is the dense masked one, which executes all T keys, 2·2·q_dim FLOPs per
+    # extra key.
+    W, S = knobs["window"], knobs.get("sinks", 0)
+    assert counted == mixer.flops_per_token(T) + 4 * (T - W - S) * mixer.q_dim
+    assert mixer.flops_per_token(W + S - 3) == make_attention(
         {k: v for k, v in knobs.items() if k not in ("window", "sinks")}
-    ).flops_per_token(keys - 3)
+    ).flops_per_token(W + S - 3)
 
 
 def test_window_mask_is_cached_and_trainable_after_inference_mode():
@@ -313,6 +320,30 @@ def test_window_mask_is_cached_and_trainable_after_inference_mode():
     assert mixer.window_mask is mask  # built once per length
     mixer(x[:, :20])
     assert mixer.window_mask.shape == (20, 20)
+    long = torch.randn(1, 300, D, requires_grad=True)
+    y = mixer(long)  # long enough for the blocked path: 5 blocks of 64 queries, 1 + 7 + 64 keys
+    assert mixer.window_mask.shape == (5, 64, 72)
+    dense = F.scaled_dot_product_attention  # the same layer through the dense mask
+    mask = sliding_window_mask(300, 8, 1)
+    q, k, v, _ = mixer.qkv(long).split(mixer.splits, dim=-1)
+    q, k, v = (t.view(1, 300, -1, mixer.head_dim).transpose(1, 2) for t in (q, k, v))
+    cos, sin = mixer.rotary(0, 300, q.dtype)
+    q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+    k, v = mixer._repeat_kv(k), mixer._repeat_kv(v)
+    expected = mixer.out(dense(q, k, v, attn_mask=mask).transpose(1, 2).reshape(1, 300, -1))
+    torch.testing.assert_close(y, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("T", [9, 64, 65, 200])
+@pytest.mark.parametrize("window,sinks,block", [(1, 0, 4), (3, 2, 4), (8, 1, 8), (5, 7, 16)])
+def test_blocked_window_attention_equals_the_dense_mask(T, window, sinks, block):
+    if T <= window + sinks:
+        pytest.skip("the block takes the causal path there")
+    q, k, v = (torch.randn(2, 3, T, 5, dtype=torch.float64) for _ in range(3))
+    dense = F.scaled_dot_product_attention(q, k, v, attn_mask=sliding_window_mask(T, window, sinks))
+    mask = blocked_window_mask(-(-T // block), block, window, sinks)
+    blocked = blocked_window_attention(q, k, v, window, sinks, mask)
+    torch.testing.assert_close(blocked, dense, rtol=1e-10, atol=1e-12)
 
 
 def test_query_heads_shapes_and_grouping():

@@ -58,7 +58,7 @@ KNOB_CASES: dict[str, list[dict]] = {
     ],
     "short_conv": [{}, {"kernel_size": 2}],
     "mlp": [{}, {"activation": "relu", "expansion": 2}, {"activation": "relu2"}],
-    "swiglu": [{}, {"expansion": 2}],
+    "swiglu": [{}, {"expansion": 2}, {"param_matched": False}],
     "geglu": [{}, {"expansion": 2}],
     "deltanet": [{}, {"gate": True}, {"short_conv": False, "output_gate": False},
                  {"gate": True, "heads": 2, "output_gate": False}],
@@ -286,6 +286,14 @@ def test_swiglu_matches_mlp_size(d_model, expansion):
     assert swiglu.hidden >= 2 * expansion * d_model / 3
     assert swiglu.num_params() == pytest.approx(mlp.num_params(), rel=0.05)
     assert swiglu_hidden(64, 4) == 176
+
+
+@pytest.mark.parametrize("name", ["swiglu", "geglu"])
+def test_glu_without_parameter_matching_uses_the_mlp_width(name):
+    glu = make(name, {"expansion": 3, "param_matched": False}, d_model=32)
+    mlp = make("mlp", {"expansion": 3}, d_model=32)
+    assert glu.hidden == mlp.hidden == 96
+    assert glu.num_params() == sum(p.numel() for p in glu.parameters()) == 3 * 32 * 96
 
 
 def test_norms():
