@@ -3,6 +3,7 @@
     make_task({"kind": "mqar", "vocab_size": 64, "seq_len": 64, "num_kv_pairs": 8})
     make_task({"kind": "lm", "source": "stdlib", "seq_len": 128})   # bytes of real text
     make_task({"kind": "mad"})          # the six MAD synthetic tasks mixed (see nas.tasks.mad)
+    make_task({"kind": "python", "entrypoint": "mytasks:make_task", ...})  # nas.tasks.custom
 
 Importing this package does not import torch (only `Task.sample` needs it), so an orchestrator
 can validate task configs and read their vocabulary size cheaply.
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nas.tasks.base import IGNORE_INDEX, SPLITS, Task
+from nas.tasks.custom import PythonTask, make_python_task
 from nas.tasks.lm import LMTask
 from nas.tasks.mad import SUBTASKS as MAD_SUBTASKS
 from nas.tasks.mad import (
@@ -28,16 +30,22 @@ from nas.tasks.mad import (
 )
 from nas.tasks.mqar import MQARTask
 
+PYTHON_TASK = "python"  # a user task by entrypoint: its options are the factory's own
+
 TASK_KINDS: dict[str, type[Task]] = {
     "mqar": MQARTask,
     "lm": LMTask,
     **MAD_SUBTASKS,
     "mad": MADTask,
+    PYTHON_TASK: PythonTask,
 }
 
 
-def task_options(kind: str) -> dict[str, Any]:
-    """The config keys a task kind accepts (besides "kind") and their defaults."""
+def task_options(kind: str) -> dict[str, Any] | None:
+    """The config keys a task kind accepts (besides "kind") and their defaults; None for a
+    python task, whose keys are its factory's to check."""
+    if kind == PYTHON_TASK:
+        return None
     return {f.name: f.default for f in dataclasses.fields(_task_class(kind))}
 
 
@@ -47,6 +55,8 @@ def make_task(config: Mapping[str, Any]) -> Task:
     if "kind" not in options:
         raise ValueError(f"task config needs a 'kind'; known kinds: {', '.join(TASK_KINDS)}")
     kind = options.pop("kind")
+    if kind == PYTHON_TASK:
+        return make_python_task(options)
     accepted = task_options(kind)
     unknown = sorted(set(options) - set(accepted))
     if unknown:
@@ -82,6 +92,8 @@ __all__ = [
     "MADSelectiveCopyTask",
     "MADTask",
     "MQARTask",
+    "PYTHON_TASK",
+    "PythonTask",
     "Task",
     "make_task",
     "task_options",

@@ -1,0 +1,128 @@
+"""User tasks: ``task: {kind: python, entrypoint: "pkg.module:make_task", ...}``.
+
+The entrypoint is a callable that takes the config's other keys as keyword arguments and returns
+an object following the Task protocol (nas.tasks.base.Task; subclassing it is optional):
+
+- ``vocab_size: int`` and ``seq_len: int``;
+- ``sample(batch_size, generator) -> (inputs, targets)``: int64 tensors (batch_size, seq_len)
+  drawn only from `generator`; inputs in [0, vocab_size), targets too or IGNORE_INDEX (-100)
+  where a position is not scored. The model's logits at position t are scored against
+  ``targets[:, t]`` (cross-entropy for the loss, argmax for accuracy);
+- optionally ``sample_split(batch_size, generator, split)`` with split "train" or "val" for a
+  fixed held-out set; without it both splits call ``sample`` (evaluation then draws from a
+  differently seeded generator).
+
+The module is imported from the normal Python path plus the current directory and, if given,
+``path:`` (a folder, relative to the current directory), so a ``mytasks.py`` beside the space
+file works when `nas search` runs from that folder. Every process (driver and workers) imports
+it the same way. `examples/custom_task/` holds a worked example.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+from nas.tasks.base import IGNORE_INDEX, SPLITS, Task
+
+REQUIRED = ("vocab_size", "seq_len", "sample")
+
+
+def load_entrypoint(entrypoint: str, path: str | None = None):
+    """The callable named by "module:attribute" (ValueError, with the fix, if it cannot be)."""
+    module_name, sep, attribute = str(entrypoint).partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(
+            f"python task: entrypoint {entrypoint!r} must look like 'package.module:function'"
+        )
+    for folder in (path, os.getcwd()):
+        if folder and os.path.abspath(folder) not in map(os.path.abspath, sys.path):
+            sys.path.insert(0, os.path.abspath(folder))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(
+            f"python task: cannot import {module_name!r} ({exc}); fix: run nas from the folder "
+            "that holds it, set `path:` in the task, or install it"
+        ) from None
+    target = getattr(module, attribute, None)
+    if not callable(target):
+        raise ValueError(f"python task: {module_name!r} has no callable {attribute!r}")
+    return target
+
+
+def make_python_task(options: dict[str, Any]) -> Task:
+    """Build a user task from its config keys (entrypoint, optional path, the factory's own)."""
+    options = dict(options)
+    entrypoint = options.pop("entrypoint", None)
+    if entrypoint is None:
+        raise ValueError("python task needs `entrypoint: 'package.module:function'`")
+    factory = load_entrypoint(entrypoint, options.pop("path", None))
+    try:
+        task = factory(**options)
+    except TypeError as exc:  # usually: an option the factory does not take
+        raise ValueError(f"python task {entrypoint}: {exc}") from None
+    missing = [name for name in REQUIRED if not hasattr(task, name)]
+    if missing:
+        raise ValueError(
+            f"python task {entrypoint}: the object it returned lacks {', '.join(missing)}; "
+            "a task needs vocab_size, seq_len and sample(batch_size, generator)"
+        )
+    for name in ("vocab_size", "seq_len"):
+        value = getattr(task, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"python task {entrypoint}: {name} must be a positive int, got "
+                             f"{value!r}")
+    return PythonTask(task, entrypoint)
+
+
+class PythonTask(Task):
+    """A user task behind the Task contract: adds the default `sample_split` where the user's
+    object has none, and checks each split's first batch (shape, dtype, range) so a wrong
+    batch fails its trial with a message instead of an obscure error inside training."""
+
+    def __init__(self, inner: Any, entrypoint: str) -> None:
+        self.inner, self.entrypoint = inner, entrypoint
+        self.vocab_size, self.seq_len = inner.vocab_size, inner.seq_len
+        self._checked: set[str] = set()
+
+    def sample(self, batch_size, generator):
+        return self.sample_split(batch_size, generator, "train")
+
+    def sample_split(self, batch_size, generator, split="train"):
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+        if hasattr(self.inner, "sample_split"):
+            batch = self.inner.sample_split(batch_size, generator, split)
+        else:
+            batch = self.inner.sample(batch_size, generator)
+        if split not in self._checked:
+            self._check(batch, batch_size)
+            self._checked.add(split)
+        return batch
+
+    def _check(self, batch: Any, batch_size: int) -> None:
+        import torch  # deferred: importing nas.tasks stays torch-free
+
+        def fail(problem: str) -> None:
+            raise ValueError(f"python task {self.entrypoint}: sample() {problem}")
+
+        if not (isinstance(batch, tuple | list) and len(batch) == 2):
+            fail("must return (inputs, targets)")
+        expected = (batch_size, self.seq_len)
+        for name, t in zip(("inputs", "targets"), batch, strict=True):
+            if not isinstance(t, torch.Tensor) or t.dtype != torch.long:
+                fail(f"{name} must be int64 tensors, got {getattr(t, 'dtype', type(t).__name__)}")
+            if tuple(t.shape) != expected:
+                fail(f"{name} have shape {tuple(t.shape)}, expected (batch_size, seq_len) = "
+                     f"{expected}")
+        inputs, targets = batch
+        if inputs.min() < 0 or inputs.max() >= self.vocab_size:
+            fail(f"inputs must lie in [0, vocab_size={self.vocab_size})")
+        scored = targets[targets != IGNORE_INDEX]
+        if scored.numel() == 0:
+            fail(f"targets score no position (all are IGNORE_INDEX={IGNORE_INDEX})")
+        if scored.min() < 0 or scored.max() >= self.vocab_size:
+            fail(f"targets must lie in [0, vocab_size={self.vocab_size}) or be {IGNORE_INDEX}")
