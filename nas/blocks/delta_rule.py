@@ -33,7 +33,9 @@ steps) carries M_0 from chunk to chunk, M_next = exp(b_C) M_0 + Σ_j exp(b_C −
 and the outputs are o_i = exp(b_i) M_0ᵀ q_i + Σ_{j≤i} exp(b_i − b_j) (q_i·k_j) u_j. Only
 differences b_i − b_j with j ≤ i (≤ 0) are ever exponentiated, so no decay can overflow. The
 chunk kernel computes in fp32 at least (the triangular solve is not stable in half precision,
-and solve_triangular has no bf16 CPU kernel); the result is cast back.
+and solve_triangular has no bf16 CPU kernel); the result is cast back. It lives in
+`nas.kernels.delta_rule` (`chunk_delta_rule`): Triton kernels, forward and backward, on CUDA, the
+PyTorch reference of this form elsewhere (nas/kernels/delta_rule/README.md).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ import torch.nn.functional as F
 
 from nas.blocks.base import TokenMixer, mark_residual_out
 from nas.blocks.registry import Knob, register_block
+from nas.kernels.delta_rule import chunk_delta_rule, reference
 
 CHUNK = 64
 CONV_SIZE = 4  # taps of the short causal depthwise convolution on q, k, v
@@ -163,7 +166,8 @@ class DeltaNet(TokenMixer):
         q, k = self._qk_norm(q, k)
         beta = torch.sigmoid(self.beta_proj(x)).transpose(1, 2)  # (B, H, T)
         log_decay = self._log_decay(x).transpose(1, 2) if self.gate else None  # (B, H, T)
-        o = chunked_delta_rule(q, k, v, beta, log_decay, self.chunk_size)  # (B, H, T, Dh)
+        o, _ = chunk_delta_rule(q, k, v, beta, log_decay, chunk_size=self.chunk_size)
+        # o: (B, H, T, Dh)
         return self._output(o.transpose(1, 2), x)
 
     def step(
@@ -236,7 +240,7 @@ class DeltaNet(TokenMixer):
         return (self.heads * self.head_dim * self.head_dim + conv) * dtype.itemsize
 
 
-# -- chunked kernel (pure torch) ---------------------------------------------------------------
+# -- the old name of the chunked form ---------------------------------------------------------
 def chunked_delta_rule(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -245,58 +249,6 @@ def chunked_delta_rule(
     log_decay: torch.Tensor | None = None,
     chunk: int = CHUNK,
 ) -> torch.Tensor:
-    """The delta rule M_t = α_t (I − β_t k_t k_tᵀ) M_{t-1} + β_t k_t v_tᵀ, o_t = M_tᵀ q_t, from
-    M = 0, in chunked WY form.
-
-    q, k (B, H, T, Dk), v (B, H, T, Dv), beta (B, H, T); log_decay = log α (B, H, T), ≤ 0, or
-    None for α = 1. Returns o (B, H, T, Dv) in q's dtype (computed in fp32 at least).
-    """
-    B, H, T, Dk = q.shape
-    Dv = v.shape[-1]
-    dtype = q.dtype
-    work = torch.promote_types(dtype, torch.float32)
-    C = min(chunk, T)
-    pad = -T % C
-    N = (T + pad) // C
-
-    def chunks(t: torch.Tensor) -> torch.Tensor:  # (B, H, T, ·) -> (B, H, N, C, ·), zero-padded
-        t = t.to(work)
-        if pad:
-            t = F.pad(t, (0, 0, 0, pad))
-        return t.reshape(B, H, N, C, t.shape[-1])
-
-    q, k, v = chunks(q), chunks(k), chunks(v)
-    beta = chunks(beta[..., None])  # (B, H, N, C, 1); zero after the end
-    causal = torch.ones(C, C, dtype=torch.bool, device=q.device).tril()  # (i, j): j ≤ i
-    kb = k * beta
-    if log_decay is None:
-        decay = causal.to(work)  # (C, C)
-        q_in, k_w, k_state, carry = q, kb, k, None
-    else:
-        b = chunks(log_decay[..., None])[..., 0].cumsum(dim=-1)  # (B, H, N, C)
-        decay = torch.exp((b[..., :, None] - b[..., None, :]).masked_fill(~causal, -math.inf))
-        q_in = q * torch.exp(b)[..., None]  # q_i exp(b_i)
-        k_w = kb * torch.exp(b)[..., None]  # β_i k_i exp(b_i)
-        b_last = b[..., -1:]  # (B, H, N, 1)
-        k_state = k * torch.exp(b_last - b)[..., None]  # k_j exp(b_C - b_j)
-        carry = torch.exp(b_last)[..., None]  # (B, H, N, 1, 1)
-    # (I + A) [U, W] = [β v, β exp(b) k]; the solve reads the strictly lower part of A only
-    A = ((kb @ k.transpose(-1, -2)) * decay).tril(-1)  # (B, H, N, C, C)
-    UW = torch.linalg.solve_triangular(
-        A, torch.cat((v * beta, k_w), dim=-1), upper=False, unitriangular=True
-    )
-    U, W = UW.split((Dv, Dk), dim=-1)  # (B, H, N, C, Dv), (B, H, N, C, Dk)
-    scores = (q @ k.transpose(-1, -2)) * decay  # (B, H, N, C, C), j ≤ i, decayed
-    M = q.new_zeros(B, H, Dk, Dv)
-    starts, news = [], []
-    for n in range(N):  # a loop over chunks, not time steps
-        u = U[:, :, n] - W[:, :, n] @ M  # (B, H, C, Dv): this chunk's pseudo-values
-        starts.append(M)
-        news.append(u)
-        if n < N - 1:
-            carried = M if carry is None else carry[:, :, n] * M
-            M = carried + k_state[:, :, n].transpose(-1, -2) @ u
-    state = torch.stack(starts, dim=2)  # (B, H, N, Dk, Dv): M as of each chunk's start
-    u = torch.stack(news, dim=2)  # (B, H, N, C, Dv)
-    out = q_in @ state + scores @ u  # (B, H, N, C, Dv)
-    return out.reshape(B, H, N * C, Dv)[:, :, :T].to(dtype)
+    """o (B, H, T, Dv) of the delta rule from M = 0 by the PyTorch reference (any device);
+    kept for callers of this name. The block itself calls `chunk_delta_rule`, which dispatches."""
+    return reference.chunked_delta_rule(q, k, v, beta, log_decay, chunk_size=chunk)[0]

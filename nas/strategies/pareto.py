@@ -6,6 +6,7 @@ when a trial completes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 Directions = Sequence[str]  # "maximize" | "minimize", one per objective
@@ -27,3 +28,50 @@ def pareto_mask(points: Sequence[Sequence[float]], directions: Directions) -> li
         not any(dominates(other, point, directions) for other in points if other is not point)
         for point in points
     ]
+
+
+def nondominated_ranks(points: Sequence[Sequence[float]], directions: Directions) -> list[int]:
+    """Each point's front index: 0 for the Pareto front, 1 for the front once 0 is removed, …"""
+    ranks = [-1] * len(points)
+    remaining = list(range(len(points)))
+    rank = 0
+    while remaining:
+        front = [
+            i for i in remaining
+            if not any(dominates(points[j], points[i], directions) for j in remaining if j != i)
+        ]
+        for i in front:
+            ranks[i] = rank
+        remaining = [i for i in remaining if ranks[i] < 0]
+        rank += 1
+    return ranks
+
+
+def crowding_distances(points: Sequence[Sequence[float]]) -> list[float]:
+    """NSGA-II crowding distance of each point within its set: per objective, the normalised gap
+    between its two neighbours, summed; the extremes of any objective get infinity."""
+    n = len(points)
+    distance = [0.0] * n
+    if n <= 2:
+        return [math.inf] * n
+    for m in range(len(points[0])):
+        order = sorted(range(n), key=lambda i: points[i][m])
+        low, high = points[order[0]][m], points[order[-1]][m]
+        distance[order[0]] = distance[order[-1]] = math.inf
+        if high == low:
+            continue
+        for left, mid, right in zip(order, order[1:], order[2:], strict=False):
+            distance[mid] += (points[right][m] - points[left][m]) / (high - low)
+    return distance
+
+
+def preference_order(points: Sequence[Sequence[float]], directions: Directions) -> list[int]:
+    """Indices of `points` best first: by non-dominated rank, then by crowding distance within
+    the rank (more isolated first, as NSGA-II selects), then by index (earlier first)."""
+    ranks = nondominated_ranks(points, directions)
+    crowding = [0.0] * len(points)
+    for rank in set(ranks):
+        members = [i for i, r in enumerate(ranks) if r == rank]
+        for i, d in zip(members, crowding_distances([points[i] for i in members]), strict=True):
+            crowding[i] = d
+    return sorted(range(len(points)), key=lambda i: (ranks[i], -crowding[i], i))
