@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from nas.blocks.base import ChannelMixer, mark_residual_out
 from nas.blocks.registry import Knob, register_block
+from nas.kernels.swiglu import swiglu
 
 
 def relu2(x: torch.Tensor) -> torch.Tensor:
@@ -109,6 +110,8 @@ class GatedMLP(ChannelMixer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate, up = self.fc(x).chunk(2, dim=-1)  # (..., hidden) each
+        if self.activation == "silu":
+            return self.proj(swiglu(gate, up))  # fused kernel on GPU
         return self.proj(self.act(gate) * up)
 
     def num_params(self) -> int:

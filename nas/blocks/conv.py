@@ -5,7 +5,8 @@ causal by left padding), then gated by a SiLU of a second projection:
 
     u, g = in_proj(x).chunk(2)      y = out_proj(causal_depthwise_conv(u) * silu(g))
 
-Decoding keeps the last kernel_size-1 values of u.
+Decoding keeps the last kernel_size-1 values of u. The convolution runs the Triton kernels of
+`nas.kernels.short_conv` on GPU; its taps stay an nn.Conv1d's (D, 1, K) weight.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 
 from nas.blocks.base import TokenMixer, mark_residual_out
 from nas.blocks.registry import Knob, register_block
+from nas.kernels.short_conv import causal_conv1d, causal_conv1d_update
 
 
 @register_block(
@@ -40,8 +42,7 @@ class ShortConv(TokenMixer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u, g = self.in_proj(x).chunk(2, dim=-1)  # (B, T, D) each
-        u = F.pad(u.transpose(1, 2), (self.kernel_size - 1, 0))  # (B, D, K-1+T)
-        u = self.conv(u).transpose(1, 2)  # (B, D, T) -> (B, T, D)
+        u = causal_conv1d(u, self.conv.weight[:, 0])  # taps (D, 1, K) -> (D, K); (B, T, D)
         return self.out_proj(u * F.silu(g))
 
     def step(
@@ -51,9 +52,7 @@ class ShortConv(TokenMixer):
         u, g = self.in_proj(x).chunk(2, dim=-1)  # (B, D) each
         if state is None:
             state = x.new_zeros(B, self.kernel_size - 1, D)
-        taps = self.conv.weight[:, 0].t()  # (D, 1, K) -> (K, D)
-        y = (state * taps[:-1]).sum(dim=1) + u * taps[-1]  # (B, D)
-        state = torch.cat((state[:, 1:], u[:, None]), dim=1)  # (B, K-1, D)
+        y, state = causal_conv1d_update(u, state, self.conv.weight[:, 0])  # (B, D), (B, K-1, D)
         return self.out_proj(y * F.silu(g)), state
 
     # -- costs ---------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from nas.blocks.base import TokenMixer, mark_residual_out
 from nas.blocks.registry import Knob, register_block
 from nas.kernels.delta_rule import chunk_delta_rule, reference
+from nas.kernels.short_conv import causal_conv1d, causal_conv1d_update
 
 CHUNK = 64
 CONV_SIZE = 4  # taps of the short causal depthwise convolution on q, k, v
@@ -159,8 +160,7 @@ class DeltaNet(TokenMixer):
         H, Dh = self.heads, self.head_dim
         u = self.qkv(x)  # (B, T, 3D)
         if self.short_conv:
-            u = F.pad(u.transpose(1, 2), (CONV_SIZE - 1, 0))  # (B, 3D, K-1+T)
-            u = self.conv(u).transpose(1, 2)  # (B, T, 3D)
+            u = causal_conv1d(u, self.conv.weight[:, 0])  # taps (3D, 1, K) -> (3D, K); (B, T, 3D)
         qkv = F.silu(u).view(B, T, 3, H, Dh).permute(2, 0, 3, 1, 4)  # (3, B, H, T, Dh)
         q, k, v = qkv.unbind(0)
         q, k = self._qk_norm(q, k)
@@ -182,10 +182,7 @@ class DeltaNet(TokenMixer):
         else:
             M, buf = state if self.short_conv else (state[0], None)
         if self.short_conv:
-            taps = self.conv.weight[:, 0].t()  # (3D, 1, K) -> (K, 3D)
-            conv = (buf * taps[:-1]).sum(dim=1) + u * taps[-1]  # (B, 3D)
-            buf = torch.cat((buf[:, 1:], u[:, None]), dim=1)  # (B, K-1, 3D)
-            u = conv
+            u, buf = causal_conv1d_update(u, buf, self.conv.weight[:, 0])  # (B, 3D), (B, K-1, 3D)
         q, k, v = F.silu(u).view(B, 3, H, Dh).unbind(1)  # (B, H, Dh) each
         q, k = self._qk_norm(q, k)
         beta = torch.sigmoid(self.beta_proj(x))[..., None]  # (B, H, 1)

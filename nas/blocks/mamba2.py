@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 from nas.blocks.base import TokenMixer, mark_residual_out
 from nas.blocks.registry import Knob, register_block
+from nas.kernels.short_conv import causal_conv1d, causal_conv1d_update
 
 CHUNK = 64
 NORM_EPS = 1e-5  # of the gated RMSNorm, as in mamba_ssm's RMSNormGated
@@ -129,8 +130,8 @@ class Mamba2(TokenMixer):
         B, T, _ = x.shape
         H, P, N = self.heads, self.head_dim, self.d_state
         z, xBC, dt_raw = self._split(self.in_proj(x))
-        xBC = F.pad(xBC.transpose(1, 2), (self.conv_kernel - 1, 0))  # (B, conv_dim, K-1+T)
-        xBC = F.silu(self.conv(xBC)).transpose(1, 2)  # (B, T, conv_dim)
+        taps = self.conv.weight[:, 0]  # (conv_dim, 1, K) -> (conv_dim, K)
+        xBC = F.silu(causal_conv1d(xBC, taps) + self.conv.bias)  # (B, T, conv_dim)
         xs, Bm, Cm = xBC.split((self.d_inner, N, N), dim=-1)
         xs = xs.reshape(B, T, H, P)
         dt = self._dt(dt_raw)  # (B, T, H) fp32
@@ -150,9 +151,9 @@ class Mamba2(TokenMixer):
             conv = x.new_zeros(B, K - 1, self.conv_dim)
         else:
             ssm, conv = state
-        taps = self.conv.weight[:, 0].t()  # (conv_dim, 1, K) -> (K, conv_dim)
-        mixed = (conv * taps[:-1]).sum(dim=1) + xBC * taps[-1] + self.conv.bias  # (B, conv_dim)
-        conv = torch.cat((conv[:, 1:], xBC[:, None]), dim=1)  # (B, K-1, conv_dim)
+        taps = self.conv.weight[:, 0]  # (conv_dim, 1, K) -> (conv_dim, K)
+        mixed, conv = causal_conv1d_update(xBC, conv, taps)  # (B, conv_dim), (B, K-1, conv_dim)
+        mixed = mixed + self.conv.bias
         xs, Bt, Ct = F.silu(mixed).split((self.d_inner, N, N), dim=-1)
         xs = xs.view(B, H, P)
         dt = self._dt(dt_raw)  # (B, H) fp32

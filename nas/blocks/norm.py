@@ -1,14 +1,16 @@
 """Normalisation layers for the pre-norm residual stream.
 
 RMSNorm (Zhang & Sennrich 2019) rescales by the root mean square, with no centring and no bias;
-LayerNorm is torch's own. `make_norm` picks one by the name an ArchSpec carries.
+LayerNorm is torch's own. `make_norm` picks one by the name an ArchSpec carries. RMSNorm runs the
+fused Triton kernel of `nas.kernels.rmsnorm` on GPU.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+
+from nas.kernels.rmsnorm import rms_norm
 
 
 class RMSNorm(nn.Module):
@@ -20,7 +22,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(d_model))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
+        return rms_norm(x, self.weight, self.eps)
 
 
 NORMS = {

@@ -12,6 +12,7 @@ Triton is imported only by the `triton_*.py` modules, and only when a kernel is 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.util
 import os
 import threading
@@ -21,6 +22,23 @@ import torch
 
 BACKENDS = ("triton", "reference")
 _forced = threading.local()
+
+OPS = {  # public function -> the op folder that defines it
+    "chunk_gla": "gla",
+    "chunk_delta_rule": "delta_rule",
+    "rms_norm": "rmsnorm",
+    "swiglu": "swiglu",
+    "causal_conv1d": "short_conv",
+    "causal_conv1d_update": "short_conv",
+}
+
+
+def __getattr__(name: str):
+    """The ops' public functions, imported on first use (`from nas.kernels import swiglu`)."""
+    if name in OPS:
+        module = importlib.import_module(f"{__name__}.{OPS[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def triton_available() -> bool:
