@@ -23,11 +23,12 @@ import torch
 BACKENDS = ("triton", "reference")
 _forced = threading.local()
 
-OPS = {  # public function -> the op folder that defines it
+# public function -> the op folder that defines it (swiglu is not here: `nas.kernels.swiglu` is its
+# folder, so import the function as `from nas.kernels.swiglu import swiglu`)
+OPS = {
     "chunk_gla": "gla",
     "chunk_delta_rule": "delta_rule",
     "rms_norm": "rmsnorm",
-    "swiglu": "swiglu",
     "causal_conv1d": "short_conv",
     "causal_conv1d_update": "short_conv",
 }
