@@ -206,8 +206,8 @@ class DeltaNet(TokenMixer):
         """Projections, the short convolution and, per chunk and head, the matmuls of forward();
         a short final chunk is padded, so it costs a full one.
 
-        Not counted (FlopCounterMode does not see it either): the triangular solve, which costs
-        C·(C−1)·(Dk+Dv) more FLOPs per chunk and head (`solve_flops_per_token`).
+        Plus the triangular solve, C·(C−1)·(Dk+Dv) FLOPs per chunk and head, which
+        FlopCounterMode does not see (`uncounted_flops_per_token`).
         """
         D, H, Dh = self.d_model, self.heads, self.head_dim
         C = min(self.chunk_size, seq_len)
@@ -223,11 +223,12 @@ class DeltaNet(TokenMixer):
             projections += 2 * D * H
         if self.output_gate:
             projections += 2 * D * D
-        return float(projections + H * (N * per_chunk + state_updates) / seq_len)
+        counted = projections + H * (N * per_chunk + state_updates) / seq_len
+        return float(counted + self.uncounted_flops_per_token(seq_len))
 
-    def solve_flops_per_token(self, seq_len: int) -> float:
-        """FLOPs per token of the triangular solve, left out of flops_per_token: a unit lower
-        triangular C × C system with Dk + Dv right-hand sides per chunk and head."""
+    def uncounted_flops_per_token(self, seq_len: int) -> float:
+        """FLOPs per token of the triangular solve: a unit lower triangular C × C system with
+        Dk + Dv right-hand sides per chunk and head."""
         C = min(self.chunk_size, seq_len)
         N = math.ceil(seq_len / C)
         return float(self.heads * N * C * (C - 1) * 2 * self.head_dim / seq_len)

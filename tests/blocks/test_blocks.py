@@ -171,7 +171,8 @@ def test_token_mixer_costs(name, knobs):
         counted = counted_flops(mixer, x) / (B * T)
     assert held_bytes(state) == B * mixer.state_bytes(T)
     assert mixer.state_bytes(T, torch.bfloat16) * 2 == mixer.state_bytes(T)
-    assert mixer.flops_per_token(T) == pytest.approx(counted, rel=0.1)
+    seen = mixer.flops_per_token(T) - mixer.uncounted_flops_per_token(T)
+    assert seen == pytest.approx(counted, rel=0.1)
 
 
 @pytest.mark.parametrize("T", [5, 64, 70, 130])

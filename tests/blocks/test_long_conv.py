@@ -85,12 +85,12 @@ def test_costs_and_state():
     m = make()
     assert m.state_bytes(100) == (3 + 1) * D * 4
     assert make(decay=False).state_bytes(100) == 3 * D * 4
-    assert make(decay=False).fft_flops_per_token(256) == 0.0
+    assert make(decay=False).uncounted_flops_per_token(256) == 0.0
     n = 512
     expected = D * (3 * 2.5 * n * math.log2(n) + 6 * (n // 2 + 1)) / 256
-    assert m.fft_flops_per_token(256) == pytest.approx(expected)
-    # flops_per_token is the same with or without the tail: the FFTs are estimated apart
-    assert m.flops_per_token(256) == make(decay=False).flops_per_token(256)
+    assert m.uncounted_flops_per_token(256) == pytest.approx(expected)
+    # the tail's FFTs are the whole difference the decay makes to the FLOPs
+    assert m.flops_per_token(256) == make(decay=False).flops_per_token(256) + expected
 
 
 def test_init_survives_build_model():
