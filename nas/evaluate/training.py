@@ -21,6 +21,12 @@ them take exactly the old path: no extra work per step.
 
 The loss is read back from the device once per ``log_every`` steps, not every step; so a
 non-finite loss is noticed at the end of its logging window and raised as TrialDiverged.
+
+Segments (multi-fidelity): ``train(..., steps=S, stop_step=r)`` trains the first r steps of an
+S-step schedule and returns the optimizer and data-generator state in ``result.resume``;
+``train(..., steps=S, resume=that)`` carries on from step r. A run cut into segments this way
+takes exactly the steps, batches and learning rates of one uninterrupted run (the tests check
+the weights agree bit for bit on the CPU).
 """
 
 from __future__ import annotations
@@ -47,13 +53,25 @@ CurvePoint = tuple[int, str, float]  # (step, metric name, value)
 
 
 @dataclass
+class ResumeState:
+    """Where a segment of training stopped: the next step, the optimizer's state and the
+    training-data generator's state (the model's weights travel separately)."""
+
+    step: int
+    optimizer: dict
+    generator: torch.Tensor
+
+
+@dataclass
 class TrainResult:
-    """What a training run produced. `final_loss` is the mean train loss of the last window."""
+    """What a training run produced. `final_loss` is the mean train loss of the last window;
+    `steps` the step reached; `resume` the state to carry on from (None once all steps ran)."""
 
     curve: list[CurvePoint] = field(default_factory=list)
     steps: int = 0
     train_seconds: float = 0.0
     final_loss: float = math.nan
+    resume: ResumeState | None = None
 
 
 def warmup_steps_for(steps: int, warmup_fraction: float) -> int:
@@ -95,12 +113,15 @@ def train(
     seed: int = 0,
     log_every: int = 10,
     on_log: Callable[[int, str, float], None] | None = None,
+    stop_step: int | None = None,
+    resume: ResumeState | None = None,
 ) -> TrainResult:
-    """Train `model` in place for `steps` steps of `batch_size` examples from `task`.
+    """Train `model` in place for `steps` steps of `batch_size` examples from `task`: all of
+    them, or from `resume.step` (default 0) up to `stop_step` (default `steps`) of that schedule.
 
     Records ``(step, "train_loss", mean loss since the previous record)`` every `log_every`
-    steps and at the last step (steps count from 1), also passing each to `on_log`. Raises
-    TrialDiverged when a recorded loss is non-finite, ValueError on invalid arguments.
+    steps and at the segment's last step (steps count from 1), also passing each to `on_log`.
+    Raises TrialDiverged when a recorded loss is non-finite, ValueError on invalid arguments.
     """
     _check_positive(steps=steps, batch_size=batch_size, lr=lr, log_every=log_every)
     if not 0.0 <= warmup_fraction <= 1.0:
@@ -110,9 +131,17 @@ def train(
     if grad_clip is not None and grad_clip < 0:
         raise ValueError(f"grad_clip must be >= 0 (0 or None: no clipping), got {grad_clip}")
 
+    first = resume.step if resume is not None else 0
+    stop = steps if stop_step is None else stop_step
+    if not 0 <= first < stop <= steps:
+        raise ValueError(f"cannot train steps {first}..{stop} of a {steps}-step schedule")
+
     device = model_device(model)
     generator = torch.Generator().manual_seed(seed)
     optimizer = make_optimizer(model, lr, weight_decay)
+    if resume is not None:
+        generator.set_state(resume.generator)
+        optimizer.load_state_dict(resume.optimizer)
     warmup = warmup_steps_for(steps, warmup_fraction)
     result = TrainResult()
     window_sum = torch.zeros((), device=device)  # losses since the last record, summed on device
@@ -121,7 +150,7 @@ def train(
 
     model.train()
     start = time.perf_counter()
-    for step in range(steps):
+    for step in range(first, stop):
         for group in optimizer.param_groups:
             group["lr"] = lr * lr_factor(step, steps, warmup)
         inputs, targets = task.sample(batch_size, generator)  # (B, T) each, on CPU
@@ -138,7 +167,7 @@ def train(
         window_sum += loss.detach()
         window_len += 1
         done = step + 1
-        if done % log_every == 0 or done == steps:
+        if done % log_every == 0 or done == stop:
             mean = (window_sum / window_len).item()  # the only host sync in the loop
             if not math.isfinite(mean):
                 raise TrialDiverged(done, mean)
@@ -149,7 +178,9 @@ def train(
             window_len = 0
             result.final_loss = mean
 
-    result.steps = steps
+    result.steps = stop
+    if stop < steps:
+        result.resume = ResumeState(stop, optimizer.state_dict(), generator.get_state())
     result.train_seconds = time.perf_counter() - start  # the .item() above has synced
     return result
 
