@@ -16,7 +16,8 @@ per-head RMSNorm without weights to o_t (as RetNet and GLA do; the output projec
 scale), `none` leaves o_t as it is. An optional output gate multiplies by silu(x W_g) before the
 output projection. Decoding carries S (and z), whose size does not grow with the context.
 
-Training uses the chunked form: the sequence is cut into chunks of C=64 tokens; inside a chunk
+Training uses the chunked form, `nas.kernels.gla.chunk_gla` (Triton kernels on CUDA, its
+PyTorch reference elsewhere): the sequence is cut into chunks of C=64 tokens; inside a chunk
 the masked quadratic form (like attention without softmax), across chunks the state as of the
 chunk's start. The denominator rides along the numerator: values get an extra channel of ones,
 so the same matmuls produce φ(q)ᵀS (first Dh channels) and φ(q)ᵀz (last channel).
@@ -45,9 +46,9 @@ import torch.nn.functional as F
 
 from nas.blocks.base import TokenMixer, mark_residual_out
 from nas.blocks.registry import Knob, register_block
+from nas.kernels.gla import chunk_gla
+from nas.kernels.gla.reference import CHUNK, SUB_CHUNK, chunk_length
 
-CHUNK = 64
-SUB_CHUNK = 16  # gla: per-channel decays inside a chunk are resolved 16 positions at a time
 EPS = 1e-6  # added to the denominator φ(q)·z
 NORM_EPS = 1e-5  # of the per-head RMSNorm (normalize=rmsnorm), as in fla's GLA
 GATE_RANK = 16  # gla: rank of the decay projection D -> GATE_RANK -> D
@@ -193,10 +194,8 @@ class LinearAttention(TokenMixer):
         q, k = self.phi(q), self.phi(k)
         if self.normalize == "denominator":
             v = F.pad(v, (0, 1), value=1.0)  # (B, H, T, Dh+1): last channel accumulates z
-        if self.decay == "none":
-            o = chunked_linear_attention(q, k, v, self.chunk_size)
-        else:
-            o = chunked_decayed_linear_attention(q, k, v, self._log_decay(x), self.chunk_size)
+        log_decay = None if self.decay == "none" else self._log_decay(x)
+        o, _ = chunk_gla(q, k, v, log_decay, chunk_size=self.chunk_size)  # (B, H, T, Dv)
         return self._output(o.transpose(1, 2), x)  # o: (B, H, T, Dv) -> (B, T, H, Dv)
 
     def step(
@@ -251,108 +250,3 @@ class LinearAttention(TokenMixer):
     def state_bytes(self, seq_len: int, dtype: torch.dtype = torch.float32) -> int:
         z = self.head_dim if self.normalize == "denominator" else 0
         return self.heads * (self.head_dim * self.head_dim + z) * dtype.itemsize
-
-
-# -- chunked kernels (pure torch) --------------------------------------------------------------
-def chunk_length(seq_len: int, chunk: int, per_channel: bool = False) -> int:
-    """Tokens per chunk at this length: `chunk`, or the whole (short) sequence; with
-    per-channel decays a multiple of SUB_CHUNK (short sequences are padded up to one)."""
-    if per_channel:
-        return min(chunk, math.ceil(seq_len / SUB_CHUNK) * SUB_CHUNK)
-    return min(chunk, seq_len)
-
-
-def _chunks(tensors, T: int, C: int):
-    """Pad (B, H, T, ·) tensors with zeros to a multiple of C and view them as
-    (B, H, N, C, ·). Zero keys (and zero log-decays) after the end change no earlier output."""
-    pad = -T % C
-    out = []
-    for t in tensors:
-        if pad:
-            t = F.pad(t, (0, 0, 0, pad))
-        out.append(t.reshape(t.shape[0], t.shape[1], -1, C, t.shape[-1]))
-    return out
-
-
-def chunked_linear_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk: int = CHUNK
-) -> torch.Tensor:
-    """o_t = Σ_{s≤t} (q_t·k_s) v_s for q, k (B, H, T, Dk), v (B, H, T, Dv) -> (B, H, T, Dv)."""
-    B, H, T, _ = q.shape
-    Dv = v.shape[-1]
-    C = chunk_length(T, chunk)
-    q, k, v = _chunks((q, k, v), T, C)  # (B, H, N, C, ·)
-    N = q.shape[2]
-    kv = k.transpose(-1, -2) @ v  # (B, H, N, Dk, Dv): each chunk's own Σ k vᵀ
-    state = F.pad(kv.cumsum(dim=2)[:, :, :-1], (0, 0, 0, 0, 1, 0))  # state at chunk start
-    scores = (q @ k.transpose(-1, -2)).tril_()  # (B, H, N, C, C), s ≤ t within the chunk
-    out = q @ state + scores @ v  # (B, H, N, C, Dv)
-    return out.view(B, H, N * C, Dv)[:, :, :T]
-
-
-def chunked_decayed_linear_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, log_decay: torch.Tensor, chunk: int = CHUNK
-) -> torch.Tensor:
-    """The recurrence S_t = diag(α_t) S_{t-1} + k_t v_tᵀ, o_t = S_tᵀ q_t in chunked form.
-
-    q, k (B, H, T, Dk), v (B, H, T, Dv); log_decay = log α (B, H, T, G), ≤ 0, with G = 1 (one
-    decay per head) or G = Dk (one per key channel). Returns o (B, H, T, Dv).
-    """
-    B, H, T, Dk = q.shape
-    Dv = v.shape[-1]
-    per_channel = log_decay.shape[-1] > 1
-    C = chunk_length(T, chunk, per_channel)
-    g = log_decay.to(torch.promote_types(log_decay.dtype, torch.float32))  # at least fp32
-    q, k, v, g = _chunks((q, k, v, g), T, C)  # (B, H, N, C, ·)
-    N = q.shape[2]
-    b = g.cumsum(dim=3)  # (B, H, N, C, G): log of the decay from the chunk's start through i
-    b_last = b[:, :, :, -1:]  # (B, H, N, 1, G): log decay over the whole chunk
-
-    def exp(t: torch.Tensor) -> torch.Tensor:  # every argument here is ≤ 0 (or -inf)
-        return torch.exp(t).to(q.dtype)
-
-    # state at each chunk's start: S_{n+1} = diag(exp(b_last)) S_n + Σ_j exp(b_last - b_j) k_j v_jᵀ
-    kv = (k * exp(b_last - b)).transpose(-1, -2) @ v  # (B, H, N, Dk, Dv)
-    carry = exp(b_last).transpose(-1, -2)  # (B, H, N, G, 1)
-    starts = [kv.new_zeros(B, H, Dk, Dv)]
-    for n in range(N - 1):  # a loop over chunks, not time steps
-        starts.append(carry[:, :, n] * starts[-1] + kv[:, :, n])
-    state = torch.stack(starts, dim=2)  # (B, H, N, Dk, Dv)
-    out = (q * exp(b)) @ state  # (B, H, N, C, Dv): the decayed state as of the chunk's start
-    if per_channel:
-        scores = _intra_chunk_per_channel(q, k, b, exp)
-    else:
-        b0 = b[..., 0]  # (B, H, N, C)
-        causal = torch.ones(C, C, dtype=torch.bool, device=q.device).tril()
-        decay = exp((b0[..., :, None] - b0[..., None, :]).masked_fill(~causal, -math.inf))
-        scores = (q @ k.transpose(-1, -2)) * decay  # (B, H, N, C, C)
-    out = out + scores @ v  # (B, H, N, C, Dv)
-    return out.view(B, H, N * C, Dv)[:, :, :T]
-
-
-def _intra_chunk_per_channel(q, k, b, exp) -> torch.Tensor:
-    """scores[i, j] = Σ_c q_ic k_jc exp(b_ic - b_jc) for j ≤ i within each chunk, (B, H, N, C, C).
-
-    Sub-chunks of c = SUB_CHUNK positions. Query sub-chunk p and the keys of earlier sub-chunks
-    meet through r_p, the cumulative log decay at the end of sub-chunk p-1 (0 for p = 0):
-    exp(b_i - b_j) = exp(b_i - r_p) · exp(r_p - b_j), both exponents ≤ 0. Within a sub-chunk the
-    decays are applied per channel directly.
-    """
-    B, H, N, C, Dk = q.shape
-    c = SUB_CHUNK
-    P = C // c
-    qs, ks, bs = (t.reshape(B, H, N, P, c, Dk) for t in (q, k, b))
-    ref = F.pad(bs[..., -1, :], (0, 0, 1, 0))[..., :-1, :]  # (B, H, N, P, Dk): r_p
-    q_rel = qs * exp(bs - ref[..., None, :])  # (B, H, N, P, c, Dk)
-    arange = torch.arange(C, device=q.device)
-    earlier = arange < c * torch.arange(P, device=q.device)[:, None]  # (P, C): j before sub-chunk p
-    k_exponent = ref[..., None, :] - b[:, :, :, None]  # (B, H, N, P, C, Dk): r_p - b_j
-    k_rel = k[:, :, :, None] * exp(k_exponent.masked_fill(~earlier[..., None], -math.inf))
-    between = q_rel @ k_rel.transpose(-1, -2)  # (B, H, N, P, c, C), zero where j ≥ p·c
-    causal = torch.ones(c, c, dtype=torch.bool, device=q.device).tril()  # (i, j): j ≤ i
-    diff = bs[..., :, None, :] - bs[..., None, :, :]  # (B, H, N, P, c, c, Dk): b_i - b_j
-    k_dec = ks[..., None, :, :] * exp(diff.masked_fill(~causal[..., None], -math.inf))
-    within = (qs[..., None, :] @ k_dec.transpose(-1, -2)).squeeze(-2)  # (B, H, N, P, c, c)
-    eye = torch.eye(P, dtype=within.dtype, device=q.device)
-    within = within[..., None, :] * eye[:, None, :, None]  # (B, H, N, P, c, P, c) block-diagonal
-    return between.reshape(B, H, N, C, C) + within.reshape(B, H, N, C, C)
