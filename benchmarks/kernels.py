@@ -97,10 +97,10 @@ def cases(args, device: torch.device, dtype: torch.dtype) -> list[Case]:
     return [
         Case("gla", shape + " per-channel gate", gla_inputs,
              lambda q, k, v, g: chunk_gla(q, k, v, g, chunk_size=C),
-             lambda q, k, v, g: gla_ref.chunk_gla(q, k, v, g, chunk_size=C), flops, True),
+             lambda q, k, v, g: gla_ref.chunk_gla_reference(q, k, v, g, chunk_size=C), flops, True),
         Case("delta_rule", shape + " gated", delta_inputs,
              lambda q, k, v, b, g: chunk_delta_rule(q, k, v, b, g, chunk_size=C),
-             lambda q, k, v, b, g: delta_ref.chunk_delta_rule(q, k, v, b, g, chunk_size=C),
+             lambda q, k, v, b, g: delta_ref.chunk_delta_rule_reference(q, k, v, b, g, chunk_size=C),
              flops + B * H * T * 2 * C * (2 * Dh), True),  # + the per-chunk WY products
         Case("rmsnorm", f"N={N} D={D}", lambda: ([rand(N, D), rand(D)], []),
              lambda x, w: rms_norm(x, w), lambda x, w: rms_ref.rms_norm(x, w),
@@ -114,7 +114,8 @@ def cases(args, device: torch.device, dtype: torch.dtype) -> list[Case]:
 
 
 def timer(device: torch.device) -> Callable[[Callable[[], object], int], float]:
-    """median seconds of fn() over `repeats` runs, after two warmups."""
+    """median seconds of fn() over `repeats` runs, after two warmups (which also absorb
+    torch.compile's compilation)."""
 
     def cuda_time(fn, repeats):
         for _ in range(2):
@@ -176,6 +177,7 @@ def main() -> None:
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="bf16")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--scale", type=int, default=None, help="divide T by this (CPU: 16)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU only: intra-op threads")
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--only", default="*", help="glob over op names")
     args = parser.parse_args()
@@ -185,7 +187,7 @@ def main() -> None:
     dtype = torch.bfloat16 if args.dtype == "bf16" and cuda else torch.float32
     args.scale = args.scale or (1 if cuda else 16)
     if not cuda:
-        torch.set_num_threads(max(1, torch.get_num_threads()))
+        torch.set_num_threads(args.threads)
     name = torch.cuda.get_device_name() if cuda else "CPU (no CUDA: Triton rows skipped)"
     print(f"# {name} · torch {torch.__version__} · {dtype} · triton "
           f"{'available' if kernels.triton_available() else 'missing'}")
@@ -205,8 +207,8 @@ def main() -> None:
         rows = {impl: measure(case, impl, fn, args, time_fn) for impl, fn in impls.items()}
         for impl, r in rows.items():
             ratio = rows["eager"]["fwdbwd_ms"] / r["fwdbwd_ms"]
-            print(f"| {impl} | {r['fwd_ms']:.3f} | {r['fwd_rate']:.2f} | {r['fwdbwd_ms']:.3f} | "
-                  f"{r['fwdbwd_rate']:.2f} | {ratio:.2f}× |")
+            print(f"| {impl} | {r['fwd_ms']:.3f} | {r['fwd_rate']:.3g} | {r['fwdbwd_ms']:.3f} | "
+                  f"{r['fwdbwd_rate']:.3g} | {ratio:.2f}× |")
 
 
 if __name__ == "__main__":

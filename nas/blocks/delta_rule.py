@@ -48,7 +48,7 @@ import torch.nn.functional as F
 
 from nas.blocks.base import TokenMixer, mark_residual_out
 from nas.blocks.registry import Knob, register_block
-from nas.kernels.delta_rule import chunk_delta_rule, reference
+from nas.kernels.delta_rule import chunk_delta_rule
 from nas.kernels.short_conv import causal_conv1d, causal_conv1d_update
 
 CHUNK = 64
@@ -236,17 +236,3 @@ class DeltaNet(TokenMixer):
     def state_bytes(self, seq_len: int, dtype: torch.dtype = torch.float32) -> int:
         conv = (CONV_SIZE - 1) * 3 * self.d_model if self.short_conv else 0
         return (self.heads * self.head_dim * self.head_dim + conv) * dtype.itemsize
-
-
-# -- the old name of the chunked form ---------------------------------------------------------
-def chunked_delta_rule(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    beta: torch.Tensor,
-    log_decay: torch.Tensor | None = None,
-    chunk: int = CHUNK,
-) -> torch.Tensor:
-    """o (B, H, T, Dv) of the delta rule from M = 0 by the PyTorch reference (any device);
-    kept for callers of this name. The block itself calls `chunk_delta_rule`, which dispatches."""
-    return reference.chunked_delta_rule(q, k, v, beta, log_decay, chunk_size=chunk)[0]

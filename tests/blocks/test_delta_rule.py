@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from nas.blocks import build_model, get_block
-from nas.blocks.delta_rule import CONV_SIZE, NORM_EPS, chunked_delta_rule
+from nas.blocks.delta_rule import CONV_SIZE, NORM_EPS
+from nas.kernels.delta_rule.reference import chunk_delta_rule_reference
 from nas.spec import ArchSpec, LayerSpec, ModuleSpec
 
 D = 32
@@ -113,11 +114,11 @@ def test_kernel_with_small_chunks_and_strong_decays(gated):
     log_decay = -5 * torch.rand(B, H, T, dtype=torch.float64) if gated else None
     alpha = torch.exp(log_decay) if gated else torch.ones_like(beta)
     expected = naive_delta_rule(*(t.transpose(1, 2) for t in (q, k, v, beta, alpha)))
-    got = chunked_delta_rule(q, k, v, beta, log_decay, chunk=16)
+    got, _ = chunk_delta_rule_reference(q, k, v, beta, log_decay, chunk_size=16)
     torch.testing.assert_close(got.transpose(1, 2), expected, atol=1e-10, rtol=1e-10)
     leaves = [t.float().requires_grad_() for t in (q, k, v, beta)]
     g = log_decay.float().requires_grad_() if gated else None
-    out = chunked_delta_rule(*leaves, g, chunk=16)
+    out, _ = chunk_delta_rule_reference(*leaves, g, chunk_size=16)
     assert out.dtype == torch.float32 and torch.isfinite(out).all()
     torch.testing.assert_close(out.double().transpose(1, 2), expected, atol=1e-4, rtol=1e-4)
     out.sum().backward()

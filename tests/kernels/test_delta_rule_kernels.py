@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from nas.kernels import force_backend, poison_outputs
 from nas.kernels.delta_rule import chunk_delta_rule
-from nas.kernels.delta_rule.reference import chunked_delta_rule, naive_recurrent_delta_rule
+from nas.kernels.delta_rule.reference import chunk_delta_rule_reference, naive_recurrent_delta_rule
 
 CHUNK = 16
 NAMES = ("q", "k", "v", "beta", "log_decay", "initial_state")
@@ -88,7 +88,7 @@ def assert_close_all(got, expected, tol, label=""):
 def test_reference_chunked_equals_recurrence(gated, initial, T, chunk):
     inputs = make_inputs(2, 2, T, 5, 7, gated=gated, initial=initial, decay_scale=2.0)
     upstream = random_upstream(inputs)
-    got = run(chunked_delta_rule, inputs, torch.float64, upstream, chunk_size=chunk)
+    got = run(chunk_delta_rule_reference, inputs, torch.float64, upstream, chunk_size=chunk)
     expected = run(naive_recurrent_delta_rule, inputs, torch.float64, upstream)
     assert_close_all(got, expected, 1e-10, f"T={T} C={chunk}")
 
@@ -96,9 +96,9 @@ def test_reference_chunked_equals_recurrence(gated, initial, T, chunk):
 def test_reference_without_final_state_and_in_low_precision():
     inputs = make_inputs(1, 2, 20, 8, 8, gated=True, initial=False)
     q, k, v, beta, g, _ = inputs
-    o, final = chunked_delta_rule(q, k, v, beta, g, chunk_size=CHUNK)
+    o, final = chunk_delta_rule_reference(q, k, v, beta, g, chunk_size=CHUNK)
     assert final is None
-    o16, final16 = chunked_delta_rule(
+    o16, final16 = chunk_delta_rule_reference(
         *(t.bfloat16() for t in (q, k, v, beta)), g.float(), chunk_size=CHUNK,
         output_final_state=True,
     )
@@ -125,7 +125,7 @@ def triton_vs_reference(shape, max_bv, monkeypatch, *, gated, initial, decay_sca
     with force_backend("triton"), poison_outputs():
         got = run(chunk_delta_rule, inputs, torch.float32, upstream, final_grad,
                   chunk_size=CHUNK)
-    expected = run(chunked_delta_rule, inputs, torch.float64, upstream, final_grad,
+    expected = run(chunk_delta_rule_reference, inputs, torch.float64, upstream, final_grad,
                    chunk_size=CHUNK)
     assert got[0].dtype == torch.float32 and got[1].dtype == torch.float32
     assert_close_all(got, expected, tol, f"{shape} gated={gated} initial={initial}")
@@ -152,7 +152,7 @@ def test_triton_without_final_state_and_only_a_final_state_loss():
     with force_backend("triton"), poison_outputs():
         o, final = chunk_delta_rule(q, k, v, beta, g, chunk_size=CHUNK, initial_state=h0)
     assert final is None
-    torch.testing.assert_close(o, chunked_delta_rule(q, k, v, beta, g, chunk_size=CHUNK,
+    torch.testing.assert_close(o, chunk_delta_rule_reference(q, k, v, beta, g, chunk_size=CHUNK,
                                                      initial_state=h0)[0], atol=1e-5, rtol=1e-5)
     # a loss on the final state alone: the output's gradient is absent, not zero-filled by us
     leaves = [t.clone().requires_grad_() for t in inputs]
@@ -161,7 +161,7 @@ def test_triton_without_final_state_and_only_a_final_state_loss():
                                     output_final_state=True)
     final.square().sum().backward()
     ref = [t.double().requires_grad_() for t in inputs]
-    _, final_ref = chunked_delta_rule(*ref[:5], chunk_size=CHUNK, initial_state=ref[5],
+    _, final_ref = chunk_delta_rule_reference(*ref[:5], chunk_size=CHUNK, initial_state=ref[5],
                                       output_final_state=True)
     final_ref.square().sum().backward()
     for name, a, b in zip(NAMES, leaves, ref, strict=True):
@@ -184,7 +184,7 @@ def test_triton_bfloat16_inputs():
                                     output_final_state=True)
     assert o.dtype == torch.bfloat16 and final.dtype == torch.float32
     ((o.float() * upstream[0].float()).sum() + (final * upstream[1].float()).sum()).backward()
-    expected = run(chunked_delta_rule, inputs, torch.float64, upstream, chunk_size=CHUNK)
+    expected = run(chunk_delta_rule_reference, inputs, torch.float64, upstream, chunk_size=CHUNK)
     assert rel_rms(o, expected[0]) < 1e-2 and rel_rms(final, expected[1]) < 1e-2
     for name, leaf in zip(NAMES, leaves, strict=True):
         assert leaf.grad.dtype == leaf.dtype, name
@@ -225,7 +225,7 @@ def test_cpu_dispatches_to_the_reference(monkeypatch):
     q, k, v, beta, g, h0 = inputs
     o, final = chunk_delta_rule(q, k, v, beta, g, chunk_size=CHUNK, initial_state=h0,
                                 output_final_state=True)
-    o_ref, final_ref = chunked_delta_rule(q, k, v, beta, g, chunk_size=CHUNK,
+    o_ref, final_ref = chunk_delta_rule_reference(q, k, v, beta, g, chunk_size=CHUNK,
                                           initial_state=h0, output_final_state=True)
     assert torch.equal(o, o_ref) and torch.equal(final, final_ref)
     with force_backend("triton"), pytest.raises(AssertionError, match="Triton path ran"):

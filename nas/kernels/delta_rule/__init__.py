@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from nas.kernels import use_triton
-from nas.kernels.delta_rule.reference import chunked_delta_rule
+from nas.kernels.delta_rule.reference import chunk_delta_rule_reference
 
 __all__ = ["chunk_delta_rule"]
 
@@ -57,7 +57,7 @@ def chunk_delta_rule(
         return chunk_delta_rule_triton(
             q, k, v, beta, log_decay, chunk_size, initial_state, output_final_state
         )
-    return chunked_delta_rule(
+    return chunk_delta_rule_reference(
         q, k, v, beta, log_decay, chunk_size=chunk_size, initial_state=initial_state,
         output_final_state=output_final_state,
     )

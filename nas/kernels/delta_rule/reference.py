@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 
-def chunked_delta_rule(
+def chunk_delta_rule_reference(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
@@ -100,7 +100,7 @@ def naive_recurrent_delta_rule(
     output_final_state: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The same recurrence one time step at a time (for tests; slow). Same arguments and
-    results as `chunked_delta_rule`, computed in fp32 at least."""
+    results as `chunk_delta_rule_reference`, computed in fp32 at least."""
     B, H, T, Dk = q.shape
     Dv = v.shape[-1]
     dtype = q.dtype
