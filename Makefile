@@ -11,7 +11,9 @@ $(BIN)/activate:
 	$(BIN)/pip install -q torch==2.13.0
 
 $(VENV)/.installed: $(BIN)/activate pyproject.toml
-	$(BIN)/pip install -q -e '.[test]'
+	# test: pytest, ruff, triton (kernels in its CPU interpreter), hypothesis, matplotlib, pandas;
+	# ray and postgres: the suites that start a Ray cluster and talk to a PostgreSQL server
+	$(BIN)/pip install -q -e '.[test,ray,postgres]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -22,8 +24,11 @@ demo: install
 lint: install
 	$(BIN)/ruff check nas tests benchmarks
 
+# Everything a CPU machine can run: Ray tests start their own cluster on 127.0.0.1; PostgreSQL
+# tests need NAS_TEST_POSTGRES_URL (scripts/with_postgres.sh provides a throwaway server, as
+# .ci/run does) and skip, saying so, without it.
 test: lint
-	$(BIN)/python -m pytest -q -m "not gpu and not ray and not postgres"
+	$(BIN)/python -m pytest -q -m "not gpu" -rs
 
 clean:
 	rm -rf $(VENV) nas.db nas.db-wal nas.db-shm

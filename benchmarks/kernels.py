@@ -22,11 +22,11 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from timing import median_seconds
 
 from nas import kernels
 from nas.kernels import force_backend
@@ -97,10 +97,12 @@ def cases(args, device: torch.device, dtype: torch.dtype) -> list[Case]:
     return [
         Case("gla", shape + " per-channel gate", gla_inputs,
              lambda q, k, v, g: chunk_gla(q, k, v, g, chunk_size=C),
-             lambda q, k, v, g: gla_ref.chunk_gla_reference(q, k, v, g, chunk_size=C), flops, True),
+             lambda q, k, v, g: gla_ref.chunk_gla_reference(q, k, v, g, chunk_size=C),
+             flops, True),
         Case("delta_rule", shape + " gated", delta_inputs,
              lambda q, k, v, b, g: chunk_delta_rule(q, k, v, b, g, chunk_size=C),
-             lambda q, k, v, b, g: delta_ref.chunk_delta_rule_reference(q, k, v, b, g, chunk_size=C),
+             lambda q, k, v, b, g: delta_ref.chunk_delta_rule_reference(
+                 q, k, v, b, g, chunk_size=C),
              flops + B * H * T * 2 * C * (2 * Dh), True),  # + the per-chunk WY products
         Case("rmsnorm", f"N={N} D={D}", lambda: ([rand(N, D), rand(D)], []),
              lambda x, w: rms_norm(x, w), lambda x, w: rms_ref.rms_norm(x, w),
@@ -131,14 +133,7 @@ def timer(device: torch.device) -> Callable[[Callable[[], object], int], float]:
         return statistics.median(times)
 
     def cpu_time(fn, repeats):
-        for _ in range(2):
-            fn()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return statistics.median(times)
+        return median_seconds(fn, repeats, warmup=2)
 
     return cuda_time if device.type == "cuda" else cpu_time
 

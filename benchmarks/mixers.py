@@ -19,10 +19,9 @@ families is >= 10x at T = 1024). Run it on an otherwise idle machine.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+from timing import median_seconds
 
 from nas.blocks import get_block, list_blocks
 
@@ -31,16 +30,6 @@ EXTRA_SETTINGS = {  # beyond the defaults: the variants worth timing separately
     "attention": [{"window": 128}],
     "deltanet": [{"gate": True}],
 }
-
-
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def bench(name: str, knobs: dict, args) -> dict:

@@ -8,23 +8,16 @@ causal attention, forward + backward of one attention layer.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+from timing import median_seconds
 
 from nas.blocks import get_block
 from nas.blocks.attention import sliding_window_mask
 
 
 def median_ms(fn, repeats: int) -> float:
-    fn()  # warm up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+    return median_seconds(fn, repeats) * 1e3
 
 
 def main() -> None:

@@ -15,14 +15,19 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from nas.blocks import build_model
+    from nas.export import export_trial, load_model
     from nas.searchspace import SearchSpace, load
     from nas.store import Store
+    from nas.store.api import open_store
 
 _LAZY = {
     "build_model": "nas.blocks",
     "load": "nas.searchspace",
     "SearchSpace": "nas.searchspace",
     "Store": "nas.store",
+    "open_store": "nas.store.api",
+    "load_model": "nas.export",
+    "export_trial": "nas.export",
 }
 
 
@@ -38,5 +43,5 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ArchSpec", "LayerSpec", "ModuleSpec", "NasError", "SearchSpace", "SpaceError", "Store",
-    "__version__", "build_model", "load",
+    "__version__", "build_model", "export_trial", "load", "load_model", "open_store",
 ]

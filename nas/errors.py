@@ -2,21 +2,60 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class NasError(Exception):
     """Base of every error caused by user input or environment, not by a bug in nas."""
 
 
 class SpaceError(NasError):
-    """A search-space file is malformed: names the file, the key and the fix."""
+    """A search-space file is malformed: names the file, the key and the fix.
 
-    def __init__(self, path: str, key: str, problem: str, fix: str = "") -> None:
+    `key` is a dotted path into the file (`model.token_mixers.attention.heads`,
+    `objectives.1.phase`); `line` and `column` (1-based) are filled in by the loader, which maps
+    the key to where it is written. One line of text:
+
+        FILE:LINE:COL: KEY: PROBLEM — fix: FIX
+    """
+
+    def __init__(self, path: str, key: str, problem: str, fix: str = "",
+                 line: int | None = None, column: int | None = None) -> None:
         self.path, self.key, self.problem, self.fix = path, key, problem, fix
-        where = f"{path}: {key}: " if key else f"{path}: "
-        super().__init__(where + problem + (f" — fix: {fix}" if fix else ""))
+        self.line, self.column = line, column
+        super().__init__(self._text())
+
+    def _text(self) -> str:
+        where = self.path
+        if self.line is not None:
+            where += f":{self.line}" + (f":{self.column}" if self.column is not None else "")
+        head = f"{where}: {self.key}: " if self.key else f"{where}: "
+        text = head + self.problem + (f" — fix: {self.fix}" if self.fix else "")
+        return " ".join(text.split("\n"))  # always one line
+
+    def at(self, line: int | None, column: int | None = None) -> SpaceError:
+        """The same error at `line`:`column` of the file (a new exception)."""
+        return type(self)(self.path, self.key, self.problem, self.fix, line, column)
 
     def __reduce__(self):  # pickle by the constructor's own arguments
-        return (type(self), (self.path, self.key, self.problem, self.fix))
+        return (type(self), (self.path, self.key, self.problem, self.fix, self.line, self.column))
+
+
+def did_you_mean(word: object, known: Iterable[object]) -> str:
+    """' (did you mean 'attention'?)' for the closest of `known` to `word`, or '' when none is
+    close. Meant to be appended to a problem: f"unknown mixer {w!r}{did_you_mean(w, names)}"."""
+    if not isinstance(word, str):
+        return ""
+    names = [str(k) for k in known]
+    close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
+    if not close:  # case slips and prefixes: 'Attention', 'swi'
+        lowered = {n.lower(): n for n in names}
+        if word.lower() in lowered:
+            close = [lowered[word.lower()]]
+        else:
+            close = [n for n in names if len(word) >= 3 and n.startswith(word)][:1]
+    return f" (did you mean {close[0]!r}?)" if close and close[0] != word else ""
 
 
 class BudgetError(NasError):

@@ -15,7 +15,7 @@ Grammar (Python's precedence, lowest first):
     not        := "not" not | comparison
     comparison := sum (("<" | "<=" | ">" | ">=" | "==" | "!=") sum)*     chained: a < b < c
     sum        := product (("+" | "-") product)*
-    product    := unary (("*" | "/") unary)*
+    product    := unary (("*" | "/" | "//") unary)*
     unary      := ("-" | "+") unary | atom
     atom       := NUMBER | NAME | call | "(" expr ")" | "True" | "False"
     call       := NAME "(" [NAME ("," NAME)*] ["," NAME "=" constant]* ")"
@@ -48,8 +48,8 @@ MAX_LENGTH = 2000  # characters; a condition is one line, not a program
 _NUMBER = re.compile(r"(?:\d[\d_]*(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-           ast.Div: operator.truediv}
-_BINARY_TEXT = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+           ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv}
+_BINARY_TEXT = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//"}
 _COMPARE = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt,
             ast.GtE: operator.ge, ast.Eq: operator.eq, ast.NotEq: operator.ne}
 _COMPARE_TEXT = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==",
@@ -241,7 +241,7 @@ class _Checker:
         if isinstance(node, ast.BinOp):
             if type(node.op) not in _BINARY:
                 raise self.fail(node, f"operator {_op_text(node.op)} is not allowed "
-                                      "(use + - * /)")
+                                      "(use + - * / //)")
             self.visit(node.left)
             self.visit(node.right)
             return
@@ -333,7 +333,7 @@ class _Evaluator:
         if isinstance(node, ast.BinOp):
             left, right = self.visit(node.left), self.visit(node.right)
             self._numbers(node, left, right)
-            if isinstance(node.op, ast.Div) and right == 0:
+            if isinstance(node.op, ast.Div | ast.FloorDiv) and right == 0:
                 raise ExprError(f"division by zero in {ast.unparse(node)!r}")
             return _BINARY[type(node.op)](left, right)
         if isinstance(node, ast.Compare):

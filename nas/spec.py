@@ -8,17 +8,24 @@ the store keeps and what a user exports. It is immutable and has one canonical J
                  "channel_mixer": {"kind": "swiglu", "expansion": 2}}, ...],
      "training": {"steps": 400, "batch_size": 64, "lr": 0.003, ...}}
 
-`arch_hash` identifies the *architecture* (everything but `training`): the same architecture has
-the same hash in any process and any Python version, because it is a SHA-256 of the canonical
-JSON (sorted keys, no whitespace), never Python's salted `hash()`. `config_hash` also covers the
-training recipe, so two trials with the same architecture but different learning rates differ.
+`arch_hash` identifies the *architecture* (everything but `training`). It is a
+Weisfeiler-Lehman-style hash of the typed layer graph (`layer_graph()`): nodes are the
+embedding, each layer's norms, token mixer, channel mixer and residual additions, the final norm
+and the head, labelled with their kind and canonical knobs; edges follow the data through the
+residual stream. Labels are refined along the edges' direction until every node's label
+summarises everything downstream of it (`graph_hash`), so the hash is the same for isomorphic
+graphs and differs when layers are reordered. Knob order, dict order and Python's salted
+`hash()` never enter: labels are canonical JSON and digests SHA-256, so a hash is the same in any
+process and any Python version. `config_hash` also covers the training recipe (a SHA-256 of the
+canonical JSON of `to_dict()`), so two trials with the same architecture but different learning
+rates differ.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,15 +160,114 @@ class ArchSpec:
         return cls.from_dict(json.loads(text))
 
     # -- identity ----------------------------------------------------------------------------
+    def layer_graph(self) -> LayerGraph:
+        """The architecture as a typed dataflow graph (see LayerGraph); training excluded.
+
+        Per layer (pre-norm residual): stream -> norm -> token mixer -> add <- stream, then
+        add -> norm -> channel mixer -> add <- add. The embedding label carries d_model and the
+        vocabulary, each norm its kind, each mixer its kind and knobs."""
+        labels: list[str] = [canonical_json({"node": "embedding", "d_model": self.d_model,
+                                             "vocab_size": self.vocab_size})]
+        module_labels: dict[tuple[str, ModuleSpec], str] = {}
+        edges: list[tuple[int, int]] = []
+        norm = canonical_json({"node": "norm", "kind": self.norm})
+        add = canonical_json({"node": "add"})
+
+        def node(label: str, *sources: int) -> int:
+            labels.append(label)
+            edges.extend((source, len(labels) - 1) for source in sources)
+            return len(labels) - 1
+
+        stream = 0
+        for layer in self.layers:
+            for role, module in (("token_mixer", layer.mixer),
+                                 ("channel_mixer", layer.channel_mixer)):
+                normed = node(norm, stream)
+                label = module_labels.get((role, module))
+                if label is None:
+                    label = canonical_json({"node": role, **module.to_dict()})
+                    module_labels[role, module] = label
+                mixed = node(label, normed)
+                stream = node(add, stream, mixed)
+        node(canonical_json({"node": "head", "tied": True}), node(norm, stream))
+        return LayerGraph(tuple(labels), tuple(edges))
+
     @property
     def arch_hash(self) -> str:
-        """Stable identity of the architecture (training recipe excluded)."""
-        return _digest(self.architecture_dict())
+        """Stable identity of the architecture (training recipe excluded): graph_hash of the
+        layer graph. Computed once per (immutable) spec."""
+        cached = self.__dict__.get("_arch_hash")
+        if cached is None:
+            cached = graph_hash(self.layer_graph())
+            self.__dict__["_arch_hash"] = cached
+        return cached
 
     @property
     def config_hash(self) -> str:
         """Stable identity of architecture *and* training recipe: equal ones train identically."""
         return _digest(self.to_dict())
+
+
+@dataclass(frozen=True)
+class LayerGraph:
+    """A directed acyclic graph with string labels: node i is `labels[i]`, `edges` are
+    (source, target) index pairs. Pure data; `to_networkx()` for analysis."""
+
+    labels: tuple[str, ...]
+    edges: tuple[tuple[int, int], ...]
+
+    def to_networkx(self):
+        import networkx as nx
+
+        graph = nx.DiGraph()
+        graph.add_nodes_from((i, {"label": label}) for i, label in enumerate(self.labels))
+        graph.add_edges_from(self.edges)
+        return graph
+
+
+def graph_hash(graph: LayerGraph) -> str:
+    """Weisfeiler-Lehman refinement along edge direction, run to its fixed point on a DAG.
+
+    One WL round relabels each node with a digest of its label and the sorted labels of its
+    successors; after as many rounds as the longest path, a node's label no longer changes and
+    describes everything downstream of it. On a DAG that fixed point is reached in one pass in
+    reverse topological order (each node after its successors), in time linear in the graph.
+    The graph's hash is the digest of the sorted multiset of final labels. Direction matters:
+    A -> B and B -> A hash differently, so reordering layers changes the hash."""
+    successors: list[list[int]] = [[] for _ in graph.labels]
+    indegree = [0] * len(graph.labels)
+    forward = True
+    for source, target in graph.edges:
+        successors[source].append(target)
+        indegree[target] += 1
+        forward = forward and source < target
+    order = range(len(graph.labels)) if forward else _topological(successors, indegree)
+    final: list[str] = list(graph.labels)
+    for index in reversed(order):
+        below = sorted(final[s] for s in successors[index])
+        final[index] = _sha("\x1f".join([graph.labels[index], *below]))
+    return _sha("\x1e".join(sorted(final)))[:_HASH_CHARS]
+
+
+def _topological(successors: Sequence[Sequence[int]], indegree: Sequence[int]) -> list[int]:
+    """Kahn's order; ValueError if the graph has a cycle."""
+    remaining = list(indegree)
+    ready = [i for i, d in enumerate(remaining) if d == 0]
+    order = []
+    while ready:
+        index = ready.pop()
+        order.append(index)
+        for s in successors[index]:
+            remaining[s] -= 1
+            if remaining[s] == 0:
+                ready.append(s)
+    if len(order) != len(remaining):
+        raise ValueError("a layer graph must be acyclic")
+    return order
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 MIXER_LETTERS: dict[str, str] = {

@@ -4,11 +4,20 @@ Blocks register with a decorator that declares their knobs (name, type, default,
 so the search-space compiler can check a user's YAML against them without building anything.
 An unknown name raises with the list of known names. Tests parametrize over this registry, so a
 new block gets the contract tests (shape, causality, step = parallel, costs) by registering.
+
+A user's own block needs no decorator: a name with a dot is an import path,
+`package.module.ClassName`, imported and registered under that name the first time it is asked
+for (in the driver, and again in each worker process, which finds it on the same sys.path). The
+class must subclass the role's base class (nas.blocks.base.TokenMixer or ChannelMixer). Its
+knobs are its class attribute `knobs` (a sequence of Knob) when it has one, else the keyword
+parameters of its `__init__` after (d_model, layer_idx), each of which needs a default.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import importlib
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -16,6 +25,7 @@ from typing import Any, Literal
 from nas.spec import Scalar
 
 Role = Literal["token_mixer", "channel_mixer"]
+MAX_INT_KNOB = 1 << 20  # no integer knob (heads, kernel size, experts, ...) is built beyond this
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,8 @@ class Knob:
             return f"must be one of {list(self.choices)}, got {value!r}"
         if self.minimum is not None and value < self.minimum:
             return f"must be >= {self.minimum}, got {value!r}"
+        if self.type is int and value > MAX_INT_KNOB:
+            return f"must be <= {MAX_INT_KNOB} (larger cannot be built), got {value!r}"
         return None
 
 
@@ -79,8 +91,66 @@ def register_block(name: str, role: Role, knobs: Sequence[Knob] = ()) -> Callabl
     return decorate
 
 
+class BlockImportError(ValueError):
+    """A dotted block path that cannot be imported or is not a block; the message says why."""
+
+
+def is_import_path(name: str) -> bool:
+    """True for a user block named by its import path (`package.module.ClassName`)."""
+    return "." in name
+
+
+def import_block(path: str, role: Role = "token_mixer") -> BlockInfo:
+    """Import `package.module.ClassName`, check it is a `role` block, register it under `path`.
+
+    Raises BlockImportError naming what is wrong: the module, the attribute, the base class, or
+    an `__init__` parameter without a default."""
+    if path in _REGISTRY:
+        return _REGISTRY[path]
+    module_name, _, attr = path.rpartition(".")
+    if not module_name or not attr:
+        raise BlockImportError(f"{path!r} is not an import path like package.module.ClassName")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise BlockImportError(f"cannot import module {module_name!r} ({exc})") from None
+    cls = getattr(module, attr, None)
+    if cls is None:
+        raise BlockImportError(f"module {module_name!r} has no attribute {attr!r}")
+    from nas.blocks.base import ChannelMixer, TokenMixer  # base imports this module
+
+    base = TokenMixer if role == "token_mixer" else ChannelMixer
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise BlockImportError(f"{path} is not a subclass of nas.blocks.{base.__name__}")
+    register_block(path, role, _declared_knobs(cls, path))(cls)
+    return _REGISTRY[path]
+
+
+def _declared_knobs(cls: type, path: str) -> tuple[Knob, ...]:
+    """`cls.knobs` if declared, else one Knob per keyword parameter of `__init__`."""
+    declared = getattr(cls, "knobs", None)
+    if declared is not None:
+        if not all(isinstance(k, Knob) for k in declared):
+            raise BlockImportError(f"{path}.knobs must be a sequence of nas.blocks.Knob")
+        return tuple(declared)
+    knobs = []
+    parameters = list(inspect.signature(cls.__init__).parameters.values())[3:]  # self, d, idx
+    for p in parameters:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.default is p.empty:
+            raise BlockImportError(f"{path}.__init__ parameter {p.name!r} needs a default (or "
+                                   "declare the class attribute `knobs`)")
+        kind = object if p.default is None else type(p.default)
+        knobs.append(Knob(p.name, kind, p.default))
+    return tuple(knobs)
+
+
 def get_block(name: str, role: Role | None = None) -> BlockInfo:
-    """The registered block `name`; raises KeyError naming the known ones."""
+    """The registered block `name`; raises KeyError naming the known ones. An import path is
+    imported and registered on first use (BlockImportError if that fails)."""
+    if name not in _REGISTRY and is_import_path(name):
+        import_block(name, role or "token_mixer")
     info = _REGISTRY.get(name)
     if info is None or (role is not None and info.role != role):
         known = ", ".join(list_blocks(role=role))

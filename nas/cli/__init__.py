@@ -84,6 +84,16 @@ def database_location(url: str) -> str:
     return str(path) if path else make_url(url).render_as_string(hide_password=True)
 
 
+RayAddressOpt = typer.Option(
+    None, "--ray-address", envvar="NAS_RAY_ADDRESS",
+    help="Run trials on a Ray cluster: auto, HOST:6379, ray://HOST:10001 or local "
+    "(default: the space's search.ray_address; none: local worker processes).")
+CpusPerTrialOpt = typer.Option(None, "--num-cpus-per-trial", envvar="NAS_RAY_CPUS_PER_TRIAL",
+                               help="Ray only: CPUs per trial (default: the space's, else 1).")
+GpusPerTrialOpt = typer.Option(None, "--num-gpus-per-trial", envvar="NAS_RAY_GPUS_PER_TRIAL",
+                               help="Ray only: GPUs per trial (default: the space's, else 0).")
+
+
 # ------------------------------------------------------------------------------------------------
 # search and validate
 # ------------------------------------------------------------------------------------------------
@@ -99,6 +109,9 @@ def search(
     name: str = typer.Option(None, "--name", help="Run name (default: SPACE_NAME-N)."),
     seed: int = typer.Option(None, "--seed", help="Overrides the space's search.seed."),
     workers: int = WorkersOpt,
+    ray_address: str = RayAddressOpt,
+    cpus_per_trial: float = CpusPerTrialOpt,
+    gpus_per_trial: float = GpusPerTrialOpt,
 ) -> None:
     """Search SPACE until the budget is spent; print the Pareto front."""
     from nas.orchestrator.budget import parse_budget
@@ -119,7 +132,9 @@ def search(
         if not torch.cuda.is_available():
             console.print("[yellow]note:[/] no GPU here; the time of CPU workers is charged "
                           "against the gpuh budget")
-    options = SearchOptions(budget=parsed, storage=url, name=name, seed=seed, workers=workers)
+    options = SearchOptions(budget=parsed, storage=url, name=name, seed=seed, workers=workers,
+                            ray_address=ray_address, num_cpus_per_trial=cpus_per_trial,
+                            num_gpus_per_trial=gpus_per_trial)
     _report_outcome(run_search(compiled, options, RichReporter(console)), url)
 
 
@@ -131,6 +146,9 @@ def resume(
                                "(default: its own). Work already done counts against it."),
     storage: str = StorageOpt,
     workers: int = WorkersOpt,
+    ray_address: str = RayAddressOpt,
+    cpus_per_trial: float = CpusPerTrialOpt,
+    gpus_per_trial: float = GpusPerTrialOpt,
 ) -> None:
     """Continue a stopped, interrupted or crashed run until its budget is spent."""
     from nas.orchestrator.budget import parse_budget
@@ -139,7 +157,8 @@ def resume(
 
     url = resolve_storage(storage)
     options = SearchOptions(budget=parse_budget(budget) if budget else None, storage=url,
-                            workers=workers)
+                            workers=workers, ray_address=ray_address,
+                            num_cpus_per_trial=cpus_per_trial, num_gpus_per_trial=gpus_per_trial)
     _report_outcome(resume_search(run, options, RichReporter(console)), url)
 
 
@@ -151,6 +170,12 @@ def _report_outcome(outcome: Any, url: str) -> None:
     console.print(f"\n[bold]{outcome.status}[/]: {outcome.message}")
     console.print(trials_table(f"Pareto front of {run.name} ({len(outcome.front)} of "
                                f"{run.trials_complete} completed trials)", run, outcome.front))
+    from nas.evaluate.ranking import describe_agreement, proxy_agreement, proxy_names
+    from nas.store import COMPLETE
+
+    complete = Store(url).trials(run.id, states=[COMPLETE])
+    for row in proxy_agreement(complete, proxy_names(complete)):
+        console.print(describe_agreement(row), highlight=False)
     console.print(f"database: {database_location(url)}")
     console.print(f"explore:  nas trials {run.name} --storage {url}    "
                   f"nas show {run.name}/<trial> --storage {url}")
@@ -170,9 +195,8 @@ def validate(space: Path = typer.Argument(..., help="The search-space YAML file.
                   f"{compiled.task['kind']}, strategy {compiled.strategy}")
     for name in compiled.order:
         domain = compiled.domain(name)
-        conditions = [compiled.graph.edges[parent, name]["condition"].describe(parent)
-                      for parent in compiled.graph.predecessors(name)]
-        when = f"  [dim](when {' and '.join(conditions)})[/]" if conditions else ""
+        conditions = compiled.describe_when(name)
+        when = f"  [dim](when {conditions})[/]" if conditions else ""
         console.print(f"  {name}: {_domain_text(domain)}{when}", highlight=False)
     objectives = ", ".join(f"{o.name} ({o.direction})" for o in compiled.objectives)
     console.print(f"  objectives: {objectives}")
@@ -183,6 +207,8 @@ def validate(space: Path = typer.Argument(..., help="The search-space YAML file.
 def _domain_text(domain: Any) -> str:
     from nas.searchspace.domains import Choice, Fixed, IntRange
 
+    if hasattr(domain, "describe"):
+        return domain.describe()
     if isinstance(domain, Fixed):
         return repr(domain.value)
     if isinstance(domain, Choice):
@@ -458,6 +484,48 @@ def _delete_study(name: str, url: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
+# export
+# ------------------------------------------------------------------------------------------------
+
+
+@app.command()
+@user_errors
+def export(
+    ref: str = typer.Argument(..., metavar="RUN/NUMBER", help="e.g. quickstart-1/7"),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write (created)."),
+    storage: str = StorageOpt,
+) -> None:
+    """Write a trained trial to a folder: arch.json, model.safetensors, metrics.json and a
+    model.py that rebuilds it with only PyTorch."""
+    from nas.export import export_trial
+
+    store = Store(resolve_storage(storage), create=False)
+    run, trial = _trial_ref(store, ref)
+    result = export_trial(store, run.id, trial.number, out)
+    source = "" if result.source == trial.number else f" (weights of trial {result.source}, "
+    source += "which it duplicates)" if source else ""
+    console.print(f"exported {run.name}/{trial.number}{source} to {out}: "
+                  f"{', '.join(p.name for p in result.files)}", highlight=False)
+    console.print(f"load it:  nas.load_model({str(out)!r})   or, with only torch:  "
+                  f"python {out / 'model.py'}", highlight=False)
+
+
+@app.command()
+@user_errors
+def report(
+    run: str = typer.Argument(..., help="Run name (or id)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write (created)."),
+    storage: str = StorageOpt,
+) -> None:
+    """A run on one page: report.html (self-contained) and report.md, with the front, the
+    figure, the budget, the failures and the space."""
+    from nas.cli.report import write_report
+
+    paths = write_report(Store(resolve_storage(storage), create=False), run, out)
+    console.print(f"wrote {', '.join(str(p) for p in paths)}", highlight=False)
+
+
+# ------------------------------------------------------------------------------------------------
 # blocks
 # ------------------------------------------------------------------------------------------------
 
@@ -539,9 +607,9 @@ def _decision_tree(compiled: Any, path: Path) -> Any:
     for name in compiled.order:
         parents = sorted(graph.predecessors(name), key=position.__getitem__)
         label = Text.assemble((name, "bold"), ": ", _domain_text(compiled.domain(name)))
-        if parents:
-            conditions = [graph.edges[p, name]["condition"].describe(p) for p in parents]
-            label.append(f"  when {' and '.join(conditions)}", style="dim")
+        conditions = compiled.describe_when(name)
+        if conditions:
+            label.append(f"  when {conditions}", style="dim")
         branches[name] = (branches[parents[-1]] if parents else root).add(label)
     return root
 
@@ -632,3 +700,10 @@ def plot(
     data = write_plot(record, store.trials(record.id), out, x, y)
     console.print(f"wrote {out} ({len(data.complete)} trials, {len(data.front)} on the front)",
                   highlight=False)
+
+
+from nas.cli.measure import measure as _measure  # noqa: E402  (imports torch only when it runs)
+from nas.cli.submit import submit as _submit  # noqa: E402  (imports Ray only when it runs)
+
+app.command(name="measure")(user_errors(_measure))
+app.command(name="submit")(user_errors(_submit))

@@ -10,6 +10,7 @@ refuse) stays out of the model that is trained.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,7 +19,8 @@ from typing import Any
 import torch
 
 from nas.blocks import build_model
-from nas.evaluate.device import describe_device
+from nas.evaluate.checkpoint import load_checkpoint, save_checkpoint
+from nas.evaluate.device import describe_device, device_fingerprint, fingerprint_hash
 from nas.evaluate.latency import SUPPORTED_PHASES, measure_latency
 from nas.evaluate.training import CurvePoint, evaluate, train
 from nas.spec import ArchSpec
@@ -50,6 +52,21 @@ class TrialRequest:
     num_threads: int | None = None  # torch.set_num_threads, if given
     device: str = "cpu"
     eval_examples: int = 1024
+    weights_file: str | None = None  # where to save the trained weights (safetensors), if kept
+    # Multi-fidelity segments: train up to `stop_step` of the schedule (None: to the end),
+    # resuming from `checkpoint_in` if given (latency was measured by the first segment), and
+    # leave a checkpoint at `checkpoint_out` when stopping before the end.
+    stop_step: int | None = None
+    checkpoint_in: str | None = None
+    checkpoint_out: str | None = None
+    # Earlier latency measurements of this architecture (the driver's latency cache), any
+    # device: dicts with fingerprint_hash, phase, batch, seq_len, median_ms, spread, repeats.
+    # One taken on this worker's fingerprint at the same shape is used instead of measuring.
+    latency_cache: tuple[dict[str, Any], ...] = ()
+    # Proxy tasks of the fidelity ladder ({"name", "task", "steps"}), each trained on a fresh
+    # copy of the architecture after the target (on a trial's last segment): their held-out
+    # scores are reported as metrics f"{name}_accuracy" and f"{name}_loss".
+    proxies: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass
@@ -62,6 +79,9 @@ class TrialResult:
     curve: list[CurvePoint] = field(default_factory=list)
     device: str = ""
     wall_seconds: float = 0.0
+    weights: tuple[int, str] | None = None  # (bytes, sha256) of request.weights_file, if saved
+    fingerprint: dict[str, Any] = field(default_factory=dict)  # of the device that measured
+    measured: list[dict[str, Any]] = field(default_factory=list)  # fresh latencies, for the cache
 
 
 def run_trial(request: TrialRequest) -> TrialResult:
@@ -86,19 +106,18 @@ def run_trial(request: TrialRequest) -> TrialResult:
     torch.manual_seed(request.seed)  # for any block that draws from the global generator
     model = build_model(spec, seed=request.seed, device=request.device)
     metrics: dict[str, float] = {"params": float(model.num_params())}
+    resume = None
+    if request.checkpoint_in is not None:
+        resume = load_checkpoint(request.checkpoint_in, model)
+        timings = []  # measured by the trial's first segment
 
-    if timings:
-        timed = copy.deepcopy(model)
-        for options in timings:
-            name = options.pop("name")
-            timing = measure_latency(
-                timed, vocab_size=spec.vocab_size, seed=request.seed, **options
-            )
-            metrics[name] = timing.median_ms
-            metrics[f"{name}_spread"] = timing.spread
-        del timed
+    fingerprint = device_fingerprint(request.device)
+    measured = _measure_latencies(model, spec, timings, request, fingerprint, metrics)
 
-    trained = train(model, task, **recipe, seed=request.seed)
+    trained = train(model, task, **recipe, seed=request.seed, stop_step=request.stop_step,
+                    resume=resume)
+    if trained.resume is not None and request.checkpoint_out is not None:
+        save_checkpoint(request.checkpoint_out, model, trained.resume)
     scores = evaluate(model, task, n_examples=request.eval_examples, seed=request.seed)
     metrics.update(scores, train_seconds=trained.train_seconds)
     curve = [
@@ -106,12 +125,65 @@ def run_trial(request: TrialRequest) -> TrialResult:
         (trained.steps, "val_accuracy", scores["accuracy"]),
         (trained.steps, "val_loss", scores["loss"]),
     ]
+    if trained.resume is None:
+        for proxy in request.proxies:
+            metrics.update(_train_proxy(spec, proxy, recipe, request))
+    weights = None
+    if request.weights_file is not None and trained.resume is None:  # fully trained only
+        from nas.export.weights import save_weights
+
+        weights = save_weights(model, request.weights_file,
+                               metadata={"arch_hash": spec.arch_hash, "format": "pt"})
     return TrialResult(
         metrics=metrics,
         curve=curve,
         device=describe_device(request.device),
         wall_seconds=time.perf_counter() - start,
+        weights=weights,
+        fingerprint=fingerprint,
+        measured=measured,
     )
+
+
+def _train_proxy(spec: ArchSpec, proxy: Mapping[str, Any], recipe: dict[str, Any],
+                 request: TrialRequest) -> dict[str, float]:
+    """Train the architecture afresh on a proxy task (its vocabulary widened where the proxy's
+    is larger) and score it: {name_accuracy, name_loss}."""
+    task = make_task(proxy["task"])
+    proxy_spec = dataclasses.replace(spec, vocab_size=max(spec.vocab_size, task.vocab_size))
+    model = build_model(proxy_spec, seed=request.seed, device=request.device)
+    options = {**recipe, "steps": proxy.get("steps") or recipe["steps"]}
+    train(model, task, **options, seed=request.seed)
+    scores = evaluate(model, task, n_examples=request.eval_examples, seed=request.seed)
+    name = proxy["name"]
+    return {f"{name}_accuracy": scores["accuracy"], f"{name}_loss": scores["loss"]}
+
+
+def _measure_latencies(model, spec: ArchSpec, timings: list[dict[str, Any]],
+                       request: TrialRequest, fingerprint: dict[str, Any],
+                       metrics: dict[str, float]) -> list[dict[str, Any]]:
+    """Fill metrics[name] (median ms) and metrics[name_spread] for every latency entry, from
+    the request's cache where it holds this fingerprint and shape, else by measuring a copy of
+    the untrained model; returns the fresh measurements."""
+    key = fingerprint_hash(fingerprint)
+    cache = {(c["fingerprint_hash"], c["phase"], c["batch"], c["seq_len"]): c
+             for c in request.latency_cache}
+    measured, timed = [], None
+    for options in timings:
+        name = options.pop("name")
+        phase = options.get("phase", "prefill")
+        hit = cache.get((key, phase, options["batch"], options["seq_len"]))
+        if hit is None:
+            timed = timed if timed is not None else copy.deepcopy(model)
+            timing = measure_latency(timed, vocab_size=spec.vocab_size, seed=request.seed,
+                                     **options)
+            hit = {"fingerprint_hash": key, "phase": phase, "batch": options["batch"],
+                   "seq_len": options["seq_len"], "median_ms": timing.median_ms,
+                   "spread": timing.spread, "repeats": timing.repeats}
+            measured.append(hit)
+        metrics[name] = hit["median_ms"]
+        metrics[f"{name}_spread"] = hit["spread"]
+    return measured
 
 
 def training_options(config: Mapping[str, Any]) -> dict[str, Any]:

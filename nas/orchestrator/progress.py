@@ -33,6 +33,8 @@ class SearchState:
     failed: int = 0
     duplicates: int = 0
     infeasible: int = 0
+    paused: int = 0  # multi-fidelity: waiting at a rung for a promotion
+    pruned: int = 0  # multi-fidelity: stopped at a rung for good
     running: int = 0
     spent: float = 0.0  # in the budget's unit
     device_seconds: float = 0.0
@@ -59,6 +61,8 @@ class Reporter(Protocol):
     def trial_complete(self, number: int, spec: ArchSpec, values: dict[str, float],
                        seconds: float) -> None: ...
     def trial_failed(self, number: int, spec: ArchSpec, error: str) -> None: ...
+    def trial_rung(self, number: int, spec: ArchSpec, steps: int, values: dict[str, float],
+                   decision: str) -> None: ...
     def trial_duplicate(self, number: int, spec: ArchSpec, of: int) -> None: ...
     def trial_infeasible(self, number: int, spec: ArchSpec, reason: str) -> None: ...
     def stop(self, state: SearchState) -> None: ...
@@ -117,6 +121,13 @@ class RichReporter:
         self.console.print(f"  trial {number:>3}  {describe_spec(spec):<28} {shown}  "
                            f"[dim]({format_seconds(seconds)})[/]")
 
+    def trial_rung(self, number, spec, steps, values, decision) -> None:
+        self._duplicate_run = 0
+        shown = "  ".join(f"{k}={format_value(k, v)}" for k, v in values.items())
+        what = "[green]continues[/]" if decision == "continue" else "[yellow]paused[/]"
+        self.console.print(f"  trial {number:>3}  {describe_spec(spec):<28} {shown}  "
+                           f"[dim]at step {steps}[/] {what}")
+
     def trial_failed(self, number, spec, error) -> None:
         self._duplicate_run = 0
         first = error.splitlines()[0] if error else "failed"
@@ -147,7 +158,9 @@ class RichReporter:
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold")
         grid.add_column()
-        grid.add_row("trials", f"{state.complete} complete · {state.running} running · "
+        rungs = (f" · {state.paused} paused · {state.pruned} pruned"
+                 if state.paused or state.pruned else "")
+        grid.add_row("trials", f"{state.complete} complete · {state.running} running{rungs} · "
                      f"{state.failed} failed · {state.duplicates} duplicates · "
                      f"{state.infeasible} infeasible")
         budget = state.budget

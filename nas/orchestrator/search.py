@@ -2,6 +2,13 @@
 
 The driver (this loop) is the only writer to the database. Each finished trial is committed in
 one transaction before the strategy hears of it, so a crash loses at most the trials in flight.
+
+With `search.fidelity`, a trial trains in segments that end at the rungs of
+`nas.orchestrator.fidelity`: after each, the multi-objective successive-halving rule says
+continue (the next segment starts at once from the trial's checkpoint), pause (the checkpoint
+waits; a free worker promotes the best paused trial that has come inside its rung's quota
+before it samples anything new) or, at the last rung, complete. Every segment is charged to the
+ledger; trials still paused when the search ends are PRUNED with their curves.
 """
 
 from __future__ import annotations
@@ -21,11 +28,13 @@ from nas.errors import StoreError
 from nas.evaluate.trial import TrialRequest
 from nas.orchestrator.budget import Budget, parse_budget
 from nas.orchestrator.executor import LocalExecutor, TrialFailed, WorkerLost, WorkerOutput
+from nas.orchestrator.fidelity import Fidelity, SuccessiveHalving
 from nas.orchestrator.progress import Reporter, SearchState
 from nas.searchspace import SearchSpace
 from nas.spec import ArchSpec
-from nas.store import RunRecord, Store, TrialRecord
-from nas.strategies.optuna_strategy import create_study, load_study
+from nas.store import PAUSED, PRUNED, RUNNING, RunRecord, Store, TrialRecord
+from nas.store.artifacts import ArtifactFile, weights_path
+from nas.strategies.optuna_strategy import create_study, load_study, mark_feasibility
 
 # Consecutive samples that were all duplicates or infeasible (failing a constraint of the space)
 # before we call the space exhausted: its feasible part is empty, or all of it already trained.
@@ -41,13 +50,22 @@ class SearchOptions:
     seed: int | None = None  # overrides the space's search.seed
     workers: int = 1
     threads: int | None = None  # torch threads per worker; default: cores / workers
+    keep_weights: str | None = None  # front | all | none; default: the space's search.keep_weights
+    ray_address: str | None = None  # trials on this Ray cluster; default: search.ray_address
+    num_cpus_per_trial: float | None = None  # Ray only; default: the space's, else 1
+    num_gpus_per_trial: float | None = None  # Ray only; default: the space's, else 0
 
 
 @dataclass
 class _Pending:
+    """A trial in flight (or paused between multi-fidelity segments)."""
+
     trial: optuna.Trial
     spec: ArchSpec
     started: float
+    rung: int = 0  # the rung its current segment trains to (0 without multi-fidelity)
+    metrics: dict[str, float] = field(default_factory=dict)  # of earlier segments (latency...)
+    curve: list[tuple[int, str, float]] = field(default_factory=list)  # of earlier segments
 
 
 @dataclass
@@ -59,10 +77,19 @@ class SearchOutcome:
 
 
 def versions() -> dict[str, str]:
+    """The software searching: nas, torch, optuna, python, and triton where it is installed
+    (read from its metadata; importing it is not needed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     import torch
 
-    return {"nas": nas.__version__, "torch": torch.__version__, "optuna": optuna.__version__,
-            "python": platform.python_version()}
+    found = {"nas": nas.__version__, "torch": torch.__version__, "optuna": optuna.__version__,
+             "python": platform.python_version()}
+    try:
+        found["triton"] = version("triton")
+    except PackageNotFoundError:
+        pass
+    return found
 
 
 def run_search(space: SearchSpace, options: SearchOptions, reporter: Reporter) -> SearchOutcome:
@@ -91,7 +118,7 @@ def resume_search(run_name: str, options: SearchOptions, reporter: Reporter) -> 
     """
     store = Store(options.storage, create=False)
     run = store.run(run_name)
-    _refuse_if_alive(run)
+    _refuse_if_alive(run, options.storage)
     from nas.searchspace import loads
 
     space = loads(run.space_text, run.space_path)
@@ -104,9 +131,21 @@ def resume_search(run_name: str, options: SearchOptions, reporter: Reporter) -> 
     return _drive(space, replace(options, budget=budget), store, run, study, run.seed, reporter)
 
 
-def _refuse_if_alive(run: RunRecord) -> None:
-    """Two drivers on one run would both write: refuse while the recorded one is alive."""
-    if run.status != "running" or run.host != socket.gethostname() or not run.driver_pid:
+def _refuse_if_alive(run: RunRecord, url: str) -> None:
+    """Two drivers on one run would both write: refuse while the recorded one is alive. On
+    another host its liveness cannot be checked; with SQLite (one machine, one writer) that is
+    refused too, since a second driver there would need a server database."""
+    from nas.store.store import sqlite_path
+
+    if run.status != "running" or not run.driver_pid:
+        return
+    if run.host != socket.gethostname():
+        if sqlite_path(url) is not None:
+            raise StoreError(
+                f"run {run.name!r} is marked running by process {run.driver_pid} on host "
+                f"{run.host}; a SQLite database takes one search driver per run — several "
+                "drivers need a server database (postgresql://...). If that driver is dead, "
+                "resume from its host")
         return
     try:
         os.kill(run.driver_pid, 0)
@@ -114,18 +153,37 @@ def _refuse_if_alive(run: RunRecord) -> None:
         return  # it died without finishing the run: safe to take over
     except PermissionError:
         pass
+    server = "" if sqlite_path(url) is None else (
+        " (a SQLite database takes one search driver per run; several need PostgreSQL)")
     raise StoreError(f"run {run.name!r} is still being searched by process {run.driver_pid} on "
-                     "this host; stop it (Ctrl-C) before resuming")
+                     f"this host; stop it (Ctrl-C) before resuming{server}")
+
+
+def make_executor(space: SearchSpace, options: SearchOptions):
+    """RayExecutor when a Ray address is given (flag, else the space's search.ray_address),
+    else LocalExecutor. With Ray, `workers` > 1 caps the trials in flight; 1 (the default)
+    lets the cluster's size decide."""
+    search = space.config.search
+    address = options.ray_address or search.ray_address
+    if not address:
+        return LocalExecutor(options.workers, options.threads)
+    from nas.orchestrator.ray_executor import RayExecutor
+
+    cpus = options.num_cpus_per_trial or search.num_cpus_per_trial
+    gpus = search.num_gpus_per_trial if options.num_gpus_per_trial is None \
+        else options.num_gpus_per_trial
+    return RayExecutor(address, cpus, gpus,
+                       workers=options.workers if options.workers > 1 else None)
 
 
 def _drive(space: SearchSpace, options: SearchOptions, store: Store, run: RunRecord,
            study: optuna.Study, seed: int, reporter: Reporter) -> SearchOutcome:
     """The part new and resumed searches share: run the loop, record how it ended."""
-    executor = LocalExecutor(options.workers, options.threads)
+    executor = make_executor(space, options)
     state = SearchState(run_name=run.name, storage=options.storage, budget=options.budget,
                         objectives=run.objectives,
                         started=time.monotonic() - run.elapsed_seconds,
-                        workers=options.workers, threads=executor.threads,
+                        workers=executor.workers, threads=executor.threads,
                         complete=run.trials_complete, front=store.pareto(run.id))
     loop = _Loop(space, options, store, run.id, study, executor, state, reporter, seed)
     status, message = "failed", "the search stopped on an unexpected error"
@@ -142,6 +200,10 @@ def _drive(space: SearchSpace, options: SearchOptions, store: Store, run: RunRec
     finally:
         executor.shutdown(cancel=True)
         reporter.stop(state)
+        try:  # no worker writes any more: files of trials off the policy go, orphans too
+            store.prune_artifacts(run.id, loop.keep, sweep=True)
+        except (SQLAlchemyError, OSError):
+            pass
         try:
             store.finish_run(run.id, status, message, elapsed_seconds=state.elapsed())
         except SQLAlchemyError:
@@ -162,11 +224,20 @@ class _Loop:
         self.duplicate_streak = 0
         self.infeasible_streak = 0
         self.exhausted: str | None = None  # set once sampling is given up: never sample again
+        self.keep = options.keep_weights or space.config.search.keep_weights
+        self.artifacts_root = store.artifacts_root
+        fidelity = space.config.search.fidelity
+        self.fidelity = fidelity and Fidelity(fidelity.min_steps, space.config.training.steps,
+                                              fidelity.reduction)
+        self.halving = self.fidelity and SuccessiveHalving(
+            self.fidelity, [o["direction"] for o in state.objectives])
+        self.paused: dict[int, _Pending] = {}
 
     def run(self) -> str:
         while True:
             stop = self._fill_workers()
             if not self.pending:
+                self._retire_paused()
                 return stop or "nothing left to run"
             done, _ = wait(list(self.pending), timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
             for future in done:
@@ -186,16 +257,29 @@ class _Loop:
             self.state.spent = charged
         self.state.device_seconds = device_seconds
 
-    def _budget_left(self) -> bool:
+    def _budget_left(self, new_trial: bool = True) -> bool:
+        """Whether work may start: a new trial, or (new_trial=False) another segment of a
+        trial already counted, which a trials budget does not count again."""
         self._refresh_budget()
         if self.options.budget.unit == "trials":
-            return self.state.spent + len(self.pending) < self.options.budget.amount
+            if not new_trial:
+                return True
+            starting = sum(1 for p in self.pending.values() if p.rung == 0)
+            return self.state.spent + starting < self.options.budget.amount
         return self.state.spent < self.options.budget.amount
 
     # -- dispatch ----------------------------------------------------------------------------
     def _fill_workers(self) -> str | None:
         """Start trials until every worker is busy; a reason string once no more may start."""
-        while len(self.pending) < self.options.workers:
+        while len(self.pending) < self.executor.workers:
+            if self.halving is not None and self._budget_left(new_trial=False):
+                promotion = self.halving.next_promotion()
+                if promotion is not None:
+                    number, rung = promotion
+                    self.store.set_trial_state(self.run_id, number, RUNNING)
+                    self._submit(self.paused.pop(number), rung + 1)
+                    self.state.paused = len(self.paused)
+                    continue
             if self.exhausted:
                 return self.exhausted
             if not self._budget_left():
@@ -208,22 +292,74 @@ class _Loop:
                     return self.exhausted
                 continue
             self.duplicate_streak = self.infeasible_streak = 0
-            self.store.start_trial(self.run_id, trial.number, spec, worker="local")
-            request = TrialRequest(
-                spec_json=spec.to_json(), task=self.space.task,
-                latency=self.space.latency_requests(), seed=self.seed,
-                num_threads=self.executor.threads,
-            )
-            self.pending[self.executor.submit(request)] = _Pending(trial, spec, time.monotonic())
-            self.state.running = len(self.pending)
+            self.store.start_trial(self.run_id, trial.number, spec,
+                                   worker=getattr(self.executor, "name", "local"))
+            self._record_architecture(spec)
+            self._submit(_Pending(trial, spec, time.monotonic()), rung=0)
             self.reporter.trial_started(trial.number, spec)
         return None
 
+    def _record_architecture(self, spec: ArchSpec) -> None:
+        """The architecture's analytic costs at the task's length (meta device, no weights)."""
+        from nas.searchspace.constraints import meta_model
+
+        model = meta_model(spec)
+        seq_len = int(self.space.task.get("seq_len", 128))
+        self.store.record_architecture(
+            spec, params=int(model.num_params()), seq_len=seq_len,
+            flops_per_token=float(model.flops_per_token(seq_len)),
+            state_bytes=int(model.state_bytes(seq_len)))
+
+    def _submit(self, pending: _Pending, rung: int) -> None:
+        """Start `pending`'s next segment (its whole training without multi-fidelity)."""
+        number = pending.trial.number
+        last = self.fidelity is None or rung == len(self.fidelity.rungs) - 1
+        checkpoint = None if self.fidelity is None else self._checkpoint_file(number)
+        request = TrialRequest(
+            spec_json=pending.spec.to_json(), task=self.space.task,
+            latency=self.space.latency_requests(), seed=self.seed,
+            num_threads=self.executor.threads, weights_file=self._weights_file(number),
+            stop_step=None if last else self.fidelity.rungs[rung],
+            checkpoint_in=checkpoint if rung > 0 else None,
+            checkpoint_out=None if last else checkpoint,
+            latency_cache=() if rung > 0 else tuple(
+                self.store.cached_latency(pending.spec.arch_hash)),
+            proxies=self.space.proxy_requests(),
+        )
+        pending.rung, pending.started = rung, time.monotonic()
+        self.pending[self.executor.submit(request)] = pending
+        self.state.running = len(self.pending)
+
+    def _checkpoint_file(self, number: int) -> str:
+        return str(self.artifacts_root / self.state.run_name / f"{number}.checkpoint.pt")
+
+    def _drop_checkpoint(self, number: int) -> None:
+        if self.fidelity is not None:
+            try:
+                os.remove(self._checkpoint_file(number))
+            except FileNotFoundError:
+                pass
+
+    def _retire_paused(self) -> None:
+        """The search is ending: trials still paused at a rung are PRUNED (Optuna too)."""
+        for number, pending in sorted(self.paused.items()):
+            self.store.set_trial_state(self.run_id, number, PRUNED)
+            self.study.tell(pending.trial, state=optuna.trial.TrialState.PRUNED)
+            self._drop_checkpoint(number)
+            self.state.pruned += 1
+        self.paused.clear()
+        self.state.paused = 0
+
+    def _weights_file(self, number: int) -> str | None:
+        if self.keep == "none":
+            return None
+        return str(self.artifacts_root / weights_path(self.state.run_name, number))
+
     def _answer_infeasible(self, trial: optuna.Trial, spec: ArchSpec, reason: str) -> None:
         """A candidate that fails a constraint: recorded INFEASIBLE with the reason, never
-        trained, charged nothing; Optuna hears it as a failed trial, so no sampler treats it
-        as a result (the samplers' own `constraints_func` would need objective values, which
-        an untrained candidate does not have)."""
+        trained, charged nothing; Optuna hears it through its constraints support
+        (`optuna_strategy.mark_feasibility`), so NSGA-II and TPE learn where the infeasible
+        region is instead of resampling it blindly."""
         from nas.searchspace.constraints import meta_model
 
         try:
@@ -231,7 +367,11 @@ class _Loop:
         except Exception:  # only for display; the reason is what matters
             params = None
         self.store.add_infeasible(self.run_id, trial.number, spec, reason, params=params)
-        self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        # Optuna's constraints support: complete with placeholder values (never compared: a
+        # violated constraint ranks a trial below every feasible one) and the violation set.
+        mark_feasibility(trial, False)
+        trial.set_user_attr("nas:infeasible", reason)
+        self.study.tell(trial, [0.0] * len(self.state.objectives))
         self.infeasible_streak += 1
         self.state.infeasible += 1
         self.reporter.trial_infeasible(trial.number, spec, reason)
@@ -256,6 +396,7 @@ class _Loop:
         if reason is not None:
             self._answer_infeasible(trial, spec, reason)
             return True
+        mark_feasibility(trial, True)
         earlier = self.store.find_complete(self.run_id, spec.config_hash)
         if earlier is not None:
             self._answer_duplicate(trial, spec, earlier)
@@ -275,11 +416,14 @@ class _Loop:
         names = [o["name"] for o in self.state.objectives]
         try:
             output: WorkerOutput = future.result()
-            missing = [n for n in names if n not in output.result.metrics]
+            pending.metrics.update(output.result.metrics)  # later segments overwrite, latency stays
+            pending.curve.extend(output.result.curve)
+            missing = [n for n in names if n not in pending.metrics]
             if missing:
                 raise TrialFailed(f"the trial measured no {', '.join(missing)} (it measured: "
-                                  f"{', '.join(sorted(output.result.metrics))})")
+                                  f"{', '.join(sorted(pending.metrics))})")
         except Exception as exc:  # the trial failed or its worker died: record, go on
+            self._drop_checkpoint(number)
             seconds = time.monotonic() - pending.started
             error = _describe_failure(exc)
             self.store.fail_trial(self.run_id, number, error=error, device_seconds=seconds,
@@ -292,17 +436,53 @@ class _Loop:
             self.reporter.trial_failed(number, pending.spec, error)
             return
         result = output.result
-        values = {name: float(result.metrics[name]) for name in names}
+        self.store.record_latency(pending.spec.arch_hash, result.fingerprint, result.measured)
+        values = {name: float(pending.metrics[name]) for name in names}
+        if self.halving is not None and self._at_rung(pending, values, output):
+            return
+        self._drop_checkpoint(number)
+        artifact = None
+        if result.weights is not None:
+            size, sha256 = result.weights
+            artifact = ArtifactFile(weights_path(self.state.run_name, number), size, sha256)
         self.store.complete_trial(
-            self.run_id, number, values=values, metrics=result.metrics, curve=result.curve,
+            self.run_id, number, values=values, metrics=pending.metrics, curve=pending.curve,
             device=result.device, device_seconds=output.seconds, wall_seconds=output.seconds,
+            artifact=artifact,
         )
+        if self.keep == "front":
+            self.store.prune_artifacts(self.run_id, "front")
         self.store.record_elapsed(self.run_id, self.state.elapsed())  # survives a crash
         self.study.tell(pending.trial, [values[n] for n in names])
         self.state.complete += 1
         self.state.running = len(self.pending)
         self.state.front = self.store.pareto(self.run_id)
         self.reporter.trial_complete(number, pending.spec, values, output.seconds)
+
+
+    def _at_rung(self, pending: _Pending, values: dict[str, float], output: WorkerOutput) -> bool:
+        """A segment ended below the last rung: report it, then continue, pause or (out of
+        budget) prune the trial; False at the last rung, where the trial completes."""
+        number = pending.trial.number
+        decision = self.halving.report(number, pending.rung, list(values.values()))
+        if decision == "done":
+            return False
+        if decision == "continue" and not self._budget_left(new_trial=False):
+            decision = "pause"  # no budget for the next segment: it may never run
+        state = {"continue": RUNNING, "pause": PAUSED}[decision]
+        self.store.record_rung(
+            self.run_id, number, state=state, values=values, metrics=pending.metrics,
+            curve=pending.curve, device=output.result.device, device_seconds=output.seconds,
+            wall_seconds=output.seconds,
+        )
+        steps = self.fidelity.rungs[pending.rung]
+        if decision == "continue":
+            self._submit(pending, pending.rung + 1)
+        else:
+            self.paused[number] = pending
+            self.state.paused = len(self.paused)
+        self.reporter.trial_rung(number, pending.spec, steps, values, decision)
+        return True
 
 
 def _describe_failure(exc: BaseException) -> str:

@@ -2,42 +2,79 @@
 
 Every searchable value is a *decision*: a node of a networkx DiGraph named by its YAML path
 (`model.d_model`, `model.token_mixers.attention.heads`, `training.lr`), which is also the Optuna
-parameter name. An edge `parent -> child` carries a Condition on the parent's value: the child is
-active only where every parent is active and every condition holds. So attention's knobs exist
-only where some layers are attention, `hybrid.placement` only for a true hybrid, a mixer's knobs
-only where that mixer fills the non-attention layers.
+parameter name; per-layer decisions of a free layout are `model.layers.<i>.mixer` (and
+`model.layers.<i>.channel_mixer` for a per-layer channel mixer).
+
+Edges are of two kinds:
+
+* a *gate* `parent -> child` carries a Condition on the parent's value. A child is active where
+  its gates hold: all of them (the default), or any one of them where the node says
+  `any=True` (a mixer's knobs in a free layout exist where *some* layer chose that mixer).
+  So attention's knobs exist only where some layers are attention, `hybrid.placement` only for
+  a true hybrid, per-layer decisions only below the sampled depth.
+* an *input* `source -> derived` (edge attribute `input=True`) feeds a computed value
+  (`{expr: ...}`, `{same_as: ...}`, a pattern's implied depth): a Derived node is never
+  sampled; where active its value is computed from its inputs, which are active wherever it is.
 
 Sampling walks the DAG in a fixed topological order, asking an Optuna trial (define-by-run) for
 each active decision, and assembles a canonical ArchSpec: every knob explicit (registry defaults
-filled in, spellings such as `kv_heads: full` resolved), so equal architectures hash equally.
+filled in, whole-number floats of integer knobs made ints, spellings such as `kv_heads: full`
+resolved), so equal architectures hash equally.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
 
 from nas.blocks import get_block, list_blocks
-from nas.errors import SpaceError
+from nas.blocks.registry import BlockImportError, is_import_path
+from nas.errors import SpaceError, did_you_mean
 from nas.searchspace.constraints import Constraint, compile_constraints, violation
-from nas.searchspace.domains import Domain, DomainError, Suggester, parse_domain
-from nas.searchspace.layout import PLACEMENTS, attention_count, attention_positions
+from nas.searchspace.domains import (
+    Choice,
+    ContextChoice,
+    Derived,
+    Domain,
+    DomainError,
+    Fixed,
+    FloatRange,
+    Reference,
+    Suggester,
+    parse_domain,
+    parse_reference,
+)
+from nas.searchspace.layout import (
+    ATTENTION,
+    N_LAYERS,
+    OTHER,
+    PATTERN,
+    PATTERN_SEPARATORS,
+    PLACEMENT,
+    PLACEMENTS,
+    RATIO,
+    REPEAT,
+    PatternLayout,
+    depth_weights,
+    free_kinds,
+    hybrid_kinds,
+    layer_decision,
+    letter_table,
+    pattern_letters,
+)
+from nas.searchspace.references import NAMES_HELP, ReferenceProblem, resolve
 from nas.searchspace.schema import KNOWN_METRICS, ObjectiveConfig, SpaceFile
 from nas.spec import ArchSpec, LayerSpec, ModuleSpec, Scalar, canonical_json
 
-ATTENTION = "attention"
-RATIO, PLACEMENT, OTHER = (
-    "model.hybrid.full_attention_ratio",
-    "model.hybrid.placement",
-    "model.hybrid.other",
-)
 CHANNEL_KIND = "model.channel_mixer.kind"
 NORMS = ("rmsnorm", "layernorm")
+MAX_SIZE = 65_536  # largest d_model, n_layers or pattern repeat a space may ask for
+MAX_TASK_SIZE = 1 << 24  # largest vocabulary or sequence length of a task
 _MAX_COMBINATIONS = 20_000  # knob combinations checked per block at load time
 _TRAINING_BOUNDS = {  # key: (minimum, exclusive upper bound or None, integer?)
     "steps": (1, None, True),
@@ -47,6 +84,7 @@ _TRAINING_BOUNDS = {  # key: (minimum, exclusive upper bound or None, integer?)
     "weight_decay": (0.0, None, False),
     "grad_clip": (0.0, None, False),
 }
+Gates = list[tuple[str, "Condition"]] | None  # None: always active
 
 
 @dataclass(frozen=True)
@@ -75,7 +113,9 @@ class Condition:
 
 @dataclass
 class SearchSpace:
-    """A loaded, validated, compiled space. `graph` nodes carry `domain`; edges `condition`."""
+    """A loaded, validated, compiled space. `graph` nodes carry `domain` (and `any` where one
+    gate suffices); edges `condition` (and `input` for a computed value's sources).
+    `layer_mixers(values)` is the layout: the token mixer kind of each layer."""
 
     path: str
     text: str
@@ -84,6 +124,8 @@ class SearchSpace:
     vocab_size: int
     order: tuple[str, ...] = field(default=())
     constraints: tuple[Constraint, ...] = field(default=())
+    layer_mixers: Callable[[Mapping[str, Scalar]], tuple[str, ...]] = hybrid_kinds
+    channel_per_layer: bool = False
 
     # -- facts about the space ---------------------------------------------------------------
     @property
@@ -113,6 +155,8 @@ class SearchSpace:
         content = self.config.model_dump()
         if not content["constraints"]:  # spaces without constraints keep their old hash
             del content["constraints"]
+        if content["model"].get("layout") is None:  # nor do spaces without a layout
+            content["model"].pop("layout", None)
         return hashlib.sha256(canonical_json(content).encode()).hexdigest()[:16]
 
     def latency_requests(self) -> tuple[dict[str, Any], ...]:
@@ -124,8 +168,23 @@ class SearchSpace:
             for o in self.config.objectives if o.is_latency
         )
 
+    def proxy_requests(self) -> tuple[dict[str, Any], ...]:
+        """The proxy tasks every trial also trains on: name, task config, steps (None: the
+        trial's own)."""
+        return tuple({"name": p.name, "task": p.task.model_dump(), "steps": p.steps}
+                     for p in self.config.proxies)
+
     def domain(self, name: str) -> Domain:
         return self.graph.nodes[name]["domain"]
+
+    def describe_when(self, name: str) -> str:
+        """The gates of decision `name` in words ('' when it is always active), e.g.
+        'model.layers.0.mixer = attention or model.layers.1.mixer = attention'."""
+        gates = [self.graph.edges[p, name]["condition"].describe(p)
+                 for p in self.graph.predecessors(name)
+                 if not self.graph.edges[p, name].get("input")]
+        joiner = " or " if self.graph.nodes[name].get("any") else " and "
+        return joiner.join(gates)
 
     def violation(self, spec: ArchSpec) -> str | None:
         """None if `spec` meets every constraint of the space; else the first one it fails,
@@ -137,65 +196,98 @@ class SearchSpace:
         """Walk the DAG with `trial` (an optuna.Trial or anything with its suggest_* methods)."""
         values: dict[str, Scalar] = {}
         for name in self.order:
-            if self.is_active(name, values):
-                values[name] = self.domain(name).suggest(trial, name)
+            if not self.is_active(name, values):
+                continue
+            domain = self.domain(name)
+            if isinstance(domain, Derived):
+                values[name] = domain.compute(values)
+                continue
+            if isinstance(domain, ContextChoice):
+                domain = domain.given(values)
+            values[name] = domain.suggest(trial, name)
         return self.assemble(values)
 
     def is_active(self, name: str, values: Mapping[str, Scalar]) -> bool:
-        """Whether decision `name` exists given the values chosen so far: every parent has a
-        value and every edge condition holds."""
+        """Whether decision `name` exists given the values chosen so far: its inputs have
+        values, and its gates hold (all of them, or one where the node is `any`)."""
+        held = []
         for parent in self.graph.predecessors(name):
-            if parent not in values:
-                return False
-            if not self.graph.edges[parent, name]["condition"].holds(values[parent]):
-                return False
-        return True
+            edge = self.graph.edges[parent, name]
+            if edge.get("input"):
+                if parent not in values:
+                    return False
+                continue
+            held.append(parent in values and edge["condition"].holds(values[parent]))
+        if not held:
+            return True
+        return any(held) if self.graph.nodes[name].get("any") else all(held)
+
+    def node_values(self, name: str, values: Mapping[str, Scalar]) -> tuple[Scalar, ...]:
+        """The values decision `name` can take given the values of its inputs: its domain's
+        values, or the one computed value of a Derived decision."""
+        domain = self.domain(name)
+        if isinstance(domain, Derived):
+            return (domain.compute(values),)
+        return tuple(domain.values())
 
     def assemble(self, values: Mapping[str, Scalar]) -> ArchSpec:
         """The canonical ArchSpec for a full set of active decision values."""
-        n_layers = int(values["model.n_layers"])
-        d_model = int(values["model.d_model"])
-        ratio = float(values[RATIO])
-        count = attention_count(n_layers, ratio)
-        positions = set(attention_positions(n_layers, count, values.get(PLACEMENT, "last")))
-        channel = _module(values, "model.channel_mixer", str(values[CHANNEL_KIND]), "channel_mixer")
-        attention = _module(values, "model.token_mixers", ATTENTION) if count else None
-        other = (
-            _module(values, "model.token_mixers", str(values[OTHER])) if count < n_layers else None
-        )
-        layers = tuple(
-            LayerSpec(attention if i in positions else other, channel) for i in range(n_layers)
-        )
-        training = {
-            key: values[f"training.{key}"]
-            for key in _TRAINING_BOUNDS
-            if f"training.{key}" in values
-        }
-        return ArchSpec(
-            d_model=d_model,
-            vocab_size=self.vocab_size,
-            layers=layers,
-            norm=str(values["model.norm"]),
-            training=training,
-        )
+        kinds = self.layer_mixers(values)
+        if self.channel_per_layer:
+            channels = [str(values[layer_decision(i, "channel_mixer")]) for i in range(len(kinds))]
+        else:
+            channels = [str(values[CHANNEL_KIND])] * len(kinds)
+        made: dict[tuple[str, str], ModuleSpec] = {}
+
+        def module(kind: str, role: str) -> ModuleSpec:
+            if (kind, role) not in made:
+                made[kind, role] = _module(values, kind, role)
+            return made[kind, role]
+
+        layers = tuple(LayerSpec(module(kind, "token_mixer"), module(channel, "channel_mixer"))
+                       for kind, channel in zip(kinds, channels, strict=True))
+        training = {key: values[f"training.{key}"] for key in _TRAINING_BOUNDS
+                    if f"training.{key}" in values}
+        return ArchSpec(d_model=int(values["model.d_model"]), vocab_size=self.vocab_size,
+                        layers=layers, norm=str(values["model.norm"]), training=training)
 
 
-def _module(values: Mapping[str, Scalar], prefix: str, kind: str, role: str = "token_mixer"):
+def knob_prefix(kind: str, role: str) -> str:
+    """Where a block's knobs live in the file: `model.token_mixers.<kind>` or
+    `model.channel_mixer` (one channel mixer section, whatever its kind)."""
+    return "model.channel_mixer" if role == "channel_mixer" else f"model.token_mixers.{kind}"
+
+
+def _module(values: Mapping[str, Scalar], kind: str, role: str) -> ModuleSpec:
     """A ModuleSpec with every registered knob explicit: sampled, else the registry default."""
     info = get_block(kind, role)
-    base = prefix if role == "channel_mixer" else f"{prefix}.{kind}"
-    knobs = {k.name: values.get(f"{base}.{k.name}", k.default) for k in info.knobs}
-    return ModuleSpec.make(kind, **_canonical_knobs(info.cls, knobs))
+    base = knob_prefix(kind, role)
+    knobs = {k.name: _coerce(k.type, values.get(f"{base}.{k.name}", k.default))
+             for k in info.knobs}
+    return ModuleSpec.make(kind, **info.cls.canonicalize(knobs))
 
 
-def _canonical_knobs(cls: type, knobs: dict[str, Scalar]) -> dict[str, Scalar]:
-    """Resolve a block's equivalent spellings (e.g. kv_heads: full -> heads)."""
-    return cls.canonicalize(dict(knobs))
+def _coerce(kind: type, value: Scalar) -> Scalar:
+    """One spelling per number: 4.0 for an int knob is 4, 10000 for a float knob is 10000.0."""
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
 
 
 # ------------------------------------------------------------------------------------------------
 # compilation
 # ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Pending:
+    """A reference waiting for every decision to exist before it is resolved."""
+
+    name: str
+    reference: Reference
+    gates: Gates
 
 
 class _Compiler:
@@ -205,11 +297,21 @@ class _Compiler:
         self.path, self.text, self.config = path, text, config
         self.graph = nx.DiGraph()
         self._declared: list[str] = []  # node names in declaration order, for a stable walk
+        self._pending: list[_Pending] = []
+        self._constants: dict[str, Scalar] = {}  # registry defaults of knobs a file leaves out
+        self._blocks: dict[tuple[str, str], dict[str, str]] = {}  # (kind, role) -> knob: node
+        self.layer_mixers: Callable[[Mapping[str, Scalar]], tuple[str, ...]] = hybrid_kinds
+        self.channel_per_layer = False
 
     def error(self, key: str, problem: str, fix: str = "") -> SpaceError:
         return SpaceError(self.path, key, problem, fix)
 
-    def decision(self, name: str, raw: Any, allowed: tuple | None = None) -> Domain:
+    # -- decisions and gates -----------------------------------------------------------------
+    def parse(self, name: str, raw: Any, allowed: tuple | None = None) -> Domain:
+        """The domain written at `name`, checked against `allowed` values; no node is added."""
+        if parse_reference_safe(raw) is not None:
+            raise self.error(name, "expr and same_as are allowed for a mixer's knobs only",
+                             "write a value or a domain such as {choice: [...]}")
         try:
             domain = parse_domain(raw)
         except DomainError as exc:
@@ -218,33 +320,83 @@ class _Compiler:
             bad = [v for v in domain.values() if v not in allowed]
             if bad:
                 raise self.error(
-                    name, f"{bad[0]!r} is not allowed", f"use one of {', '.join(map(str, allowed))}"
+                    name, f"{bad[0]!r} is not allowed{did_you_mean(bad[0], allowed)}",
+                    f"use one of {', '.join(map(str, allowed))}",
                 )
-        self.graph.add_node(name, domain=domain)
-        self._declared.append(name)
         return domain
+
+    def decision(self, name: str, raw: Any, allowed: tuple | None = None) -> Domain:
+        return self.node(name, self.parse(name, raw, allowed))
+
+    def node(self, name: str, domain: Domain, gates: Gates = None) -> Domain:
+        self.graph.add_node(name, domain=domain)
+        if name not in self._declared:
+            self._declared.append(name)
+        self.gate(name, gates)
+        return domain
+
+    def gate(self, name: str, gates: Gates) -> None:
+        """Make `name` active where one of `gates` holds (all of one gate list of length 1)."""
+        for parent, condition in gates or ():
+            self.graph.add_edge(parent, name, condition=condition)
+        if gates and len(gates) > 1:
+            self.graph.nodes[name]["any"] = True
 
     def depends(self, child: str, parent: str, condition: Condition) -> None:
         self.graph.add_edge(parent, child, condition=condition)
 
+    def knob(self, name: str, raw: Any, gates: Gates) -> None:
+        """A block's knob: a decision, or a reference resolved once every decision exists."""
+        try:
+            reference = parse_reference(raw)
+        except DomainError as exc:
+            raise self.error(name, str(exc)) from None
+        if reference is None:
+            self.node(name, self.parse(name, raw), gates)
+            return
+        self._declared.append(name)
+        self._pending.append(_Pending(name, reference, gates))
+
+    # -- the whole file ----------------------------------------------------------------------
     def compile(self) -> SearchSpace:
         vocab_size = self._task()
+        self._proxies()
         model = self.config.model
         d_model = self.decision("model.d_model", model.d_model)
         self._positive_ints("model.d_model", d_model)
-        self._positive_ints("model.n_layers", self.decision("model.n_layers", model.n_layers))
-        self.decision("model.norm", model.norm, allowed=NORMS)
-        self._token_mixers(list(d_model.values()))
-        self._channel_mixer(list(d_model.values()))
+        self._mixers_known()
+        layout = model.layout
+        if layout is not None and model.hybrid is not None:
+            raise self.error("model.layout", "give either hybrid: (a share of attention layers) "
+                             "or layout: (a pattern or a free choice per layer), not both",
+                             "remove one of them")
+        if layout is not None and layout.pattern is None and layout.free is None:
+            raise self.error("model.layout", "a layout needs `pattern:` or `free:`",
+                             "write e.g. `layout: {pattern: LLLA}` or "
+                             "`layout: {free: [attention, short_conv]}`")
+        if layout is not None and layout.pattern is not None:
+            self.decision("model.norm", model.norm, allowed=NORMS)
+            depths = self._pattern_layout()
+        else:
+            depths = self._n_layers()
+            self.decision("model.norm", model.norm, allowed=NORMS)
+            if layout is None:
+                self._hybrid_layout()
+            else:
+                self._free_layout(depths)
+        self._channel_mixer(depths)
         self._training()
         self._objectives()
         constraints = compile_constraints(self.path, self.config.constraints)
-        if not nx.is_directed_acyclic_graph(self.graph):  # pragma: no cover - built acyclic
-            raise self.error("model", "decisions depend on each other in a cycle")
+        self._resolve_references()
+        self._check_acyclic()
+        self._spread_activity()
+        for (kind, role), knobs in self._blocks.items():
+            self._check_block(kind, role, knobs)
         index = {name: i for i, name in enumerate(self._declared)}
         order = tuple(nx.lexicographical_topological_sort(self.graph, key=index.__getitem__))
         return SearchSpace(self.path, self.text, self.config, self.graph, vocab_size, order,
-                           constraints)
+                           constraints, self.layer_mixers, self.channel_per_layer)
 
     # -- sections ----------------------------------------------------------------------------
     def _task(self) -> int:
@@ -252,25 +404,77 @@ class _Compiler:
 
         config = self.config.task.model_dump()
         try:
-            make_task(config)
-            return task_vocab_size(config)
+            task = make_task(config)
+            vocab_size = task_vocab_size(config)
         except ValueError as exc:
             raise self.error("task", str(exc)) from None
+        for key, value in (("vocab_size", vocab_size), ("seq_len", task.seq_len)):
+            if value > MAX_TASK_SIZE:
+                where = f"task.{key}" if key in config else "task"
+                raise self.error(where, f"{key}={value} is larger than nas builds (at most "
+                                 f"{MAX_TASK_SIZE})", "check for a typo")
+        return vocab_size
+
+    def _proxies(self) -> None:
+        from nas.tasks import make_task
+
+        seen = {o.name for o in self.config.objectives}
+        for i, proxy in enumerate(self.config.proxies):
+            if proxy.name in seen:
+                raise self.error(f"proxies.{i}.name", f"the name {proxy.name!r} is taken",
+                                 "give each proxy a name of its own")
+            seen.add(proxy.name)
+            try:
+                make_task(proxy.task.model_dump())
+            except ValueError as exc:
+                raise self.error(f"proxies.{i}.task", str(exc)) from None
 
     def _positive_ints(self, key: str, domain: Domain) -> None:
+        """Widths and depths: positive, and small enough to build (a typo such as 10**9 layers
+        would otherwise exhaust memory while counting or building)."""
         for value in domain.values():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise self.error(key, f"must be a positive integer, got {value!r}")
+            if value > MAX_SIZE:
+                raise self.error(key, f"{value} is larger than nas builds (at most {MAX_SIZE})",
+                                 "check for a typo")
 
-    def _token_mixers(self, d_models: list[Scalar]) -> None:
-        mixers = self.config.model.token_mixers
+    def _mixers_known(self) -> None:
+        """Every declared token mixer is registered, or an import path that imports to one."""
         known = list_blocks(role="token_mixer")
-        for kind in mixers:
-            if kind not in known:
+        for kind, raw in self.config.model.token_mixers.items():
+            key = f"model.token_mixers.{kind}"
+            if is_import_path(kind):
+                try:
+                    get_block(kind, "token_mixer")
+                except (BlockImportError, KeyError) as exc:
+                    raise self.error(key, str(exc.args[0] if exc.args else exc),
+                                     "check the import path package.module.ClassName and that "
+                                     "its package is importable (on sys.path)") from None
+            elif kind not in known:
                 raise self.error(
-                    f"model.token_mixers.{kind}", "unknown token mixer",
+                    key,
+                    f"unknown token mixer {kind!r}{did_you_mean(kind, known)}",
                     f"use one of {', '.join(known)}",
                 )
+            if raw is not None and not isinstance(raw, dict):
+                raise self.error(key, "expected a mapping of knobs",
+                                 "write e.g. `{heads: 4}` or `{}`")
+
+    def _n_layers(self) -> list[int]:
+        """The `model.n_layers` decision of a hybrid or free layout; its possible values."""
+        raw = self.config.model.n_layers
+        if raw is None:
+            raise self.error("model.n_layers", "required key is missing",
+                             "add `n_layers:` under model, or use `layout: {pattern: ...}`, "
+                             "which implies the depth")
+        domain = self.decision(N_LAYERS, raw)
+        self._positive_ints(N_LAYERS, domain)
+        return sorted(set(domain.values()))
+
+    def _hybrid_layout(self) -> None:
+        """`hybrid:` (or nothing): a share of attention layers, placed; the rest one mixer."""
+        mixers = self.config.model.token_mixers
         others = [m for m in mixers if m != ATTENTION]
         hybrid = self.config.model.hybrid
         ratio_raw = hybrid.full_attention_ratio if hybrid else None
@@ -299,72 +503,237 @@ class _Compiler:
             other_raw = hybrid.other if hybrid and hybrid.other is not None else {"choice": others}
             other = self.decision(OTHER, other_raw, allowed=tuple(others))
             self.depends(OTHER, RATIO, Condition(excluded=frozenset({1})))
-            for kind in set(other.values()):
-                self._knobs("model.token_mixers", kind, mixers[kind] or {}, d_models,
-                            parent=(OTHER, Condition(allowed=frozenset({kind}))))
+            chosen = set(other.values())
+            for kind in (m for m in others if m in chosen):
+                self._mixer_knobs(kind, [(OTHER, Condition(allowed=frozenset({kind})))])
         if ATTENTION in mixers and any(v > 0 for v in ratios):
-            self._knobs("model.token_mixers", ATTENTION, mixers[ATTENTION] or {}, d_models,
-                        parent=(RATIO, Condition(excluded=frozenset({0}))))
+            self._mixer_knobs(ATTENTION, [(RATIO, Condition(excluded=frozenset({0})))])
+        self.layer_mixers = hybrid_kinds
 
-    def _channel_mixer(self, d_models: list[Scalar]) -> None:
-        raw = dict(self.config.model.channel_mixer)
-        kinds = self.decision(CHANNEL_KIND, raw.pop("kind", "swiglu"),
-                              allowed=tuple(list_blocks(role="channel_mixer")))
-        infos = {kind: get_block(str(kind), "channel_mixer") for kind in kinds.values()}
-        for knob in raw:
-            if not any(info.knob(knob) for info in infos.values()):
-                known = sorted({k.name for info in infos.values() for k in info.knobs})
-                raise self.error(f"model.channel_mixer.{knob}", "unknown knob",
-                                 f"known knobs: {', '.join(known)}")
-        for info in infos.values():
-            own = {k: v for k, v in raw.items() if info.knob(k)}
-            self._check_combinations("model.channel_mixer", info, own, d_models)
-        for knob, value in raw.items():
-            name = f"model.channel_mixer.{knob}"
-            self.decision(name, value)
-            users = frozenset(kind for kind, info in infos.items() if info.knob(knob))
-            self.depends(name, CHANNEL_KIND, Condition(allowed=users))
+    def _pattern_layout(self) -> list[int]:
+        """`layout: {pattern: LLLA, repeat: ...}`: letters bound to mixers, repeated."""
+        layout = self.config.model.layout
+        if layout.free is not None or layout.priors is not None:
+            extra = "free" if layout.free is not None else "priors"
+            raise self.error(f"model.layout.{extra}", "a layout is a pattern or free, not both",
+                             f"remove `{extra}:` or `pattern:`")
+        letters = self._letters()
+        patterns = self.decision(PATTERN, layout.pattern)
+        for pattern in patterns.values():
+            self._check_pattern(pattern, letters)
+        lengths = {p: len(pattern_letters(p)) for p in map(str, patterns.values())}
+        repeats: list[Scalar] = [1]
+        if layout.repeat is not None:
+            repeat = self.decision(REPEAT, layout.repeat)
+            self._positive_ints(REPEAT, repeat)
+            repeats = list(repeat.values())
+        fixed_depth = self._pattern_depth(lengths, repeats, layout.repeat is not None)
+        depths = sorted({n * r for n in lengths.values() for r in repeats}) \
+            if fixed_depth is None else [fixed_depth]
+        pattern_layout = PatternLayout(letters, fixed_depth)
+        if fixed_depth is None:
+            inputs = (PATTERN, REPEAT) if layout.repeat is not None else (PATTERN,)
+            self.node(N_LAYERS, Derived(inputs, pattern_layout.depth,
+                                        "= len(pattern) x repeat"))
+            for source in inputs:
+                self.graph.add_edge(source, N_LAYERS, condition=Condition(), input=True)
+        for kind in self.config.model.token_mixers:
+            using = frozenset(p for p in lengths if kind in pattern_layout.kinds(
+                {PATTERN: p, REPEAT: 1}))
+            if using:
+                self._mixer_knobs(kind, [(PATTERN, Condition(allowed=using))])
+        self.layer_mixers = pattern_layout.kinds
+        return depths
 
-    def _knobs(self, prefix: str, kind: str, raw: dict[str, Any], d_models: list[Scalar],
-               parent: tuple[str, Condition]) -> None:
+    def domain_of(self, name: str) -> Domain:
+        return self.graph.nodes[name]["domain"]
+
+    def _letters(self) -> dict[str, str]:
+        """Letter -> declared mixer: the defaults (nas.spec.MIXER_LETTERS) and `letters:`."""
+        overrides = self.config.model.layout.letters or {}
+        mixers = self.config.model.token_mixers
+        for letter, kind in overrides.items():
+            key = f"model.layout.letters.{letter}"
+            if len(letter) != 1 or letter in PATTERN_SEPARATORS:
+                raise self.error(key, f"a letter is one character, got {letter!r}",
+                                 "write e.g. `letters: {X: deltanet}`")
+            if kind not in mixers:
+                raise self.error(key, f"{kind!r} is not declared under model.token_mixers"
+                                 f"{did_you_mean(kind, mixers)}",
+                                 f"declare it, or use one of {', '.join(mixers)}")
+        return letter_table(overrides)
+
+    def _check_pattern(self, pattern: Scalar, letters: Mapping[str, str]) -> None:
+        mixers = self.config.model.token_mixers
+        usable = {ch: kind for ch, kind in letters.items() if kind in mixers}
+        shown = ", ".join(f"{ch} ({kind})" for ch, kind in sorted(usable.items()))
+        if not isinstance(pattern, str) or not pattern_letters(pattern):
+            raise self.error(PATTERN, f"a pattern is a string of mixer letters, got {pattern!r}",
+                             f"write e.g. \"LLLA\"; letters of the declared mixers: {shown}")
+        for ch in pattern_letters(pattern):
+            if ch not in letters:
+                raise self.error(PATTERN, f"unknown letter {ch!r} in pattern {pattern!r}",
+                                 f"letters of the declared mixers: {shown}; or bind it with "
+                                 f"`letters: {{{ch}: <mixer>}}`")
+            if letters[ch] not in mixers:
+                raise self.error(PATTERN, f"letter {ch!r} in pattern {pattern!r} means "
+                                 f"{letters[ch]}, which is not declared under model.token_mixers",
+                                 f"declare {letters[ch]}, or use {shown}")
+
+    def _pattern_depth(self, lengths: Mapping[str, int], repeats: list[Scalar],
+                       repeat_given: bool) -> int | None:
+        """The fixed `n_layers` a pattern must fill, or None when the pattern implies it.
+
+        With n_layers given (one number) and no repeat, each pattern repeats to fill it; with
+        both, every pattern x repeat must equal it."""
+        raw = self.config.model.n_layers
+        if raw is None:
+            return None
+        domain = self.parse(N_LAYERS, raw)
+        self._positive_ints(N_LAYERS, domain)
+        if not isinstance(domain, Fixed):
+            raise self.error(N_LAYERS, "a pattern implies the depth (len(pattern) x repeat); "
+                             "n_layers may only be one number here",
+                             "remove n_layers, or give one number the patterns fill")
+        depth = int(domain.value)
+        for pattern, length in lengths.items():
+            if repeat_given:
+                bad = [r for r in repeats if length * int(r) != depth]
+                if bad:
+                    raise self.error(N_LAYERS, f"n_layers {depth} disagrees with pattern "
+                                     f"{pattern!r} x repeat {bad[0]} = {length * int(bad[0])}",
+                                     "remove n_layers (the pattern implies it) or repeat")
+            elif depth % length:
+                raise self.error(N_LAYERS, f"pattern {pattern!r} ({length} layers) does not "
+                                 f"divide n_layers {depth}",
+                                 "use a pattern whose length divides n_layers, or remove "
+                                 "n_layers and give `repeat:`")
+        self.node(N_LAYERS, domain)
+        return depth
+
+    def _free_layout(self, depths: list[int]) -> None:
+        """`layout: {free: [...]}`: each layer chooses among the listed mixers."""
+        layout = self.config.model.layout
+        for extra in ("repeat", "letters"):
+            if getattr(layout, extra) is not None:
+                raise self.error(f"model.layout.{extra}", f"{extra} belongs to a pattern layout",
+                                 f"remove `{extra}:`")
+        mixers = self.config.model.token_mixers
+        free = list(layout.free)
+        if not free:
+            raise self.error("model.layout.free", "must list at least one mixer",
+                             f"list some of {', '.join(mixers)}")
+        for i, kind in enumerate(free):
+            if kind not in mixers:
+                raise self.error(f"model.layout.free.{i}", f"{kind!r} is not declared under "
+                                 f"model.token_mixers{did_you_mean(kind, mixers)}",
+                                 f"declare it, or use one of {', '.join(mixers)}")
+            if free.index(kind) != i:
+                raise self.error(f"model.layout.free.{i}", f"{kind!r} is listed twice")
+        priors = self._priors(free)
+        for i in range(max(depths)):
+            below = frozenset(n for n in depths if n > i)
+            gates = None if i < min(depths) else [(N_LAYERS, Condition(allowed=below))]
+            self.node(layer_decision(i), self._layer_domain(free, priors, i, depths), gates)
+        for kind in free:
+            self._mixer_knobs(kind, [(layer_decision(i), Condition(allowed=frozenset({kind})))
+                                     for i in range(max(depths))])
+        self.layer_mixers = free_kinds
+
+    def _priors(self, free: list[str]) -> dict[str, tuple[float, float]]:
+        """`priors: {kind: p | [bottom, top]}`, checked: in (0, 1], something left for the
+        mixers without one."""
+        raw = self.config.model.layout.priors or {}
+        priors = {}
+        for kind, value in raw.items():
+            key = f"model.layout.priors.{kind}"
+            if kind not in free:
+                raise self.error(key, f"{kind!r} is not in the free list"
+                                 f"{did_you_mean(kind, free)}", f"use one of {', '.join(free)}")
+            pair = value if isinstance(value, list) else [value, value]
+            if len(pair) != 2 or not all(isinstance(p, int | float) and not isinstance(p, bool)
+                                         and 0 < p <= 1 for p in pair):
+                raise self.error(key, f"a prior is a probability in (0, 1] or [bottom, top], "
+                                 f"got {value!r}", "e.g. `attention: [0.1, 0.5]`; to keep a "
+                                 "mixer out of some layers use a pattern")
+            priors[kind] = (float(pair[0]), float(pair[1]))
+        rest = [k for k in free if k not in priors]
+        for end in (0, 1):
+            total = sum(p[end] for p in priors.values())
+            if rest and total >= 1 - 1e-9:
+                raise self.error("model.layout.priors", f"the priors sum to {total:g} at the "
+                                 f"{('bottom', 'top')[end]}, leaving nothing for "
+                                 f"{', '.join(rest)}", "lower them, or give every mixer one")
+        return priors
+
+    @staticmethod
+    def _layer_domain(free: list[str], priors: Mapping[str, tuple[float, float]], index: int,
+                      depths: list[int]) -> Domain:
+        if not priors or len(free) == 1:
+            return Choice(tuple(free))
+        by_depth = {n: depth_weights(free, priors, index, n) for n in depths if n > index}
+        text = "; ".join(f"n_layers={n}: " + ", ".join(f"{k} {w:.2f}" for k, w in
+                                                         zip(free, ws, strict=True))
+                         for n, ws in by_depth.items())
+        return ContextChoice(tuple(free), lambda values: by_depth[int(values[N_LAYERS])],
+                             f"choice with priors ({text})")
+
+    def _mixer_knobs(self, kind: str, gates: Gates) -> None:
+        """The knobs of token mixer `kind`, active where `gates` say the mixer is used."""
+        raw = self.config.model.token_mixers[kind] or {}
         info = get_block(kind, "token_mixer")
-        key = f"{prefix}.{kind}"
-        if not isinstance(raw, dict):
-            raise self.error(key, "expected a mapping of knobs", "write e.g. `{heads: 4}` or `{}`")
+        key = knob_prefix(kind, "token_mixer")
         for knob in raw:
             if info.knob(knob) is None:
                 known = ", ".join(k.name for k in info.knobs) or "(none)"
                 raise self.error(
-                    f"{key}.{knob}", f"unknown knob of {kind}", f"known knobs: {known}"
+                    f"{key}.{knob}",
+                    f"unknown knob of {kind}{did_you_mean(knob, [k.name for k in info.knobs])}",
+                    f"known knobs: {known}",
                 )
-        self._check_combinations(key, info, raw, d_models)
-        for knob, value in raw.items():
-            self.decision(f"{key}.{knob}", value)
-            self.depends(f"{key}.{knob}", *parent)
+        for knob in info.knobs:
+            if knob.name in raw:
+                self.knob(f"{key}.{knob.name}", raw[knob.name], gates)
+            else:
+                self._constants[f"{key}.{knob.name}"] = knob.default
+        self._blocks[kind, "token_mixer"] = {k: f"{key}.{k}" for k in raw}
 
-    def _check_combinations(self, key: str, info, raw: dict[str, Any], d_models: list[Scalar]):
-        """Every combination of d_model and knob values must be one the block accepts."""
-        domains = {}
+    def _channel_mixer(self, depths: list[int]) -> None:
+        raw = dict(self.config.model.channel_mixer)
+        per_layer = raw.pop("per_layer", False)
+        if not isinstance(per_layer, bool):
+            raise self.error("model.channel_mixer.per_layer", f"must be true or false, got "
+                             f"{per_layer!r}")
+        kinds = self.parse(CHANNEL_KIND, raw.pop("kind", "swiglu"),
+                           allowed=tuple(list_blocks(role="channel_mixer")))
+        infos = {kind: get_block(str(kind), "channel_mixer") for kind in kinds.values()}
+        for knob in raw:
+            if not any(info.knob(knob) for info in infos.values()):
+                known = sorted({k.name for info in infos.values() for k in info.knobs})
+                raise self.error(f"model.channel_mixer.{knob}",
+                                 f"unknown knob {knob!r}{did_you_mean(knob, known)}",
+                                 f"known knobs: {', '.join(known)}")
+        if per_layer:
+            self.channel_per_layer = True
+            parents = []
+            for i in range(max(depths)):
+                below = frozenset(n for n in depths if n > i)
+                gates = None if i < min(depths) else [(N_LAYERS, Condition(allowed=below))]
+                self.node(layer_decision(i, "channel_mixer"), kinds, gates)
+                parents.append(layer_decision(i, "channel_mixer"))
+        else:
+            self.node(CHANNEL_KIND, kinds)
+            parents = [CHANNEL_KIND]
         for knob, value in raw.items():
-            try:
-                domains[knob] = parse_domain(value)
-            except DomainError as exc:
-                raise self.error(f"{key}.{knob}", str(exc)) from None
-        names = list(domains)
-        grid = itertools.product(d_models, *(list(domains[n].values()) for n in names))
-        for combo in itertools.islice(grid, _MAX_COMBINATIONS):
-            d_model, picked = combo[0], dict(zip(names, combo[1:], strict=True))
-            knobs = _canonical_knobs(info.cls, {**info.defaults, **picked})
-            for knob_name, value in knobs.items():
-                knob = info.knob(knob_name)
-                problem = knob.check(value) if knob else None
-                if problem:
-                    raise self.error(f"{key}.{knob_name}", problem)
-            problems = info.cls.validate(int(d_model), **knobs)
-            if problems:
-                where = "" if "d_model" in problems[0] else f" at d_model={d_model}"
-                raise self.error(key, f"{problems[0]}{where} (searched knobs {picked})",
-                                 "choose values that work with every d_model in the space")
+            users = frozenset(kind for kind, info in infos.items() if info.knob(knob))
+            self.knob(f"model.channel_mixer.{knob}", value,
+                      [(p, Condition(allowed=users)) for p in parents])
+        for kind, info in infos.items():
+            self._blocks[str(kind), "channel_mixer"] = {
+                k: f"model.channel_mixer.{k}" for k in raw if info.knob(k)}
+            for knob in info.knobs:
+                if knob.name not in raw:
+                    self._constants.setdefault(f"model.channel_mixer.{knob.name}", knob.default)
 
     def _training(self) -> None:
         raw = self.config.training.model_dump()
@@ -379,6 +748,17 @@ class _Compiler:
                 if value < minimum or (upper is not None and value >= upper):
                     bound = f"in [{minimum}, {upper})" if upper is not None else f">= {minimum}"
                     raise self.error(name, f"must be {bound}, got {value!r}")
+        fidelity = self.config.search.fidelity
+        if fidelity is not None:
+            steps = raw["steps"]
+            if not isinstance(steps, int) or isinstance(steps, bool):
+                raise self.error("search.fidelity", "multi-fidelity needs a fixed training.steps "
+                                 f"(the last rung), got {steps!r}", "set training.steps to one "
+                                 "number, or remove search.fidelity")
+            if fidelity.min_steps >= steps:
+                raise self.error("search.fidelity.min_steps", f"min_steps={fidelity.min_steps} "
+                                 f"leaves no rung below training.steps={steps}",
+                                 f"set min_steps below {steps}")
 
     def _objectives(self) -> None:
         seen = set()
@@ -389,13 +769,146 @@ class _Compiler:
             seen.add(objective.name)
             if not objective.is_latency and objective.name not in KNOWN_METRICS:
                 raise self.error(
-                    f"{key}.name", f"unknown objective {objective.name!r}",
+                    f"{key}.name", f"unknown objective {objective.name!r}"
+                    f"{did_you_mean(objective.name, KNOWN_METRICS)}",
                     f"use one of {', '.join(KNOWN_METRICS)}, or a latency objective "
                     "(a name starting with 'latency' and a `phase`: prefill, decode or "
                     "train_step)",
                 )
 
+    # -- references --------------------------------------------------------------------------
+    def _resolve_references(self) -> None:
+        pending = {p.name for p in self._pending}
+
+        def exists(path: str) -> bool:
+            return path in self.graph or path in pending
+
+        for item in self._pending:
+            try:
+                resolved = resolve(item.reference, item.name, exists, self._constants)
+            except ReferenceProblem as exc:
+                raise self.error(item.name, str(exc), NAMES_HELP) from None
+            self.node(item.name, resolved.domain, item.gates)
+            for source in resolved.domain.inputs:
+                self.graph.add_edge(source, item.name, condition=Condition(), input=True)
+
+    def _check_acyclic(self) -> None:
+        try:
+            cycle = nx.find_cycle(self.graph)
+        except nx.NetworkXNoCycle:
+            return
+        names = [edge[0] for edge in cycle]
+        at = next((n for n in names if isinstance(self.domain_of(n), Derived)), names[0])
+        raise self.error(at, "references form a cycle: " + " -> ".join([*names, names[0]]),
+                         "make one of them a value or a domain")
+
+    def _spread_activity(self) -> None:
+        """Make the inputs of every computed value active wherever it is (consumers first)."""
+        for name in reversed(list(nx.topological_sort(self.graph))):
+            if not isinstance(self.domain_of(name), Derived):
+                continue
+            for source in self.domain_of(name).inputs:
+                self._add_alternatives(source, self._gates_of(name))
+
+    def _gates_of(self, name: str) -> Gates:
+        gates = [(p, self.graph.edges[p, name]["condition"])
+                 for p in self.graph.predecessors(name)
+                 if not self.graph.edges[p, name].get("input")]
+        return gates or None
+
+    def _add_alternatives(self, name: str, alternatives: Gates) -> None:
+        """Make `name` active also where one of `alternatives` holds."""
+        current = self._gates_of(name)
+        if current is None:
+            return  # always active already
+        if len(current) > 1 and not self.graph.nodes[name].get("any"):  # pragma: no cover
+            raise AssertionError(f"{name}: cannot widen a node that needs several gates")
+        if alternatives is None:
+            for parent, _ in current:
+                self.graph.remove_edge(parent, name)
+            self.graph.nodes[name].pop("any", None)
+            return
+        for parent, condition in alternatives:
+            if self.graph.has_edge(parent, name):
+                old = self.graph.edges[parent, name]["condition"]
+                values = self._possible(parent)
+                condition = Condition(allowed=frozenset(
+                    v for v in values if old.holds(v) or condition.holds(v)))
+            self.graph.add_edge(parent, name, condition=condition)
+        if len(self._gates_of(name) or ()) > 1:
+            self.graph.nodes[name]["any"] = True
+
+    def _possible(self, name: str) -> set[Scalar]:
+        """Every value decision `name` can take (a Derived one's over its inputs' values)."""
+        domain = self.domain_of(name)
+        if isinstance(domain, FloatRange):
+            raise self.error(name, "a continuous decision cannot gate a computed value")
+        if not isinstance(domain, Derived):
+            return set(domain.values())
+        roots = self._roots([name])
+        grid = itertools.product(*(list(self.domain_of(r).values()) for r in roots))
+        return {self._value(name, dict(zip(roots, combo, strict=True)))
+                for combo in itertools.islice(grid, _MAX_COMBINATIONS)}
+
+    def _roots(self, names: Iterable[str]) -> list[str]:
+        """The sampled decisions the values of `names` depend on (through computed values)."""
+        out: dict[str, None] = {}
+        for name in names:
+            domain = self.domain_of(name)
+            if isinstance(domain, Derived):
+                out.update(dict.fromkeys(self._roots(domain.inputs)))
+            else:
+                out[name] = None
+        return list(out)
+
+    def _value(self, name: str, values: dict[str, Scalar]) -> Scalar:
+        """The value of `name` given its roots' values in `values` (filled in on the way)."""
+        if name not in values:
+            domain = self.domain_of(name)
+            for source in domain.inputs:
+                self._value(source, values)
+            try:
+                values[name] = domain.compute(values)
+            except ReferenceProblem as exc:
+                shown = {k: v for k, v in values.items() if k in domain.inputs}
+                raise self.error(name, f"{exc} at {shown}", "choose values that work for "
+                                 "every combination in the space") from None
+        return values[name]
+
+    # -- blocks ------------------------------------------------------------------------------
+    def _check_block(self, kind: str, role: str, knobs: Mapping[str, str]) -> None:
+        """Every combination of d_model and knob values must be one the block accepts."""
+        info = get_block(kind, role)
+        key = knob_prefix(kind, role)
+        roots = self._roots(["model.d_model", *knobs.values()])
+        grid = itertools.product(*(list(self.domain_of(r).values()) for r in roots))
+        for combo in itertools.islice(grid, _MAX_COMBINATIONS):
+            values = dict(zip(roots, combo, strict=True))
+            d_model = self._value("model.d_model", values)
+            picked = {k: self._value(node, values) for k, node in knobs.items()}
+            chosen = {k: _coerce(info.knob(k).type, v) for k, v in picked.items()}
+            full = info.cls.canonicalize({**info.defaults, **chosen})
+            for knob_name, value in full.items():
+                knob = info.knob(knob_name)
+                problem = knob.check(value) if knob else None
+                if problem:
+                    raise self.error(f"{key}.{knob_name}", problem)
+            problems = info.cls.validate(int(d_model), **full)
+            if problems:
+                where = "" if "d_model" in problems[0] else f" at d_model={d_model}"
+                raise self.error(key, f"{problems[0]}{where} (searched knobs {picked})",
+                                 "choose values that work with every d_model in the space")
+
+
+def parse_reference_safe(raw: Any) -> Reference | None:
+    """parse_reference, with a malformed reference counted as one (to refuse it by key)."""
+    try:
+        return parse_reference(raw)
+    except DomainError:
+        return Reference("expr", str(raw))
+
 
 def compile_space(path: str, text: str, config: SpaceFile) -> SearchSpace:
     """The SearchSpace of a validated file; raises SpaceError naming the key at fault."""
     return _Compiler(path, text, config).compile()
+

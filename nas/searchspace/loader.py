@@ -1,48 +1,145 @@
-"""Read a space file safely: YAML (safe loader only) -> pydantic -> compiled SearchSpace."""
+"""Read a space file safely: YAML (safe loader only) -> pydantic -> compiled SearchSpace.
+
+Every mistake in the file is one SpaceError that names where it is written,
+`FILE:LINE:COL: KEY: PROBLEM — fix: FIX`: the loader keeps the YAML node tree and maps the key
+path of any error (from pydantic or from the compiler) to its line and column.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
 
-from nas.errors import SpaceError
+from nas.errors import SpaceError, did_you_mean
 from nas.searchspace.compile import SearchSpace, compile_space
+from nas.searchspace.locate import DuplicateKeyError, locate, parse
 from nas.searchspace.schema import SpaceFile, describe_validation_error
 
 
 def load(path: str | Path) -> SearchSpace:
     """Load, validate and compile the space at `path`.
 
-    Raises SpaceError (one line: file, key, problem, fix) for anything wrong with the file.
+    Raises SpaceError (one line: file, position, key, problem, fix) for anything wrong with it.
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise SpaceError(str(path), "", "file not found", "check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpaceError(str(path), "", f"cannot read the file ({exc})") from None
+    except IsADirectoryError:
+        raise SpaceError(str(path), "", "is a directory, not a file",
+                         "name the space's .yaml file") from None
+    except OSError as exc:
+        raise SpaceError(str(path), "", f"cannot read the file ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SpaceError(str(path), "", f"not UTF-8 text (byte {data[exc.start]:#04x})",
+                         "save the file as UTF-8", line, column) from None
     return loads(text, str(path))
 
 
 def loads(text: str, path: str = "<string>") -> SearchSpace:
     """Like `load`, from the YAML text itself; `path` is only used in messages."""
     try:
-        raw = yaml.safe_load(text)
+        raw, root = parse(text)
+    except DuplicateKeyError as exc:
+        dup = exc.duplicate
+        raise SpaceError(path, dup.key, f"key given twice (first at {dup.first[0]}:"
+                         f"{dup.first[1]}, again at {dup.again[0]}:{dup.again[1]})",
+                         "keep one of them: YAML would silently use the last", *dup.again) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpaceError(path, where, f"not valid YAML: {problem}",
-                         "check indentation, colons and brackets there") from None
+        raise _syntax_error(path, exc) from None
+    except RecursionError:
+        raise SpaceError(path, "", "nested too deeply to read", "flatten the file") from None
     if not isinstance(raw, dict):
-        raise SpaceError(path, "", "the file must be a YAML mapping (name:, task:, model:, ...)",
-                         "see examples/quickstart.yaml")
+        got = {type(None): "empty", list: "a list", str: f"the text {raw!r}"}.get(
+            type(raw), f"a {type(raw).__name__}")
+        raise SpaceError(path, "", f"the file must be a YAML mapping (name:, task:, model:, ...); "
+                         f"it is {got}", "see examples/quickstart.yaml", 1, 1)
     try:
         config = SpaceFile.model_validate(raw)
     except ValidationError as exc:
         key, problem, fix = describe_validation_error(exc)
-        raise SpaceError(path, key, problem, fix) from None
-    return compile_space(path, text, config)
+        raise SpaceError(path, key, problem, fix, *locate(root, key)) from None
+    try:
+        space = compile_space(path, text, config)
+        _check_defaults(path, config)
+    except SpaceError as exc:
+        if exc.line is not None or exc.path != path:
+            raise
+        if exc.key == "task":
+            exc = _task_error(exc, raw.get("task"))
+        raise exc.at(*locate(root, exc.key)) from None
+    return space
+
+
+def _check_defaults(path: str, config: SpaceFile) -> None:
+    """`budget:` and `storage:` are only used by `nas search`, but a typo in them is a mistake in
+    the file, so it is reported when the file loads."""
+    from nas.errors import BudgetError
+    from nas.orchestrator.budget import parse_budget
+
+    if config.budget is not None:
+        try:
+            parse_budget(config.budget)
+        except BudgetError as exc:
+            raise SpaceError(path, "budget", str(exc).split("; ")[0],
+                             "write e.g. 100gpuh, 2cpuh, 90s, 30m, 2h or 50trials") from None
+    if config.storage is not None:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(config.storage)
+        except ArgumentError:
+            raise SpaceError(path, "storage", f"{config.storage!r} is not a database URL",
+                             "write e.g. sqlite:///nas.db or postgresql://user@host/db") from None
+
+
+def _task_error(exc: SpaceError, task: dict) -> SpaceError:
+    """Point a task's own complaint at the task key it is about (`task.kind`, `task.seq_len`)
+    and suggest the nearest known kind."""
+    from nas.tasks import TASK_KINDS, task_options
+
+    kind = task.get("kind")
+    if kind not in TASK_KINDS:
+        return SpaceError(exc.path, "task.kind",
+                          f"unknown task kind {kind!r}{did_you_mean(kind, TASK_KINDS)}",
+                          f"use one of {', '.join(TASK_KINDS)}")
+    accepted = task_options(kind)
+    if accepted is None:  # a python task: its factory checks its own keys
+        problem, _, fix = exc.problem.partition("; fix: ")
+        about_entrypoint = any(w in problem for w in ("entrypoint", "import", "callable"))
+        key = "task.entrypoint" if about_entrypoint and "entrypoint" in task else "task"
+        return SpaceError(exc.path, key, problem, exc.fix or fix)
+    unknown = [k for k in task if k != "kind" and k not in accepted]
+    if unknown:
+        return SpaceError(exc.path, f"task.{unknown[0]}", f"unknown key {unknown[0]!r} of task "
+                          f"{kind!r}{did_you_mean(unknown[0], accepted)}",
+                          f"keys allowed here: kind, {', '.join(accepted)}")
+    problem, _, fix = exc.problem.partition("; fix: ")  # tasks put their fix in the message
+    said = problem.split(";")[0]
+    first = {said.find(m.group()): k for k in task if k != "kind"
+             for m in [re.search(rf"\b{re.escape(str(k))}\b", said)] if m}
+    key = f"task.{first[min(first)]}" if first else "task"
+    return SpaceError(exc.path, key, problem, exc.fix or fix)
+
+
+def _syntax_error(path: str, exc: yaml.YAMLError) -> SpaceError:
+    """A YAML syntax (or unsafe tag) error at its own mark."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if "tag" in problem:
+        fix = "plain YAML only: remove the !tag"
+    elif "\\t" in problem or "tab" in problem:
+        fix = "indent with spaces, not tabs"
+    else:
+        fix = "check indentation, colons, quotes and brackets there"
+    line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+    return SpaceError(path, "", f"not valid YAML: {problem}", fix, line, column)

@@ -7,9 +7,12 @@ typo is an error that lists the keys that are allowed, never silently ignored.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from nas.errors import did_you_mean
 
 LATENCY_PHASES = ("prefill", "decode", "train_step")
 KNOWN_METRICS = {
@@ -31,12 +34,25 @@ class HybridConfig(_Strict):
     other: Any = None
 
 
+class LayoutConfig(_Strict):
+    """Which mixer each layer gets, when not by `hybrid:`: a `pattern` of mixer letters
+    (`repeat`ed, letters rebound by `letters`) or a `free` choice per layer (with optional
+    per-depth `priors`). The compiler checks which keys go together."""
+
+    pattern: Any = None
+    repeat: Any = None
+    letters: dict[str, str] | None = None
+    free: list[str] | None = None
+    priors: dict[str, Any] | None = None
+
+
 class ModelConfig(_Strict):
     d_model: Any
-    n_layers: Any
+    n_layers: Any = None  # required, except where a layout pattern implies it
     norm: Any = "rmsnorm"
     token_mixers: dict[str, dict[str, Any] | None] = Field(min_length=1)
     hybrid: HybridConfig | None = None
+    layout: LayoutConfig | None = None
     channel_mixer: dict[str, Any] = Field(default_factory=lambda: {"kind": "swiglu"})
 
 
@@ -67,10 +83,23 @@ class ObjectiveConfig(_Strict):
         return self.goal or KNOWN_METRICS.get(self.name, "minimize")
 
 
+class FidelityConfig(_Strict):
+    """Multi-fidelity (asynchronous successive halving over training steps): rungs at
+    min_steps · reduction^k up to training.steps."""
+
+    min_steps: int = Field(ge=1)
+    reduction: int = Field(default=3, ge=2)
+
+
 class SearchConfig(_Strict):
     strategy: Literal["nsga2", "tpe", "random"] | None = None
     seed: int = 0
     population_size: int = Field(default=16, ge=2)
+    keep_weights: Literal["front", "all", "none"] = "front"  # trained weights kept as files
+    fidelity: FidelityConfig | None = None
+    ray_address: str | None = None  # run trials on this Ray cluster (or --ray-address)
+    num_cpus_per_trial: float = Field(default=1, gt=0)  # Ray only
+    num_gpus_per_trial: float = Field(default=0, ge=0)  # Ray only
 
 
 class TaskConfig(BaseModel):
@@ -78,6 +107,15 @@ class TaskConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
     kind: str
+
+
+class ProxyConfig(_Strict):
+    """A cheap proxy task trained beside the target by every trial, so the search can report
+    how well it ranks the candidates (the fidelity ladder)."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=32)
+    task: TaskConfig
+    steps: int | None = Field(default=None, ge=1)  # default: training.steps
 
 
 class SpaceFile(_Strict):
@@ -89,28 +127,68 @@ class SpaceFile(_Strict):
     objectives: list[ObjectiveConfig] = Field(min_length=1)
     search: SearchConfig = Field(default_factory=SearchConfig)
     constraints: list[str] = Field(default_factory=list)  # nas.expr conditions on each candidate
+    proxies: list[ProxyConfig] = Field(default_factory=list)
     budget: str | None = None
     storage: str | None = None
 
 
 def describe_validation_error(error: ValidationError) -> tuple[str, str, str]:
-    """(key, problem, fix) for the first error pydantic found, in a user's words."""
-    first = error.errors()[0]
-    loc = [str(part) for part in first["loc"]]
+    """(key, problem, fix) for the first error pydantic found, in a user's words.
+
+    `key` is the dotted path of the offending value (list items by index), ready to be located
+    in the YAML; the problem says what was found, the fix what to write instead."""
+    found = error.errors()
+    # a misspelt key also makes the right one "missing": name the misspelling first
+    first = next((e for e in found if e["type"] == "extra_forbidden"), found[0])
+    loc = [str(part) for part in first["loc"] if part != "[key]"]
     key = ".".join(loc) or "(top level)"
-    kind = first["type"]
+    kind, got = first["type"], first.get("input")
     if kind == "extra_forbidden":
         known = _known_keys(loc[:-1])
         fix = "remove it or fix its spelling"
         if known:
             fix += f"; keys allowed here: {', '.join(known)}"
-        return key, "unknown key", fix
+        return key, f"unknown key {loc[-1]!r}{did_you_mean(loc[-1], known)}", fix
     if kind == "missing":
         parent = ".".join(loc[:-1]) or "the top level"
         return key, "required key is missing", f"add `{loc[-1]}:` under {parent}"
     if key.startswith("name") and kind == "string_pattern_mismatch":
         return key, "a space name may use letters, digits, '_', '-' and '.'", "rename it"
-    return key, first["msg"], ""
+    if kind == "literal_error":
+        allowed = re.findall(r"'([^']*)'", str(first.get("ctx", {}).get("expected", "")))
+        return (key, f"unknown value {got!r}{did_you_mean(got, allowed)}",
+                f"use one of {', '.join(allowed)}")
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return key, f"expected a mapping (key: value lines), got {_kind_of(got)}", (
+            "write `key: value` pairs under it, or `{key: value, ...}`")
+    if kind == "list_type":
+        return key, f"expected a list, got {_kind_of(got)}", "write `[a, b]` or `- a` lines"
+    if kind in ("string_type", "str_type"):
+        return key, f"expected text, got {_kind_of(got)}", "quote it: \"...\""
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return key, f"expected a whole number, got {got!r}", ""
+    if kind == "too_short":
+        return key, "must not be empty", "give at least one entry"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        return key, f"{first['msg'].replace('Input should be', 'must be')}, got {got!r}", ""
+    if kind == "string_too_long":
+        return key, first["msg"].replace("String should", "must"), "shorten it"
+    message = str(first["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    return key, message, ""
+
+
+def _kind_of(value: Any) -> str:
+    """'a list', 'the text 'mqar'', 'nothing' — what a user wrote, in words."""
+    if value is None:
+        return "nothing (an empty value)"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, bool):
+        return f"the boolean {value}"
+    if isinstance(value, int | float):
+        return f"the number {value!r}"
+    return {"list": "a list", "dict": "a mapping"}.get(type(value).__name__,
+                                                       type(value).__name__)
 
 
 def _known_keys(loc: list[str]) -> list[str]:

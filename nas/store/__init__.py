@@ -5,12 +5,18 @@ from nas.store.store import (
     DEFAULT_URL,
     DUPLICATE,
     FAIL,
+    INFEASIBLE,
+    PAUSED,
+    PRUNED,
     RUNNING,
+    ArtifactRecord,
     RunRecord,
     Store,
     TrialRecord,
 )
 
 __all__ = [
-    "COMPLETE", "DEFAULT_URL", "DUPLICATE", "FAIL", "RUNNING", "RunRecord", "Store", "TrialRecord",
+    "COMPLETE", "DEFAULT_URL", "DUPLICATE", "FAIL", "INFEASIBLE", "PAUSED", "PRUNED", "RUNNING",
+    "ArtifactRecord",
+    "RunRecord", "Store", "TrialRecord",
 ]

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -19,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-SCHEMA_VERSION = 1
+# The schema's history lives in nas/store/migrations (Alembic); these classes are its head.
 
 
 def utcnow() -> datetime:
@@ -86,9 +87,12 @@ class TrialRow(Base):
     device_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     error: Mapped[str | None] = mapped_column(Text)
     duplicate_of: Mapped[int | None] = mapped_column(Integer)  # trial number in the same run
+    retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     run: Mapped[RunRow] = relationship(back_populates="trials")
-    curve: Mapped[list[MetricRow]] = relationship(cascade="all", order_by="MetricRow.step")
+    curve: Mapped[list[MetricRow]] = relationship(cascade="all, delete-orphan",
+                                                  order_by="MetricRow.step")
+    artifacts: Mapped[list[ArtifactRow]] = relationship(cascade="all")
 
 
 class MetricRow(Base):
@@ -117,3 +121,63 @@ class LedgerRow(Base):
     device_seconds: Mapped[float] = mapped_column(Float)
     wall_seconds: Mapped[float] = mapped_column(Float)
     note: Mapped[str] = mapped_column(String(64))
+
+
+class ArtifactRow(Base):
+    """A file a trial left behind (its trained weights): where it is, its size and checksum.
+
+    `path` is relative to the artifacts root of the database (see nas.store.artifacts) unless
+    it is absolute. A row exists exactly while the file is meant to exist."""
+
+    __tablename__ = "nas_artifacts"
+    __table_args__ = (UniqueConstraint("trial_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trial_id: Mapped[int] = mapped_column(
+        ForeignKey("nas_trials.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))  # "weights"
+    path: Mapped[str] = mapped_column(Text)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class LatencyRow(Base):
+    """One latency measurement of an architecture, on one device, at one shape and phase: the
+    latency cache. A candidate whose architecture was measured on the same device fingerprint
+    (nas.evaluate.device.device_fingerprint) at the same shape is not measured again."""
+
+    __tablename__ = "nas_latency"
+    __table_args__ = (UniqueConstraint("arch_hash", "fingerprint_hash", "phase", "batch",
+                                       "seq_len"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    arch_hash: Mapped[str] = mapped_column(String(64), index=True)
+    fingerprint_hash: Mapped[str] = mapped_column(String(16))
+    fingerprint: Mapped[dict[str, Any]] = mapped_column(JSON)
+    phase: Mapped[str] = mapped_column(String(16))
+    batch: Mapped[int] = mapped_column(Integer)
+    seq_len: Mapped[int] = mapped_column(Integer)
+    median_ms: Mapped[float] = mapped_column(Float)
+    spread: Mapped[float] = mapped_column(Float)
+    repeats: Mapped[int] = mapped_column(Integer)
+    measured_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ArchitectureRow(Base):
+    """One distinct architecture (by arch_hash) a run of this database has trained, with its
+    analytic costs at the task's sequence length, so architectures can be queried apart from
+    the trials (several trials may train one architecture with different recipes)."""
+
+    __tablename__ = "nas_architectures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    arch_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    spec_json: Mapped[str] = mapped_column(Text)  # the ArchSpec, training recipe included
+    short_form: Mapped[str] = mapped_column(String(255))
+    params: Mapped[int] = mapped_column(BigInteger)
+    seq_len: Mapped[int] = mapped_column(Integer)  # the context of the two costs below
+    flops_per_token: Mapped[float] = mapped_column(Float)
+    state_bytes: Mapped[int] = mapped_column(BigInteger)  # fp32 decode state per sequence
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

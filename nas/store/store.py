@@ -14,21 +14,37 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
 
 from nas.errors import StoreError
 from nas.spec import ArchSpec
-from nas.store.models import Base, LedgerRow, MetricRow, RunRow, TrialRow, utcnow
+from nas.store.migrate import ensure_current
+from nas.store.models import (
+    ArchitectureRow,
+    ArtifactRow,
+    LatencyRow,
+    LedgerRow,
+    MetricRow,
+    RunRow,
+    TrialRow,
+    utcnow,
+)
 from nas.strategies.pareto import pareto_mask
+
+if TYPE_CHECKING:
+    from nas.store.artifacts import ArtifactFile
 
 DEFAULT_URL = "sqlite:///nas.db"
 RUNNING, COMPLETE, FAIL, DUPLICATE = "RUNNING", "COMPLETE", "FAIL", "DUPLICATE"
 INFEASIBLE = "INFEASIBLE"  # failed the space's constraints: never trained, charged nothing
+PAUSED = "PAUSED"  # multi-fidelity: stopped at a rung, may be promoted and resumed
+PRUNED = "PRUNED"  # multi-fidelity: stopped at a rung for good (its curve is kept)
 
 
 @dataclass(frozen=True)
@@ -87,12 +103,43 @@ class TrialRecord:
     error: str | None
     duplicate_of: int | None
 
+    retries: int = 0
+
+    @property
+    def arch(self) -> ArchSpec:
+        """The trial's ArchSpec (architecture and training recipe)."""
+        return ArchSpec.from_dict(self.spec)
+
+    @property
+    def timings(self) -> dict[str, Any]:
+        """When it ran and what it cost: started_at, finished_at, device_seconds,
+        train_seconds and every latency measured (median ms; *_spread beside each)."""
+        metrics = self.metrics or {}
+        latency = {k: v for k, v in metrics.items() if k.startswith("latency")}
+        return {"started_at": self.started_at, "finished_at": self.finished_at,
+                "device_seconds": self.device_seconds,
+                "train_seconds": metrics.get("train_seconds"), **latency}
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: datetimes as ISO strings."""
         out = asdict(self)
         for key in ("started_at", "finished_at"):
             out[key] = out[key].isoformat() if out[key] else None
         return out
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    """A kept file of a trial (its trained weights): `path` as stored (relative to the
+    artifacts root unless absolute), `file` where it is on this machine."""
+
+    number: int
+    kind: str
+    path: str
+    file: Path
+    bytes: int
+    sha256: str
+    created_at: datetime
 
 
 def _run_record(row: RunRow, complete: int = 0, total: int = 0, used: float = 0.0) -> RunRecord:
@@ -117,7 +164,7 @@ def _trial_record(row: TrialRow) -> TrialRecord:
         metrics=dict(row.metrics) if row.metrics is not None else None, pareto=row.pareto,
         device=row.device, worker=row.worker, started_at=row.started_at,
         finished_at=row.finished_at, device_seconds=row.device_seconds, error=row.error,
-        duplicate_of=row.duplicate_of,
+        duplicate_of=row.duplicate_of, retries=row.retries or 0,
     )
 
 
@@ -153,7 +200,12 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"timeout": 30})
+        if parsed.database in (None, "", ":memory:"):
+            # One connection shared by every session, else each would see its own empty database.
+            engine = create_engine(parsed, poolclass=StaticPool,
+                                   connect_args={"check_same_thread": False})
+        else:
+            engine = create_engine(parsed, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     try:
@@ -166,8 +218,10 @@ class Store:
     """All reads and writes of nas results. Thread-safe for readers; one writer (the driver)."""
 
     def __init__(self, url: str = DEFAULT_URL, *, create: bool = True) -> None:
-        """Open `url`, creating missing tables; with create=False a missing SQLite file is a
-        StoreError instead (queries should not leave empty databases behind)."""
+        """Open `url`, creating missing tables and upgrading an older schema to the head
+        revision (nas.store.migrate); a schema newer than this nas knows is a StoreError. With
+        create=False a missing SQLite file is a StoreError instead (queries should not leave
+        empty databases behind)."""
         self.url = url
         if not create:
             path = sqlite_path(url)
@@ -177,7 +231,7 @@ class Store:
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         try:
-            Base.metadata.create_all(self.engine)
+            ensure_current(self.engine, url)
         except OperationalError as exc:
             raise StoreError(f"cannot open storage {url!r}: {exc.orig}") from None
 
@@ -219,7 +273,11 @@ class Store:
             self._fail_running(s, run_id, f"run {status}")
 
     def _fail_running(self, s: Session, run_id: int, reason: str) -> list[int]:
-        """Mark the run's RUNNING trials failed; their numbers."""
+        """Mark the run's RUNNING trials failed and its PAUSED ones pruned; the numbers of the
+        failed ones."""
+        for trial in s.scalars(
+                select(TrialRow).where(TrialRow.run_id == run_id, TrialRow.state == PAUSED)):
+            trial.state, trial.finished_at = PRUNED, utcnow()
         rows = list(s.scalars(
             select(TrialRow).where(TrialRow.run_id == run_id, TrialRow.state == RUNNING)))
         for trial in rows:
@@ -265,20 +323,29 @@ class Store:
         return row
 
     def delete_run(self, ref: str | int) -> RunRecord:
-        """Delete a run with its trials, their curves and its budget ledger, in one transaction;
-        returns the run as it was. Rows are deleted explicitly (children first), so this holds
-        whether or not the backend enforces ON DELETE CASCADE. The Optuna study is not touched."""
+        """Delete a run with its trials, their curves, kept weights and budget ledger (rows in
+        one transaction, then the files); returns the run as it was. Rows are deleted
+        explicitly (children first), so this holds whether or not the backend enforces ON
+        DELETE CASCADE. The Optuna study is not touched."""
         from sqlalchemy import delete
 
         with self.transaction() as s:
             row = self._run_row(s, ref)
             record = self._summarize(s, row)
+            files = [self._artifact_record(a, n) for a, n in s.execute(
+                self._artifact_query(row.id))]
             trial_ids = select(TrialRow.id).where(TrialRow.run_id == row.id)
+            s.execute(delete(ArtifactRow).where(ArtifactRow.trial_id.in_(trial_ids)))
             s.execute(delete(MetricRow).where(MetricRow.trial_id.in_(trial_ids)))
             s.execute(delete(TrialRow).where(TrialRow.run_id == row.id))
             s.execute(delete(LedgerRow).where(LedgerRow.run_id == row.id))
             s.execute(delete(RunRow).where(RunRow.id == row.id))
-            return record
+        from nas.store.artifacts import remove_quietly, sweep_orphans
+
+        for artifact in files:
+            remove_quietly(artifact.file)
+        sweep_orphans(self.artifacts_root, record.name, kept=set())
+        return record
 
     def _summarize(self, s: Session, row: RunRow) -> RunRecord:
         complete = s.scalar(select(func.count()).where(
@@ -303,25 +370,59 @@ class Store:
     def complete_trial(
         self, run_id: int, number: int, *, values: dict[str, float], metrics: dict[str, float],
         curve: Sequence[tuple[int, str, float]], device: str, device_seconds: float,
-        wall_seconds: float,
+        wall_seconds: float, artifact: ArtifactFile | None = None,
     ) -> None:
-        """Record a finished trial, charge the ledger and refresh the front: one transaction."""
+        """Record a finished trial (with the file of its weights, if it kept them), charge the
+        ledger and refresh the front: one transaction."""
         with self.transaction() as s:
             row = self._trial_row(s, run_id, number)
             row.state, row.values, row.metrics, row.device = COMPLETE, values, metrics, device
             row.params = int(metrics["params"]) if "params" in metrics else None
-            row.finished_at, row.device_seconds = utcnow(), device_seconds
+            row.finished_at = utcnow()
+            row.device_seconds = (row.device_seconds or 0.0) + device_seconds  # all segments
             row.curve = [MetricRow(step=st, name=n, value=float(v)) for st, n, v in curve]
+            if artifact is not None:
+                row.artifacts.append(ArtifactRow(kind=artifact.kind, path=artifact.path,
+                                                 bytes=artifact.bytes, sha256=artifact.sha256))
             self._charge(s, run_id, number, device_seconds, wall_seconds, "complete")
             s.flush()
             self._refresh_front(s, run_id)
+
+    def record_rung(
+        self, run_id: int, number: int, *, state: str, values: dict[str, float],
+        metrics: dict[str, float], curve: Sequence[tuple[int, str, float]], device: str,
+        device_seconds: float, wall_seconds: float,
+    ) -> None:
+        """A multi-fidelity segment ended at a rung: store the trial's values there and its
+        whole curve so far, set it RUNNING (promoted on), PAUSED or PRUNED, charge the segment.
+        Such a trial is never on the front until it completes its last rung."""
+        if state not in (RUNNING, PAUSED, PRUNED):
+            raise ValueError(f"a trial at a rung is RUNNING, PAUSED or PRUNED, not {state}")
+        with self.transaction() as s:
+            row = self._trial_row(s, run_id, number)
+            row.state, row.values, row.metrics, row.device = state, values, metrics, device
+            row.params = int(metrics["params"]) if "params" in metrics else None
+            row.device_seconds = (row.device_seconds or 0.0) + device_seconds
+            row.curve = [MetricRow(step=st, name=n, value=float(v)) for st, n, v in curve]
+            if state == PRUNED:
+                row.finished_at = utcnow()
+            self._charge(s, run_id, number, device_seconds, wall_seconds, "rung")
+
+    def set_trial_state(self, run_id: int, number: int, state: str) -> None:
+        """Move a paused trial on (RUNNING, when promoted) or retire it (PRUNED)."""
+        with self.transaction() as s:
+            row = self._trial_row(s, run_id, number)
+            row.state = state
+            if state == PRUNED:
+                row.finished_at = utcnow()
 
     def fail_trial(self, run_id: int, number: int, *, error: str, device_seconds: float,
                    wall_seconds: float, device: str | None = None) -> None:
         with self.transaction() as s:
             row = self._trial_row(s, run_id, number)
             row.state, row.error, row.device = FAIL, error, device
-            row.finished_at, row.device_seconds = utcnow(), device_seconds
+            row.finished_at = utcnow()
+            row.device_seconds = (row.device_seconds or 0.0) + device_seconds
             self._charge(s, run_id, number, device_seconds, wall_seconds, "fail")
 
     def add_duplicate(self, run_id: int, number: int, spec: ArchSpec, of: TrialRecord) -> None:
@@ -399,11 +500,128 @@ class Store:
             return _trial_record(row) if row is not None else None
 
     def ledger(self, run_id: int) -> tuple[float, float, int]:
-        """(device-seconds, trial wall-seconds, charged trials) spent by a run so far."""
+        """(device-seconds, trial wall-seconds, charged trials) spent by a run so far; a trial
+        charged for several multi-fidelity segments counts once."""
         with self.transaction() as s:
             dev, wall, count = s.execute(select(
                 func.coalesce(func.sum(LedgerRow.device_seconds), 0.0),
                 func.coalesce(func.sum(LedgerRow.wall_seconds), 0.0),
-                func.count(LedgerRow.id),
+                func.count(func.distinct(LedgerRow.trial_number)),
             ).where(LedgerRow.run_id == run_id)).one()
             return float(dev), float(wall), int(count)
+
+    # -- architectures -----------------------------------------------------------------------
+    def record_architecture(self, spec: ArchSpec, *, params: int, seq_len: int,
+                            flops_per_token: float, state_bytes: int) -> None:
+        """Add an architecture the first time any run trains it (later calls do nothing)."""
+        with self.transaction() as s:
+            if s.scalar(select(ArchitectureRow.id).where(
+                    ArchitectureRow.arch_hash == spec.arch_hash)) is None:
+                s.add(ArchitectureRow(
+                    arch_hash=spec.arch_hash, spec_json=spec.to_json(),
+                    short_form=spec.short_form()[:255], params=params, seq_len=seq_len,
+                    flops_per_token=flops_per_token, state_bytes=state_bytes))
+
+    def architecture(self, arch_hash: str) -> dict[str, Any] | None:
+        """The stored costs of one architecture, or None."""
+        with self.transaction() as s:
+            row = s.scalar(select(ArchitectureRow).where(ArchitectureRow.arch_hash == arch_hash))
+            if row is None:
+                return None
+            return {"arch_hash": row.arch_hash, "short_form": row.short_form,
+                    "params": row.params, "seq_len": row.seq_len,
+                    "flops_per_token": row.flops_per_token, "state_bytes": row.state_bytes,
+                    "spec_json": row.spec_json}
+
+    # -- the latency cache -------------------------------------------------------------------
+    def cached_latency(self, arch_hash: str) -> list[dict[str, Any]]:
+        """Every stored latency measurement of an architecture, on any device."""
+        with self.transaction() as s:
+            rows = s.scalars(select(LatencyRow).where(LatencyRow.arch_hash == arch_hash))
+            return [{"fingerprint_hash": r.fingerprint_hash, "fingerprint": r.fingerprint,
+                     "phase": r.phase, "batch": r.batch, "seq_len": r.seq_len,
+                     "median_ms": r.median_ms, "spread": r.spread, "repeats": r.repeats}
+                    for r in rows]
+
+    def record_latency(self, arch_hash: str, fingerprint: dict[str, Any],
+                       measurements: Sequence[dict[str, Any]]) -> None:
+        """Add fresh measurements (dicts as `cached_latency` returns, fingerprint_hash included)
+        to the cache; one already stored for the same key is left as it is."""
+        if not measurements:
+            return
+        with self.transaction() as s:
+            for m in measurements:
+                key = (LatencyRow.arch_hash == arch_hash,
+                       LatencyRow.fingerprint_hash == m["fingerprint_hash"],
+                       LatencyRow.phase == m["phase"], LatencyRow.batch == m["batch"],
+                       LatencyRow.seq_len == m["seq_len"])
+                if s.scalar(select(LatencyRow.id).where(*key)) is None:
+                    s.add(LatencyRow(
+                        arch_hash=arch_hash, fingerprint_hash=m["fingerprint_hash"],
+                        fingerprint=fingerprint, phase=m["phase"], batch=m["batch"],
+                        seq_len=m["seq_len"], median_ms=m["median_ms"], spread=m["spread"],
+                        repeats=m["repeats"]))
+
+    # -- artifacts (kept weights) ------------------------------------------------------------
+    @property
+    def artifacts_root(self) -> Path:
+        """The folder of this database's artifacts (see nas.store.artifacts)."""
+        from nas.store.artifacts import artifacts_root
+
+        return artifacts_root(self.url)
+
+    def _artifact_query(self, run_id: int):
+        return (select(ArtifactRow, TrialRow.number).join(TrialRow)
+                .where(TrialRow.run_id == run_id).order_by(TrialRow.number, ArtifactRow.kind))
+
+    def _artifact_record(self, row: ArtifactRow, number: int) -> ArtifactRecord:
+        from nas.store.artifacts import resolve
+
+        return ArtifactRecord(number=number, kind=row.kind, path=row.path,
+                              file=resolve(self.artifacts_root, row.path), bytes=row.bytes,
+                              sha256=row.sha256, created_at=row.created_at)
+
+    def artifacts(self, ref: str | int) -> list[ArtifactRecord]:
+        """Every kept file of a run, in trial order."""
+        with self.transaction() as s:
+            run = self._run_row(s, ref)
+            return [self._artifact_record(a, n) for a, n in s.execute(self._artifact_query(run.id))]
+
+    def artifact(self, ref: str | int, number: int, kind: str = "weights") -> ArtifactRecord | None:
+        """Trial `number`'s kept file of `kind`, or None if it kept none."""
+        return next((a for a in self.artifacts(ref) if a.number == number and a.kind == kind),
+                    None)
+
+    def prune_artifacts(self, run_id: int, keep: str, sweep: bool = False) -> list[Path]:
+        """Apply a keep policy (front | all | none) to the run's kept files: rows of files no
+        longer wanted are deleted (one transaction), then the files. With sweep=True, files in
+        the run's folder that no row names are deleted too — only when no worker of the run is
+        writing (at the end of a search). Returns the deleted files."""
+        from sqlalchemy import delete
+
+        from nas.store.artifacts import KEEP_POLICIES, remove_quietly, sweep_orphans
+
+        if keep not in KEEP_POLICIES:
+            raise StoreError(f"unknown keep_weights {keep!r}; use one of "
+                             f"{', '.join(KEEP_POLICIES)}")
+        with self.transaction() as s:
+            run_name = s.get(RunRow, run_id).name
+            dropped, kept = [], set()
+            for row, number in s.execute(self._artifact_query(run_id)):
+                trial = s.get(TrialRow, row.trial_id)
+                wanted = keep == "all" or (keep == "front" and trial.pareto)
+                if wanted:
+                    kept.add(row.path)
+                else:
+                    dropped.append(self._artifact_record(row, number))
+                    s.execute(delete(ArtifactRow).where(ArtifactRow.id == row.id))
+        removed = []
+        for artifact in dropped:
+            remove_quietly(artifact.file)
+            removed.append(artifact.file)
+        if sweep:
+            removed += sweep_orphans(self.artifacts_root, run_name, kept)
+        folder = self.artifacts_root / run_name
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+        return removed

@@ -16,6 +16,15 @@ import optuna
 from nas.errors import StoreError
 
 STRATEGIES = ("nsga2", "tpe", "random")
+CONSTRAINT = "nas_space"  # the one Optuna constraint nas sets: the space's `constraints:`
+
+
+def mark_feasibility(trial: optuna.Trial, feasible: bool) -> None:
+    """Tell Optuna's constraints support whether a candidate meets the space's constraints
+    (constraint value 0 or 1). An infeasible one is then told COMPLETE with placeholder values:
+    NSGA-II's constrained domination and TPE's feasibility split rank it below every feasible
+    trial, so the samplers learn where the infeasible region is instead of ignoring it."""
+    trial.set_constraint(CONSTRAINT, 0.0 if feasible else 1.0)
 
 
 def make_sampler(
@@ -29,7 +38,8 @@ def make_sampler(
         with warnings.catch_warnings():  # multivariate/group are flagged experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.samplers.TPESampler(
-                seed=seed, n_startup_trials=min(10, population_size), multivariate=True, group=True
+                seed=seed, n_startup_trials=min(10, population_size), multivariate=True,
+                group=True,
             )
     if strategy == "random":
         return optuna.samplers.RandomSampler(seed=seed)

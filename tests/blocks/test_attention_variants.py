@@ -20,7 +20,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from nas.blocks import get_block
 from nas.blocks.attention import (
-    WINDOW_QUERY_BLOCK,
     apply_rotary,
     blocked_window_attention,
     blocked_window_mask,

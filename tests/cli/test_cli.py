@@ -97,7 +97,7 @@ def test_user_errors_before_search(tmp_path, tiny_space_text):
     for args in (["validate", str(bad)], ["search", str(bad), "--budget", "1trials"]):
         out = nas(*args, cwd=tmp_path)
         assert out.returncode == 2 and "Traceback" not in out.stderr
-        assert "bad.yaml: model.d_model" in out.stderr
+        assert "bad.yaml:4:3: model.d_model" in out.stderr
     good = tmp_path / "good.yaml"
     good.write_text(tiny_space_text)
     out = nas("search", str(good), "--budget", "10parsecs", cwd=tmp_path)

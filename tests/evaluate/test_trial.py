@@ -86,3 +86,39 @@ def test_every_latency_phase_reaches_the_metrics(make_spec):
     result = run_trial(request_for(make_spec(training=RECIPE), latency=latency))
     for entry in latency:
         assert result.metrics[entry["name"]] > 0
+
+
+def test_a_trial_trained_in_segments_ends_where_one_run_does(make_spec, tmp_path):
+    """Multi-fidelity's segments (stop at a rung, checkpoint, resume in a later request) reach
+    the same held-out scores as the uninterrupted trial; latency comes from the first one."""
+    spec = make_spec(training=RECIPE)
+    whole = run_trial(request_for(spec, latency=(), seed=2))
+    checkpoint = str(tmp_path / "7.checkpoint.pt")
+    first = run_trial(request_for(spec, seed=2, stop_step=5, checkpoint_out=checkpoint))
+    assert "latency_ms" in first.metrics and (5, "val_accuracy", first.metrics["accuracy"]) \
+        in first.curve
+    second = run_trial(request_for(spec, seed=2, stop_step=12, checkpoint_in=checkpoint,
+                                   checkpoint_out=checkpoint))
+    assert "latency_ms" not in second.metrics  # measured once, by the first segment
+    last = run_trial(request_for(spec, seed=2, checkpoint_in=checkpoint))
+    assert last.metrics["accuracy"] == whole.metrics["accuracy"]
+    assert last.metrics["loss"] == whole.metrics["loss"]
+    assert [p for p in last.curve if p[1] == "train_loss"][-1][0] == 20
+
+
+def test_a_cached_latency_on_this_device_is_used_instead_of_measuring(make_spec):
+    from nas.evaluate.device import device_fingerprint, fingerprint_hash
+
+    spec = make_spec(training=RECIPE)
+    here = fingerprint_hash(device_fingerprint("cpu"))
+    cached = {"phase": "prefill", "batch": 1, "seq_len": 64, "median_ms": 123.0, "spread": 0.5,
+              "repeats": 7}
+    result = run_trial(request_for(spec, latency_cache=(
+        {**cached, "fingerprint_hash": here},
+        {**cached, "fingerprint_hash": "another-device", "batch": 4, "seq_len": 32},
+    )))
+    assert result.metrics["latency_ms"] == 123.0 and result.metrics["latency_ms_spread"] == 0.5
+    assert result.metrics["latency_b4_ms"] != 123.0  # cached for another device: measured
+    assert [(m["batch"], m["seq_len"], m["fingerprint_hash"]) for m in result.measured] == \
+        [(4, 32, here)]
+    assert result.fingerprint == device_fingerprint("cpu")

@@ -5,7 +5,6 @@ conditions applied afterwards)."""
 from __future__ import annotations
 
 import itertools
-import textwrap
 
 import networkx as nx
 import optuna
@@ -13,19 +12,7 @@ import pytest
 
 from nas.searchspace import count_architectures, loads
 from tests.conftest import TINY_SPACE
-
-
-def space_text(model: str, training: str = "{steps: 10, batch_size: 4, lr: 0.01}") -> str:
-    return textwrap.dedent("""\
-        name: count
-        task: {kind: mqar, vocab_size: 16, seq_len: 24, num_kv_pairs: 3}
-        model:
-        %s
-        training: %s
-        objectives:
-          - {name: accuracy, goal: maximize}
-    """) % (textwrap.indent(textwrap.dedent(model), "  "), training)
-
+from tests.searchspace.spaces import space_text
 
 # n_layers 1..3; attention and short_conv with fixed knobs; one channel mixer.
 PLACEMENT_MODEL = """\

@@ -6,6 +6,7 @@ import pytest
 from nas.errors import SpaceError
 from nas.searchspace import load, loads
 from nas.searchspace.layout import attention_count, attention_positions
+from tests.searchspace.spaces import sample_specs
 
 
 def test_tiny_space_compiles(tiny_space_text):
@@ -31,20 +32,9 @@ def test_decision_graph_conditions(tiny_space_text):
     assert cond.holds(0.5) and not cond.holds(0) and not cond.holds(1.0)
 
 
-def sample_many(space, n=40, seed=0):
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    specs, params = [], []
-    for _ in range(n):
-        trial = study.ask()
-        specs.append(space.sample(trial))
-        params.append(dict(trial.params))
-        study.tell(trial, 0.0)
-    return specs, params
-
-
 def test_sampling_respects_conditions(tiny_space_text):
     space = loads(tiny_space_text)
-    specs, params = sample_many(space)
+    specs, params = sample_specs(space, 40)
     for spec, p in zip(specs, params, strict=True):
         ratio = p["model.hybrid.full_attention_ratio"]
         kinds = set(spec.mixer_kinds)
@@ -70,8 +60,8 @@ def test_sampling_respects_conditions(tiny_space_text):
 
 def test_sampling_is_reproducible(tiny_space_text):
     space = loads(tiny_space_text)
-    first = [s.config_hash for s in sample_many(space, 10, seed=3)[0]]
-    again = [s.config_hash for s in sample_many(space, 10, seed=3)[0]]
+    first = [s.config_hash for s in sample_specs(space, 10, seed=3)[0]]
+    again = [s.config_hash for s in sample_specs(space, 10, seed=3)[0]]
     assert first == again
 
 
@@ -105,7 +95,7 @@ def test_attention_positions(placement, expected):
 
 
 BAD = [
-    ("model:\n  d_model: [", "line", "not valid YAML"),
+    ("model:\n  d_model: [", ":2:13: ", "not valid YAML"),
     ("- a list", "", "must be a YAML mapping"),
     ("name: x\n", "task", "required key is missing"),
     ("@REPLACE   hybrid:|  hybridd:", "model.hybridd", "keys allowed here: d_model, n_layers"),
@@ -119,7 +109,7 @@ BAD = [
      "d_model"),
     ("@REPLACE choice: [0, 0.5, 1]|choice: [0, 1.5]", "model.hybrid.full_attention_ratio",
      "[0, 1]"),
-    ("@REPLACE placement: {choice: [interleave, first, last]}|placement: middle",
+    ("@REPLACE placement: {choice: [interleave, first, last]}|placement: centre",
      "model.hybrid.placement", "interleave"),
     ("@REPLACE kind: {choice: [mlp, swiglu]}|kind: ffn", "model.channel_mixer.kind", "swiglu"),
     ("@REPLACE expansion: 2|expand: 2", "model.channel_mixer.expand", "known knobs"),
@@ -167,7 +157,7 @@ def test_only_attention_needs_no_hybrid_section(tiny_space_text):
     text = tiny_space_text.replace("    linear_attention: {heads: 2}\n", "").replace(
         "    short_conv: {kernel_size: {choice: [2, 3]}}\n", "").replace(
         "    full_attention_ratio: {choice: [0, 0.5, 1]}\n", "    full_attention_ratio: 1\n")
-    specs, _ = sample_many(loads(text), 5)
+    specs, _ = sample_specs(loads(text), 5)
     assert all(set(s.mixer_kinds) == {"attention"} for s in specs)
 
 
@@ -175,7 +165,7 @@ def test_sinks_are_inactive_without_a_window(tiny_space_text):
     text = tiny_space_text.replace(
         "kv_heads: {choice: [1, full]}}",
         "kv_heads: {choice: [1, full]}, window: {choice: [null, 8]}, sinks: 2}")
-    specs, params = sample_many(loads(text), 30)
+    specs, params = sample_specs(loads(text), 30)
     for spec in specs:
         for layer in spec.layers:
             if layer.mixer.kind == "attention":

@@ -120,3 +120,23 @@ def test_finished_trials_survive_a_crashed_writer(tmp_path):
 def test_bad_url_is_a_store_error():
     with pytest.raises(StoreError, match="cannot parse storage URL"):
         Store("not a url")
+
+
+def test_a_search_records_each_architecture_once_with_its_costs(tmp_path, tiny_space_text):
+    from nas.blocks import build_model
+    from nas.orchestrator.budget import parse_budget
+    from nas.orchestrator.progress import NullReporter
+    from nas.orchestrator.search import SearchOptions, run_search
+    from nas.searchspace import loads
+
+    url = f"sqlite:///{tmp_path}/nas.db"
+    options = SearchOptions(budget=parse_budget("2trials"), storage=url, threads=1)
+    outcome = run_search(loads(tiny_space_text, "space.yaml"), options, NullReporter())
+    store = Store(url)
+    for trial in store.trials(outcome.run_name):
+        stored = store.architecture(trial.arch_hash)
+        model = build_model(trial.arch)
+        assert stored["params"] == sum(p.numel() for p in model.parameters())
+        assert stored["seq_len"] == 24  # the task's
+        assert stored["flops_per_token"] == model.flops_per_token(24)
+        assert stored["state_bytes"] == model.state_bytes(24)

@@ -138,7 +138,8 @@ def test_space_file_errors_are_one_line_and_metrics_are_known(tiny_space_text):
     space = loads(lm_space, "lm.yaml")
     assert space.vocab_size == 256
     assert KNOWN_METRICS["bits_per_byte"] == KNOWN_METRICS["perplexity"] == "minimize"
-    with pytest.raises(SpaceError, match=r"^lm\.yaml: task: lm: vocab_size=300.*fix") as info:
+    with pytest.raises(SpaceError,
+                       match=r"^lm\.yaml:2:31: task\.vocab_size: lm: vocab_size=300.*fix") as info:
         loads(lm_space.replace("max_bytes: 100000", "vocab_size: 300"), "lm.yaml")
     assert "\n" not in str(info.value)
 

@@ -1,0 +1,104 @@
+"""`nas measure`: time one architecture by hand, by phase and sequence length.
+
+The target is a trial of a run (RUN/NUMBER, from the database) or an ArchSpec JSON file (what
+`nas space sample --format json` prints an item of, or `nas export` writes as arch.json). The
+untrained model is timed like a search times it (nas.evaluate.latency); with a database — the
+trial's, or `--storage` for a file — the measurements join its latency cache, so a search on
+this device will not time the architecture again.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from nas.errors import NasError
+
+
+def measure(
+    target: str = typer.Argument(..., metavar="RUN/NUMBER|SPEC.json",
+                                 help="A trial (e.g. quickstart-1/7) or an ArchSpec JSON file."),
+    seq_len: list[int] = typer.Option([512], "--seq-len", help="Context length (repeatable)."),
+    batch: int = typer.Option(1, "--batch", min=1),
+    phase: list[str] = typer.Option(["prefill", "decode"], "--phase",
+                                    help="prefill, decode or train_step (repeatable)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads (default: torch's)."),
+    storage: str = typer.Option(None, "--storage", help="Database whose latency cache gets the "
+                                "results (default for RUN/NUMBER: $NAS_STORAGE or nas.db)."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
+) -> None:
+    """Time one architecture's latency by phase and sequence length on this machine."""
+    import torch
+
+    from nas.blocks import build_model
+    from nas.cli import console, resolve_storage
+    from nas.evaluate.device import device_fingerprint, fingerprint_hash
+    from nas.evaluate.latency import SUPPORTED_PHASES, measure_latency
+    from nas.spec import ArchSpec
+
+    unknown = [p for p in phase if p not in SUPPORTED_PHASES]
+    if unknown:
+        raise NasError(f"unknown --phase {unknown[0]!r}; use {', '.join(SUPPORTED_PHASES)}")
+    if fmt not in ("table", "json"):
+        raise NasError(f"unknown --format {fmt!r}; use table or json")
+    store = None
+    path = Path(target)
+    if path.suffix == ".json" or path.is_file():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, list):  # `nas space sample --format json` prints a list
+                if len(data) != 1:
+                    raise NasError(f"{target} holds {len(data)} specs; measure one at a time "
+                                   "(e.g. `nas space sample SPACE -n 1 --format json`)")
+                data = data[0]
+            spec = ArchSpec.from_json(json.dumps(data))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise NasError(f"{target}: not an ArchSpec JSON file ({exc})") from None
+        if storage:
+            store = _store(storage)
+    else:
+        from nas.cli import _trial_ref
+
+        store = _store(resolve_storage(storage), create=False)
+        spec = _trial_ref(store, target)[1].arch
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise NasError("--device cuda: no CUDA device here")
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+    model = build_model(spec, seed=0, device=device)
+    fingerprint = device_fingerprint(device)
+    key = fingerprint_hash(fingerprint)
+    rows = []
+    for which in phase:
+        for length in seq_len:
+            timing = measure_latency(model, batch=batch, seq_len=length,
+                                     vocab_size=spec.vocab_size, phase=which)
+            rows.append({"fingerprint_hash": key, "phase": which, "batch": batch,
+                         "seq_len": length, "median_ms": timing.median_ms,
+                         "spread": timing.spread, "repeats": timing.repeats})
+    if store is not None:
+        store.record_latency(spec.arch_hash, fingerprint, rows)
+    if fmt == "json":
+        console.print_json(json.dumps({"arch": spec.short_form(), "arch_hash": spec.arch_hash,
+                                       "fingerprint": fingerprint, "measurements": rows}))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{spec.short_form()} · d_model {spec.d_model} · "
+                        f"{', '.join(f'{k}={v}' for k, v in fingerprint.items())}")
+    for column in ("phase", "batch", "seq_len", "median ms", "spread", "repeats"):
+        table.add_column(column, justify="left" if column == "phase" else "right")
+    for r in rows:
+        table.add_row(r["phase"], str(r["batch"]), str(r["seq_len"]), f"{r['median_ms']:.3f}",
+                      f"{r['spread']:.1%}", str(r["repeats"]))
+    console.print(table)
+
+
+def _store(url: str, create: bool = True):
+    from nas.store import Store
+
+    return Store(url, create=create)

@@ -1,0 +1,184 @@
+"""`nas submit`: a whole search as a Ray Job, and the verbs that follow one.
+
+    nas submit SPACE --address http://HEAD:8265 --budget 20gpuh --storage postgresql://...
+    nas submit --status JOB | --logs JOB [--follow] | --stop JOB   (same --address)
+
+The job's entrypoint is ``python -m nas search SPACE --budget ... --storage ...`` run in the
+space's folder (the job's working_dir, uploaded by Ray). The search driver runs on the head node
+and is the only writer of the database, so `--storage` must be a database the head can reach
+after the job ends: PostgreSQL, or SQLite at an absolute path on the head. Trials go to the
+cluster through `nas search`'s Ray options, which read NAS_RAY_ADDRESS (set to "auto" here),
+NAS_RAY_CPUS_PER_TRIAL and NAS_RAY_GPUS_PER_TRIAL from the job's runtime environment.
+Ray itself is imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from nas.errors import NasError
+
+TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+EXCLUDES = [".git", ".venv", "venv", "__pycache__", "*.db", "*.db-wal", "*.db-shm", "ray_results"]
+
+
+def submit(
+    space: Path = typer.Argument(None, help="The search-space YAML file to search."),
+    address: str = typer.Option(None, "--address", envvar="RAY_API_SERVER_ADDRESS",
+                                help="The cluster's job server, e.g. http://HEAD:8265."),
+    budget: str = typer.Option(None, "--budget", "-b", help="As for `nas search`."),
+    storage: str = typer.Option(None, "--storage", help="Database URL the head node can reach "
+                                "(postgresql://..., or sqlite:////absolute/path.db)."),
+    name: str = typer.Option(None, "--name", help="Run name (default: SPACE_NAME-N)."),
+    seed: int = typer.Option(None, "--seed", help="Overrides the space's search.seed."),
+    cpus: float = typer.Option(1, "--num-cpus-per-trial", help="CPUs each trial asks for."),
+    gpus: float = typer.Option(0, "--num-gpus-per-trial", help="GPUs each trial asks for."),
+    working_dir: Path = typer.Option(None, "--working-dir", help="Folder uploaded as the job's "
+                                     "working_dir (default: the space's folder)."),
+    pip: list[str] = typer.Option(None, "--pip", help="Extra pip requirement for the job's "
+                                  "environment (repeatable)."),
+    ship_nas: bool = typer.Option(False, "--ship-nas", help="Upload this nas package with the "
+                                  "job, for clusters where it is not installed."),
+    wait: bool = typer.Option(False, "--wait", help="Wait for the job to end; exit 1 unless it "
+                              "succeeded."),
+    status: str = typer.Option(None, "--status", metavar="JOB", help="Print JOB's status."),
+    logs: str = typer.Option(None, "--logs", metavar="JOB", help="Print JOB's logs."),
+    follow: bool = typer.Option(False, "--follow", help="With --logs: stream until JOB ends."),
+    stop: str = typer.Option(None, "--stop", metavar="JOB", help="Stop JOB."),
+) -> None:
+    """Submit a search to a Ray cluster as a Ray Job (prints the job id), or follow one."""
+    verbs = [v for v in (status, logs, stop) if v]
+    if len(verbs) > 1 or (verbs and space is not None):
+        raise NasError("give SPACE to submit, or one of --status/--logs/--stop JOB")
+    client = job_client(address)
+    if status:
+        typer.echo(client.get_job_status(status).value)
+    elif logs:
+        show_logs(client, logs, follow)
+    elif stop:
+        stopped = client.stop_job(stop)
+        typer.echo(f"{stop}: {'stop requested' if stopped else 'already ended'}")
+    elif space is None:
+        raise NasError("nothing to do: give SPACE to submit, or --status/--logs/--stop JOB")
+    else:
+        folder = (working_dir or space.parent).resolve()
+        entrypoint = search_entrypoint(space, folder, budget, storage, name, seed)
+        env = runtime_env(folder, cpus, gpus, pip or [], ship_nas)
+        job = client.submit_job(entrypoint=entrypoint, runtime_env=env,
+                                metadata={"tool": "nas", "space": space.name})
+        typer.echo(job)
+        print(f"follow it: nas submit --logs {job} --follow --address {client.get_address()}",
+              file=sys.stderr)
+        if wait:
+            final = wait_for(client, job)
+            print(f"{job}: {final}", file=sys.stderr)
+            if final != "SUCCEEDED":
+                raise typer.Exit(1)
+
+
+def job_client(address: str | None) -> Any:
+    """A JobSubmissionClient for `address` (http://HEAD:8265), with a clear error when the job
+    server cannot be reached or refuses the client."""
+    if not address:
+        raise NasError("no job server: pass --address http://HEAD:8265 (the Ray dashboard "
+                       "port) or set RAY_API_SERVER_ADDRESS")
+    try:
+        from ray.job_submission import JobSubmissionClient
+    except ImportError:
+        raise NasError("nas submit needs Ray Jobs: pip install 'ray[default]'") from None
+    try:
+        return JobSubmissionClient(address)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        auth = ""
+        if "auth" in str(exc).lower() or "token" in str(exc).lower():
+            auth = ("; this cluster wants a token: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN "
+                    "(or ~/.ray/auth_token)")
+        raise NasError(f"cannot reach the Ray job server at {address}: {exc}{auth}") from None
+
+
+def search_entrypoint(space: Path, folder: Path, budget: str | None, storage: str | None,
+                      name: str | None, seed: int | None) -> str:
+    """The shell command the job runs in `folder`: `python -m nas search ...`."""
+    from nas.searchspace import load
+
+    compiled = load(space)  # a broken space fails here, not on the cluster
+    try:
+        relative = space.resolve().relative_to(folder)
+    except ValueError:
+        raise NasError(f"{space} is not inside the working dir {folder}; pass --working-dir "
+                       "a folder that contains it") from None
+    budget = budget or compiled.config.budget
+    if not budget:
+        raise NasError(f"no budget: pass --budget (e.g. 2gpuh, 30m, 50trials) or set `budget:` "
+                       f"in {space}")
+    url = storage or os.environ.get("NAS_STORAGE") or compiled.config.storage
+    check_storage(url)
+    words = ["python", "-m", "nas", "search", relative.as_posix(), "--budget", budget,
+             "--storage", url]
+    if name:
+        words += ["--name", name]
+    if seed is not None:
+        words += ["--seed", str(seed)]
+    return shlex.join(words)
+
+
+def check_storage(url: str | None) -> None:
+    """The job writes where it runs: refuse databases that would vanish with its folder."""
+    from sqlalchemy.engine import make_url
+
+    if not url:
+        raise NasError("no --storage: a submitted search needs a database the head node keeps, "
+                       "e.g. postgresql://USER@HOST/nas or sqlite:////abs/path/nas.db")
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database or ""
+        if not path or path == ":memory:" or not os.path.isabs(path):
+            raise NasError(f"--storage {url}: a SQLite file must be an absolute path on the head "
+                           "node (sqlite:////abs/path/nas.db): a relative one would be written "
+                           "inside the job's temporary working dir and lost")
+
+
+def runtime_env(folder: Path, cpus: float, gpus: float, pip: list[str],
+                ship_nas: bool) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "working_dir": str(folder), "excludes": EXCLUDES,
+        "env_vars": {"NAS_RAY_ADDRESS": "auto", "NAS_RAY_CPUS_PER_TRIAL": f"{cpus:g}",
+                     "NAS_RAY_GPUS_PER_TRIAL": f"{gpus:g}"},
+    }
+    if pip:
+        env["pip"] = list(pip)
+    if ship_nas:
+        import nas
+
+        env["py_modules"] = [str(Path(nas.__file__).parent)]
+    return env
+
+
+def wait_for(client: Any, job: str, poll: float = 1.0, timeout: float | None = None) -> str:
+    """Block until `job` ends; its final status (SUCCEEDED, FAILED or STOPPED)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        status = client.get_job_status(job).value
+        if status in TERMINAL or (deadline is not None and time.monotonic() > deadline):
+            return status
+        time.sleep(poll)
+
+
+def show_logs(client: Any, job: str, follow: bool) -> None:
+    if not follow:
+        typer.echo(client.get_job_logs(job), nl=False)
+        return
+
+    async def stream() -> None:
+        async for lines in client.tail_job_logs(job):
+            typer.echo(lines, nl=False)
+
+    asyncio.run(stream())

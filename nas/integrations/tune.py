@@ -1,0 +1,243 @@
+"""A nas search space inside your own Ray Tune pipeline.
+
+Three pieces, each a standard Tune extension point:
+
+- `NasSearcher` (a `ray.tune.search.Searcher`): our Optuna strategy walking the space's decision
+  graph. Each suggestion is a config ``{"nas": {...}}`` carrying the candidate's ArchSpec JSON,
+  the task, the latency requests, the seed and the rung schedule. Candidates failing a
+  constraint of the space, or identical (same config hash) to one already finished, are answered
+  without training and never reach Tune.
+- `nas_trainable(config)`: a function trainable. It builds the model, times it, trains it in
+  segments ending at each rung and calls `tune.report` there with the objectives (held-out
+  accuracy/loss at that step; latency, known before training) plus `steps`, `nas_rung`,
+  `nas_final`, `params` and `arch_hash`. Wrap it with `tune.with_resources` to ask for CPUs/GPUs.
+- `MultiObjectiveASHAScheduler` (a `TrialScheduler`): `nas.orchestrator.fidelity`'s ASHA rule
+  on the full objective vector (non-dominated rank, then crowding). A trial outside its rung's
+  quota is STOPPED, as Tune's own ASHA does; it is not paused and promoted later (pausing would
+  keep Tune's experiment open until every paused trial is resumed).
+
+Tune needs one `metric`/`mode` for its own bookkeeping (`ResultGrid.get_best_result`); the
+searcher and scheduler use every objective of the space regardless.
+
+    fidelity = Fidelity(min_steps=100, max_steps=900, reduction=3)
+    tuner = tune.Tuner(
+        tune.with_resources(nas_trainable, {"cpu": 1}),
+        tune_config=tune.TuneConfig(
+            search_alg=NasSearcher(space, fidelity=fidelity),
+            scheduler=MultiObjectiveASHAScheduler(space, fidelity),
+            num_samples=20, metric="accuracy", mode="max"))
+
+Not thread-safe: Tune's driver calls the searcher and the scheduler from one thread.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import optuna
+from ray import tune
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+from ray.tune.search import Searcher
+
+from nas.evaluate.trial import TrialRequest
+from nas.orchestrator.fidelity import Fidelity, SuccessiveHalving
+from nas.searchspace import SearchSpace, load
+from nas.spec import ArchSpec
+from nas.strategies.optuna_strategy import create_study
+
+MAX_RESAMPLES = 200  # answered-without-training samples in a row before the space is exhausted
+
+
+def _space(space: SearchSpace | str | Path) -> SearchSpace:
+    return space if isinstance(space, SearchSpace) else load(space)
+
+
+def rungs_for(steps: int, fidelity: Fidelity | None) -> list[int]:
+    """The steps at which a trial of `steps` training steps reports: the fidelity's rungs below
+    `steps`, then `steps` itself (just `[steps]` without a fidelity)."""
+    below = [r for r in fidelity.rungs if r < steps] if fidelity else []
+    return [*below, steps]
+
+
+class NasSearcher(Searcher):
+    """Suggests architectures from a nas space with its strategy (nsga2, tpe or random).
+
+    `fidelity` sets the rungs each trial reports at (the scheduler's, if one is used). A trial
+    that ends before its last rung (stopped by a scheduler) is told to the strategy as PRUNED,
+    so low-fidelity values never enter its Pareto front; an errored one as FAIL.
+    """
+
+    def __init__(self, space: SearchSpace | str | Path, *, seed: int | None = None,
+                 strategy: str | None = None, fidelity: Fidelity | None = None,
+                 eval_examples: int = 1024, study_name: str = "nas-tune") -> None:
+        self.space = _space(space)
+        first = self.space.objectives[0]
+        super().__init__(metric=first.name, mode="max" if first.direction == "maximize" else "min")
+        self.seed = self.space.config.search.seed if seed is None else seed
+        self.fidelity = fidelity
+        self.eval_examples = eval_examples
+        self.names = [o.name for o in self.space.objectives]
+        self.study = create_study(study_name, self.space.directions,
+                                  strategy or self.space.strategy, self.seed,
+                                  self.space.config.search.population_size)
+        self.extra: dict[str, Any] = {}  # constant entries of the Tuner's param_space
+        self.live: dict[str, tuple[optuna.Trial, ArchSpec]] = {}
+        self.finished: dict[str, list[float]] = {}  # config hash -> objective values
+        self.answered = {"infeasible": 0, "duplicate": 0}
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
+                              **spec: Any) -> bool:
+        """Take Tune's metric/mode (bookkeeping only) and the param_space's constants, which
+        are passed through to every trial's config beside "nas"."""
+        if metric:
+            self._metric = metric
+        if mode:
+            self._mode = mode
+        self.extra = dict(config or {})
+        return True
+
+    def suggest(self, trial_id: str) -> dict | str | None:
+        for _ in range(MAX_RESAMPLES):
+            trial = self.study.ask()
+            spec = self.space.sample(trial)
+            if self.space.violation(spec) is not None:
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                self.answered["infeasible"] += 1
+                continue
+            earlier = self.finished.get(spec.config_hash)
+            if earlier is not None:
+                self.study.tell(trial, earlier)
+                self.answered["duplicate"] += 1
+                continue
+            self.live[trial_id] = (trial, spec)
+            steps = int(spec.training_config["steps"])
+            return {**self.extra, "nas": {
+                "spec": spec.to_json(), "arch_hash": spec.arch_hash, "task": self.space.task,
+                "latency": list(self.space.latency_requests()), "seed": self.seed,
+                "rungs": rungs_for(steps, self.fidelity), "objectives": self.names,
+                "eval_examples": self.eval_examples,
+            }}
+        return Searcher.FINISHED  # the space's feasible, untried part looks empty
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        trial, spec = self.live.pop(trial_id, (None, None))
+        if trial is None:
+            return
+        values = None if error or not result else _values(result, self.names)
+        if values is None:
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        elif not result.get("nas_final"):
+            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            self.study.tell(trial, values)
+            self.finished[spec.config_hash] = values
+
+
+def _values(result: Mapping[str, Any], names: list[str]) -> list[float] | None:
+    try:
+        return [float(result[name]) for name in names]
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def run_by_rungs(request: TrialRequest, rungs: list[int]) -> Iterator[dict[str, Any]]:
+    """Build, time and train `request`'s model, yielding its metrics at each rung (the last
+    rung is the spec's training steps). Segments resume the optimizer and data stream, so the
+    weights at the last rung equal one uninterrupted run's."""
+    import copy
+
+    import torch
+
+    from nas.blocks import build_model
+    from nas.evaluate.latency import measure_latency
+    from nas.evaluate.training import evaluate, train
+    from nas.evaluate.trial import latency_options, training_options
+    from nas.tasks import make_task
+
+    if request.num_threads is not None:
+        torch.set_num_threads(request.num_threads)
+    spec = ArchSpec.from_json(request.spec_json)
+    task = make_task(request.task)
+    recipe = training_options(spec.training_config)
+    if rungs[-1] != recipe["steps"] or sorted(set(rungs)) != list(rungs):
+        raise ValueError(f"rungs {rungs} must rise to the spec's {recipe['steps']} steps")
+    torch.manual_seed(request.seed)
+    model = build_model(spec, seed=request.seed, device=request.device)
+    known: dict[str, Any] = {"params": float(model.num_params()), "arch_hash": spec.arch_hash}
+    if request.latency:
+        timed = copy.deepcopy(model)
+        for entry in request.latency:
+            options = latency_options(entry)
+            name = options.pop("name")
+            timing = measure_latency(timed, vocab_size=spec.vocab_size, seed=request.seed,
+                                     **options)
+            known[name], known[f"{name}_spread"] = timing.median_ms, timing.spread
+        del timed
+    resume, train_seconds = None, 0.0
+    for index, stop in enumerate(rungs):
+        segment = train(model, task, **recipe, seed=request.seed, stop_step=stop, resume=resume)
+        resume, train_seconds = segment.resume, train_seconds + segment.train_seconds
+        scores = evaluate(model, task, n_examples=request.eval_examples, seed=request.seed)
+        yield {**known, **scores, "steps": stop, "nas_rung": index,
+               "nas_final": index == len(rungs) - 1, "train_seconds": train_seconds}
+
+
+def nas_trainable(config: dict[str, Any]) -> None:
+    """The Tune function trainable: runs config["nas"] (from NasSearcher), reporting per rung.
+    Uses as many torch threads as the trial was given CPUs, and the GPU if it was given one."""
+    import ray
+
+    nas = config["nas"]
+    assigned = ray.get_runtime_context().get_assigned_resources()
+    request = TrialRequest(
+        spec_json=nas["spec"], task=nas["task"], latency=tuple(nas.get("latency", ())),
+        seed=int(nas.get("seed", 0)), num_threads=max(1, int(assigned.get("CPU", 1))),
+        device="cuda" if assigned.get("GPU") else "cpu",
+        eval_examples=int(nas.get("eval_examples", 1024)),
+    )
+    start = time.perf_counter()
+    for metrics in run_by_rungs(request, list(nas["rungs"])):
+        tune.report({**metrics, "trial_seconds": time.perf_counter() - start})
+
+
+class MultiObjectiveASHAScheduler(FIFOScheduler):
+    """ASHA on every objective of the space, deciding at the rungs of `fidelity`.
+
+    Reads each result's `steps`; at a rung step it ranks the trial against all trials that
+    reached that rung (see `SuccessiveHalving`) and answers CONTINUE, or STOP for a trial
+    outside the quota. Results between rungs, or without the objectives, pass unjudged.
+    """
+
+    def __init__(self, space: SearchSpace | str | Path, fidelity: Fidelity) -> None:
+        super().__init__()
+        compiled = _space(space)
+        self.names = [o.name for o in compiled.objectives]
+        self.rule = SuccessiveHalving(fidelity, compiled.directions)
+        self.fidelity = fidelity
+        self._metric = self.names[0]
+        self._supports_buffered_results = False  # decide at every rung, not on a batch
+        self.decisions = {"continue": 0, "stop": 0, "done": 0}
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        return True  # Tune's metric/mode are bookkeeping; the space's objectives decide
+
+    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
+        steps = result.get("steps")
+        values = _values(result, self.names)
+        if steps not in self.fidelity.rungs or values is None:
+            return TrialScheduler.CONTINUE
+        decision = self.rule.report(trial.trial_id, self.fidelity.rungs.index(steps), values)
+        if decision == "pause":
+            self.decisions["stop"] += 1
+            return TrialScheduler.STOP
+        self.decisions[decision] += 1
+        return TrialScheduler.CONTINUE
+
+    def debug_string(self) -> str:
+        counts = ", ".join(f"{k} {v}" for k, v in self.decisions.items())
+        return f"nas multi-objective ASHA at steps {list(self.fidelity.rungs)}: {counts}"

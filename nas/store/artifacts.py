@@ -1,0 +1,86 @@
+"""Where trained weights live on disk, and keeping only the ones the run's policy wants.
+
+Files go under an artifacts root beside the database: `<db folder>/nas-artifacts/` for a SQLite
+file, `./nas-artifacts/` otherwise, or `$NAS_ARTIFACTS` when set. A run's weights are
+`<root>/<run name>/<trial number>.safetensors`; the store records the path relative to the root,
+so a database moved together with its `nas-artifacts` folder still finds them.
+
+Policies (`search.keep_weights`): `front` keeps the weights of the run's Pareto front (files of
+trials that leave it are deleted), `all` keeps every completed trial's, `none` saves nothing.
+No torch here: workers write the files, this module only names, checks and deletes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from nas.store.store import sqlite_path
+
+KEEP_POLICIES = ("front", "all", "none")
+WEIGHTS = "weights"
+ROOT_NAME = "nas-artifacts"
+
+
+@dataclass(frozen=True)
+class ArtifactFile:
+    """A file a worker wrote: its path relative to the artifacts root, size and checksum."""
+
+    path: str
+    bytes: int
+    sha256: str
+    kind: str = WEIGHTS
+
+
+def artifacts_root(url: str) -> Path:
+    """The folder holding the artifacts of the database at `url`."""
+    override = os.environ.get("NAS_ARTIFACTS")
+    if override:
+        return Path(override).expanduser().resolve()
+    db = sqlite_path(url)
+    return (db.parent if db is not None else Path.cwd()) / ROOT_NAME
+
+
+def weights_path(run_name: str, number: int) -> str:
+    """Where trial `number` of `run_name` keeps its weights, relative to the root."""
+    return f"{run_name}/{number}.safetensors"
+
+
+def resolve(root: Path, path: str) -> Path:
+    """The file an artifact row names (absolute paths are kept as they are)."""
+    candidate = Path(path)
+    return candidate if candidate.is_absolute() else root / candidate
+
+
+def digest(path: Path) -> tuple[int, str]:
+    """(size in bytes, SHA-256 hex) of a file."""
+    sha = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(chunk)
+    return path.stat().st_size, sha.hexdigest()
+
+
+def remove_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def sweep_orphans(root: Path, run_name: str, kept: set[str]) -> list[Path]:
+    """Delete files in the run's folder that no artifact row names (left by a crash, a killed
+    worker or a trial that did not make the front); returns what was deleted."""
+    folder = root / run_name
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in folder.iterdir():
+        if path.is_file() and f"{run_name}/{path.name}" not in kept:
+            remove_quietly(path)
+            removed.append(path)
+    if not any(folder.iterdir()):
+        folder.rmdir()
+    return removed

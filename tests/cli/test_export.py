@@ -1,0 +1,123 @@
+"""Kept weights and `nas export`: the front's files exist and match their rows, an export
+reloads in nas with the accuracy the search stored, and its model.py rebuilds the same model in
+a Python where nas is not importable."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import nas
+from nas.errors import NasError
+from nas.evaluate.training import evaluate
+from nas.export import FILES, export_trial, read_metrics
+from nas.store import COMPLETE, Store
+from nas.store.artifacts import digest
+from nas.tasks import make_task
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nas", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_only_the_front_keeps_weights(kept_run):
+    store = Store(kept_run.url, create=False)
+    front = {t.number for t in store.pareto(kept_run.name)}
+    complete = {t.number for t in store.trials(kept_run.name, states=[COMPLETE])}
+    artifacts = store.artifacts(kept_run.name)
+    assert front and {a.number for a in artifacts} == front
+    for artifact in artifacts:
+        assert artifact.file == kept_run.root / "nas-artifacts" / "k" / f"{artifact.number}" \
+            ".safetensors"
+        assert digest(artifact.file) == (artifact.bytes, artifact.sha256)
+    on_disk = {int(p.stem) for p in (kept_run.root / "nas-artifacts" / "k").iterdir()}
+    assert on_disk == front, f"files of trials off the front {on_disk - front} remain"
+    off_front = sorted(complete - front)
+    if off_front:
+        with pytest.raises(NasError, match="kept no weights"):
+            export_trial(store, kept_run.name, off_front[0], kept_run.root / "nope")
+
+
+@pytest.fixture(scope="module")
+def exported(kept_run, tmp_path_factory):
+    store = Store(kept_run.url, create=False)
+    best = max(store.pareto(kept_run.name), key=lambda t: t.values["accuracy"])
+    out = tmp_path_factory.mktemp("export") / "best"
+    proc = cli("export", f"{kept_run.name}/{best.number}", "--out", str(out),
+               "--storage", kept_run.url)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    return out, best
+
+
+def test_export_writes_the_four_files(exported):
+    out, best = exported
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    assert nas.ArchSpec.from_json((out / "arch.json").read_text()).arch_hash == best.arch_hash
+    info = read_metrics(out)
+    assert info["values"] == best.values and info["trial"] == best.number
+    assert info["task"]["kind"] == "mqar" and info["training"]["steps"] == 30
+    assert info["latency"]["requests"][0]["phase"] == "prefill"
+    assert any(p["name"] == "val_accuracy" for p in info["curve"])
+
+
+def test_load_model_reproduces_the_stored_accuracy(exported):
+    out, best = exported
+    info = read_metrics(out)
+    model = nas.load_model(out)
+    scores = evaluate(model, make_task(info["task"]), n_examples=info["evaluation"]["examples"],
+                      seed=info["evaluation"]["seed"])
+    assert scores["accuracy"] == pytest.approx(best.values["accuracy"], abs=1e-3)
+    assert scores["loss"] == pytest.approx(best.metrics["loss"], rel=1e-4)
+    untrained = nas.build_model(nas.ArchSpec.from_json((out / "arch.json").read_text()))
+    before = evaluate(untrained, make_task(info["task"]), n_examples=256, seed=0)
+    assert before["loss"] > scores["loss"]  # the weights really are the trained ones
+
+
+def test_model_py_runs_with_only_torch(exported, tmp_path):
+    out, _ = exported
+    tokens = torch.randint(0, 16, (3, 24), generator=torch.Generator().manual_seed(1))
+    torch.save(tokens, tmp_path / "tokens.pt")
+    site = str(Path(torch.__file__).resolve().parents[1])
+    script = f"""
+import sys
+sys.path[:] = [{site!r}, {str(out)!r}] + [p for p in sys.path if 'python3' in p and
+                                          'site-packages' not in p]
+sys.modules['safetensors'] = None  # model.py must read the weights itself
+try:
+    import nas
+except ImportError:
+    pass
+else:
+    raise SystemExit('nas is importable: the test proves nothing')
+import torch
+import model
+net = model.load_model()
+with torch.no_grad():
+    torch.save(net(torch.load({str(tmp_path / 'tokens.pt')!r})), {str(tmp_path / 'out.pt')!r})
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", script], capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    with torch.no_grad():
+        expected = nas.load_model(out)(tokens)
+    assert torch.allclose(torch.load(tmp_path / "out.pt"), expected, atol=1e-6, rtol=0)
+
+
+def test_export_errors_are_one_line(kept_run, tmp_path):
+    proc = cli("export", "k/99", "--out", str(tmp_path / "x"), "--storage", kept_run.url)
+    assert proc.returncode == 2 and "no trial 99" in proc.stderr
+    with pytest.raises(NasError, match="not a nas export"):
+        nas.load_model(tmp_path)
+
+
+def test_export_json_is_plain(exported):
+    out, _ = exported
+    json.loads((out / "arch.json").read_text())

@@ -1,0 +1,52 @@
+"""`nas measure`: one architecture timed by hand, from a trial or a spec file."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from nas.cli import app
+from nas.store import Store
+
+runner = CliRunner()
+
+
+def test_measure_a_trial_fills_the_latency_cache(kept_run):
+    store = Store(kept_run.url)
+    trial = store.trials(kept_run.name)[0]
+    before = len(store.cached_latency(trial.arch_hash))
+    result = runner.invoke(app, [
+        "measure", f"{kept_run.name}/{trial.number}", "--storage", kept_run.url,
+        "--seq-len", "16", "--seq-len", "48", "--phase", "decode", "--threads", "1",
+        "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["arch_hash"] == trial.arch_hash
+    assert [(m["phase"], m["seq_len"]) for m in report["measurements"]] == \
+        [("decode", 16), ("decode", 48)]
+    assert all(m["median_ms"] > 0 and m["repeats"] >= 5 for m in report["measurements"])
+    assert len(store.cached_latency(trial.arch_hash)) == before + 2
+
+
+def test_measure_a_spec_file(tmp_path, kept_run):
+    spec = Store(kept_run.url).trials(kept_run.name)[0].arch
+    path = tmp_path / "arch.json"
+    path.write_text(json.dumps([json.loads(spec.to_json())]))  # as `space sample` prints it
+    result = runner.invoke(app, ["measure", str(path), "--seq-len", "32", "--phase", "prefill",
+                                 "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert "prefill" in result.output and "median ms" in result.output
+
+
+def test_measure_says_what_is_wrong(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{\"d_model\": 8}")
+    for args, message in (
+        ([str(bad)], "not an ArchSpec JSON file"),
+        ([str(bad), "--phase", "warp"], "unknown --phase 'warp'"),
+        (["nope/1", "--storage", f"sqlite:///{tmp_path}/none.db"], "no database at"),
+    ):
+        result = runner.invoke(app, ["measure", *args])
+        assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "none.db").exists()  # a query never creates a database

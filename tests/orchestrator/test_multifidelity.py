@@ -1,0 +1,88 @@
+"""A whole search with multi-fidelity: segments, pauses, promotions, pruning, the ledger."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from nas.orchestrator.budget import parse_budget
+from nas.orchestrator.progress import NullReporter
+from nas.orchestrator.search import SearchOptions, run_search
+from nas.searchspace import loads
+from nas.store import COMPLETE, PRUNED, Store
+
+
+def fidelity_space(text: str, steps: int = 27, fidelity: str = "{min_steps: 3, reduction: 3}"):
+    text = text.replace("training: {steps: 20,", f"training: {{steps: {steps},")
+    return text.replace("search: {strategy: nsga2, seed: 0, population_size: 4}",
+                        f"search: {{strategy: random, seed: 0, fidelity: {fidelity}}}")
+
+
+def test_a_search_with_fidelity_prunes_at_rungs_and_completes_the_best(tmp_path, tiny_space_text):
+    url = f"sqlite:///{tmp_path}/nas.db"
+    space = loads(fidelity_space(tiny_space_text), "space.yaml")
+    options = SearchOptions(budget=parse_budget("9trials"), storage=url, threads=1)
+    outcome = run_search(space, options, NullReporter())
+    store = Store(url)
+    trials = [t for t in store.trials(outcome.run_name) if t.state in (COMPLETE, PRUNED)]
+    states = {t.number: t.state for t in trials}
+    assert len(trials) == 9 and set(states.values()) == {COMPLETE, PRUNED}
+    assert sum(s == COMPLETE for s in states.values()) < 9  # halving stopped some early
+    for t in trials:
+        curve = store.curve(outcome.run_name, t.number)
+        val_steps = [step for step, name, _ in curve if name == "val_accuracy"]
+        assert val_steps == sorted(val_steps) and set(val_steps) <= {3, 9, 27}
+        if t.state == COMPLETE:
+            assert val_steps[-1] == 27 and t.values["accuracy"] == curve[-2][2]
+        else:  # pruned at the rung it reached, its values those of that rung
+            assert val_steps[-1] < 27
+            last_accuracy = [v for step, n, v in curve if n == "val_accuracy"][-1]
+            assert t.values["accuracy"] == last_accuracy and not t.pareto
+        assert "latency_ms" in t.values  # measured once, in the first segment
+    # every segment was charged, each trial counts once against a trials budget
+    device_seconds, _, charged = store.ledger(store.run(outcome.run_name).id)
+    assert charged == 9
+    assert device_seconds == pytest.approx(sum(t.device_seconds for t in trials))
+    # fewer trials reach each rung than the one below (the rule itself: test_fidelity.py)
+    reached = [{step for step, name, _ in store.curve(outcome.run_name, t.number)
+                if name == "val_accuracy"} for t in trials]
+    at = [sum(rung in r for r in reached) for rung in (3, 9, 27)]
+    assert at[0] == 9 and at[0] > at[1] >= at[2] >= 1
+    # Optuna saw the same outcomes
+    study = optuna.load_study(study_name=outcome.run_name, storage=url)
+    optuna_states = {t.number: t.state for t in study.trials}
+    for number, state in states.items():
+        expected = {COMPLETE: optuna.trial.TrialState.COMPLETE,
+                    PRUNED: optuna.trial.TrialState.PRUNED}[state]
+        assert optuna_states[number] == expected
+    assert not list((tmp_path / "nas-artifacts").rglob("*.checkpoint.pt"))  # cleaned up
+
+
+def test_fidelity_needs_fixed_steps_below_the_rungs(tiny_space_text):
+    from nas.errors import SpaceError
+
+    with pytest.raises(SpaceError, match="min_steps=30 leaves no rung below training.steps=27"):
+        loads(fidelity_space(tiny_space_text, fidelity="{min_steps: 30}"), "space.yaml")
+    searched = fidelity_space(tiny_space_text).replace("steps: 27", "steps: {choice: [9, 27]}")
+    with pytest.raises(SpaceError, match="needs a fixed training.steps"):
+        loads(searched, "space.yaml")
+
+
+def test_an_architecture_is_timed_once_per_device(tmp_path, tiny_space_text):
+    """Only the learning rate is searched: every trial is the same architecture, so its latency
+    is measured by the first trial and read from the cache by the others."""
+    fixed = (tiny_space_text.replace("d_model: {choice: [16, 32]}", "d_model: 16")
+             .replace("n_layers: {choice: [2, 3]}", "n_layers: 2")
+             .replace("full_attention_ratio: {choice: [0, 0.5, 1]}", "full_attention_ratio: 1")
+             .replace("heads: {choice: [2, 4]}, kv_heads: {choice: [1, full]}", "heads: 2")
+             .replace("kind: {choice: [mlp, swiglu]}", "kind: mlp"))
+    url = f"sqlite:///{tmp_path}/nas.db"
+    options = SearchOptions(budget=parse_budget("3trials"), storage=url, threads=1)
+    outcome = run_search(loads(fixed, "space.yaml"), options, NullReporter())
+    store = Store(url)
+    trials = store.trials(outcome.run_name)
+    assert len({t.config_hash for t in trials}) == 3 and len({t.arch_hash for t in trials}) == 1
+    assert len({t.values["latency_ms"] for t in trials}) == 1
+    cached = store.cached_latency(trials[0].arch_hash)
+    assert len(cached) == 1 and cached[0]["median_ms"] == trials[0].values["latency_ms"]
+    assert cached[0]["fingerprint"]["threads"] == 1

@@ -1,0 +1,104 @@
+"""nas inside Ray Tune: the trainable's rungs, the searcher and scheduler in a real Tuner, and
+the example script against the test cluster."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+
+from nas.evaluate.trial import TrialRequest, run_trial
+from nas.integrations.tune import (
+    MultiObjectiveASHAScheduler,
+    NasSearcher,
+    nas_trainable,
+    run_by_rungs,
+    rungs_for,
+)
+from nas.orchestrator.fidelity import Fidelity
+from nas.searchspace import load, loads
+
+pytestmark = pytest.mark.ray
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_rungs_end_at_the_specs_steps():
+    assert rungs_for(20, None) == [20]
+    assert rungs_for(20, Fidelity(5, 20, 2)) == [5, 10, 20]
+    assert rungs_for(12, Fidelity(5, 20, 2)) == [5, 10, 12]
+
+
+def test_training_by_rungs_ends_where_one_run_ends(tiny_space_text):
+    space = loads(tiny_space_text)
+    spec = space.sample(optuna.create_study().ask())
+    request = TrialRequest(spec_json=spec.to_json(), task=space.task, seed=1, num_threads=1,
+                           eval_examples=64)
+    reports = list(run_by_rungs(request, [5, 10, 20]))
+    assert [r["steps"] for r in reports] == [5, 10, 20]
+    assert [r["nas_final"] for r in reports] == [False, False, True]
+    whole = run_trial(request)
+    assert reports[-1]["accuracy"] == whole.metrics["accuracy"]
+    assert reports[-1]["loss"] == whole.metrics["loss"]
+
+
+def test_searcher_and_scheduler_in_a_tuner(ray_connected, tiny_space_file, tmp_path):
+    from ray import tune
+
+    space = load(tiny_space_file)
+    fidelity = Fidelity(5, 20, 2)
+    searcher = NasSearcher(space, fidelity=fidelity, eval_examples=64)
+    scheduler = MultiObjectiveASHAScheduler(space, fidelity)
+    tuner = tune.Tuner(
+        tune.with_resources(nas_trainable, {"cpu": 1}),
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=4,
+                                    metric="accuracy", mode="max"),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0),
+        param_space={"team_tag": "recsys"},  # a user's own constant passes through
+    )
+    results = tuner.fit()
+    assert results.num_errors == 0 and len(results) == 4
+    finals = [r for r in results if r.metrics["nas_final"]]
+    stopped = [r for r in results if not r.metrics["nas_final"]]
+    assert finals, "the first trial at every rung is always promoted"
+    assert all(r.metrics["steps"] == 20 for r in finals)
+    assert all(r.metrics["steps"] in (5, 10) for r in stopped)
+    assert scheduler.decisions["stop"] == len(stopped)
+    assert scheduler.decisions["done"] == len(finals)
+    assert all(r.config["team_tag"] == "recsys" for r in results)
+    assert all(r.metrics["latency_ms"] > 0 for r in results)
+    states = [t.state for t in searcher.study.trials]
+    told = optuna.trial.TrialState
+    assert states.count(told.COMPLETE) >= len(finals)
+    assert states.count(told.PRUNED) == len(stopped)
+    assert not searcher.live  # every trial was told
+
+
+def test_the_example_runs_a_space_in_a_users_tuner(ray_cluster, tiny_space_file, tmp_path):
+    command = [sys.executable, str(ROOT / "examples" / "tune_integration.py"),
+               "--space", str(tiny_space_file), "--samples", "3", "--min-steps", "5",
+               "--reduction", "2", "--address", ray_cluster.address,
+               "--storage-path", str(tmp_path / "tune")]
+    done = subprocess.run(command, env=ray_cluster.env, capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(summary["trials"]) == 3
+    assert all(t["error"] is None and t["accuracy"] is not None for t in summary["trials"])
+    assert any(t["nas_final"] for t in summary["trials"])
+
+
+def test_scheduler_ignores_results_between_rungs(tiny_space_file):
+    scheduler = MultiObjectiveASHAScheduler(tiny_space_file, Fidelity(5, 20, 2))
+
+    class FakeTrial:  # only the id is read
+        trial_id = "t1"
+
+    assert scheduler.on_trial_result(None, FakeTrial, {"steps": 7, "accuracy": 1.0,
+                                                       "latency_ms": 1.0}) == "CONTINUE"
+    assert scheduler.on_trial_result(None, FakeTrial, {"steps": 5}) == "CONTINUE"
+    assert scheduler.decisions == {"continue": 0, "stop": 0, "done": 0}

@@ -1,0 +1,115 @@
+"""A user's own token mixer, named by its import path under `token_mixers:`: imported at compile
+time, checked against the TokenMixer contract and its declared knobs, and trained through the
+normal search path (a spawned worker imports it again)."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from nas.blocks import get_block
+from nas.errors import SpaceError
+from nas.orchestrator.budget import parse_budget
+from nas.orchestrator.progress import NullReporter
+from nas.orchestrator.search import SearchOptions, run_search
+from nas.searchspace import count_architectures, loads
+from nas.store import COMPLETE, Store
+from tests.searchspace.spaces import sample_specs, space_text
+
+MODULE = "nas_test_user_mixers"
+MIXER_SOURCE = '''
+import torch
+import torch.nn as nn
+
+from nas.blocks.base import TokenMixer
+
+
+class PrefixMean(TokenMixer):
+    """Causal running mean of a projection, scaled."""
+
+    def __init__(self, d_model, layer_idx, scale=1.0, hidden=2):
+        super().__init__(d_model, layer_idx)
+        self.scale, self.hidden = scale, hidden
+        self.proj = nn.Linear(d_model, d_model * hidden, bias=False)
+        self.out = nn.Linear(d_model * hidden, d_model, bias=False)
+
+    def forward(self, x):
+        h = self.proj(x)  # (B, T, D*hidden)
+        steps = torch.arange(1, x.shape[1] + 1, device=x.device).view(1, -1, 1)
+        return self.out(self.scale * h.cumsum(1) / steps)
+
+    def step(self, x, state=None):
+        total, count = (torch.zeros_like(self.proj(x)), 0) if state is None else state
+        total, count = total + self.proj(x), count + 1
+        return self.out(self.scale * total / count), (total, count)
+
+    def flops_per_token(self, seq_len):
+        return 4.0 * self.d_model * self.d_model * self.hidden
+
+    def state_bytes(self, seq_len, dtype=torch.float32):
+        return self.d_model * self.hidden * torch.tensor([], dtype=dtype).element_size()
+
+
+class NotAMixer:
+    def __init__(self, d_model, layer_idx):
+        pass
+
+
+class NeedsAValue(TokenMixer):
+    def __init__(self, d_model, layer_idx, width):
+        super().__init__(d_model, layer_idx)
+'''
+
+MODEL = f"""\
+    d_model: 16
+    n_layers: {{choice: [1, 2]}}
+    token_mixers:
+      {MODULE}.PrefixMean: {{scale: {{choice: [0.5, 1.0]}}, hidden: 2}}
+    channel_mixer: {{kind: swiglu, expansion: 2}}
+"""
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    (tmp_path / f"{MODULE}.py").write_text(textwrap.dedent(MIXER_SOURCE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def test_user_mixer_compiles_samples_and_counts(user_module):
+    space = loads(space_text(MODEL))
+    info = get_block(f"{MODULE}.PrefixMean", "token_mixer")
+    assert [k.name for k in info.knobs] == ["scale", "hidden"]
+    assert info.defaults == {"scale": 1.0, "hidden": 2}
+    specs, _ = sample_specs(space, 8)
+    assert {s.layers[0].mixer.kind for s in specs} == {f"{MODULE}.PrefixMean"}
+    assert {s.layers[0].mixer.knobs["scale"] for s in specs} == {0.5, 1.0}
+    assert count_architectures(space).distinct == 2 * 2
+
+
+@pytest.mark.parametrize("name, knobs, words", [
+    (f"{MODULE}.NotAMixer", "{}", "not a subclass of nas.blocks.TokenMixer"),
+    (f"{MODULE}.NeedsAValue", "{}", "parameter 'width' needs a default"),
+    (f"{MODULE}.Missing", "{}", "has no attribute 'Missing'"),
+    ("nas_no_such_module_here.Mixer", "{}", "cannot import module 'nas_no_such_module_here'"),
+    (f"{MODULE}.PrefixMean", "{width: 3}", "unknown knob"),
+    (f"{MODULE}.PrefixMean", "{hidden: 2.5}", "must be int"),
+])
+def test_user_mixer_errors_name_the_key(user_module, name, knobs, words):
+    model = MODEL.replace(f"{MODULE}.PrefixMean: {{scale: {{choice: [0.5, 1.0]}}, hidden: 2}}",
+                          f"{name}: {knobs}")
+    with pytest.raises(SpaceError) as info:
+        loads(space_text(model))
+    assert info.value.key.startswith(f"model.token_mixers.{name}"), str(info.value)
+    assert words in str(info.value), str(info.value)
+
+
+def test_user_mixer_trains_through_the_search(user_module, tmp_path):
+    text = space_text(MODEL, "{steps: 3, batch_size: 4, lr: 0.01}")
+    url = f"sqlite:///{tmp_path}/nas.db"
+    options = SearchOptions(budget=parse_budget("1trials"), storage=url, threads=1)
+    outcome = run_search(loads(text, "user.yaml"), options, NullReporter())
+    trials = Store(url).trials(outcome.run_name)
+    assert [t.state for t in trials] == [COMPLETE], [t.error for t in trials]
+    assert trials[0].spec["layers"][0]["mixer"]["kind"] == f"{MODULE}.PrefixMean"

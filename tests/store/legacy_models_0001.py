@@ -1,0 +1,119 @@
+"""Frozen copy of nas/store/models.py as nas 0.1 shipped it, before migrations: the schema the
+first Alembic revision (0001) must reproduce, and what the upgrade tests start from."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> datetime:
+    """Naive UTC: SQLite keeps no time zone, so every timestamp is UTC by convention."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class RunRow(Base):
+    """One `nas search`: the space it searched, its budget, and the software that ran it."""
+
+    __tablename__ = "nas_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    status: Mapped[str] = mapped_column(String(16))  # running | finished | failed | interrupted
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    space_path: Mapped[str] = mapped_column(Text)
+    space_text: Mapped[str] = mapped_column(Text)
+    space_hash: Mapped[str] = mapped_column(String(64))
+    objectives: Mapped[list[Any]] = mapped_column(JSON)  # [{"name":…, "direction":…}, …]
+    strategy: Mapped[str] = mapped_column(String(32))
+    seed: Mapped[int] = mapped_column(Integer)
+    budget: Mapped[str] = mapped_column(String(64))  # as the user wrote it
+    budget_unit: Mapped[str] = mapped_column(String(16))  # device_seconds | wall_seconds | trials
+    budget_amount: Mapped[float] = mapped_column(Float)
+    versions: Mapped[dict[str, Any]] = mapped_column(JSON)  # nas, torch, python, optuna
+    host: Mapped[str] = mapped_column(String(255))
+    driver_pid: Mapped[int | None] = mapped_column(Integer)  # the process searching it, on host
+    elapsed_seconds: Mapped[float] = mapped_column(Float, default=0.0)  # wall time, all sessions
+    message: Mapped[str | None] = mapped_column(Text)  # why it stopped
+
+    trials: Mapped[list[TrialRow]] = relationship(back_populates="run", cascade="all")
+
+
+class TrialRow(Base):
+    """One candidate: its ArchSpec, what happened to it, and the objective values it earned."""
+
+    __tablename__ = "nas_trials"
+    __table_args__ = (UniqueConstraint("run_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("nas_runs.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))  # RUNNING|COMPLETE|FAIL|DUPLICATE|INFEASIBLE
+    spec_json: Mapped[str] = mapped_column(Text)
+    arch_hash: Mapped[str] = mapped_column(String(32), index=True)
+    config_hash: Mapped[str] = mapped_column(String(32), index=True)
+    short_form: Mapped[str] = mapped_column(String(255))
+    d_model: Mapped[int] = mapped_column(Integer)
+    n_layers: Mapped[int] = mapped_column(Integer)
+    params: Mapped[int | None] = mapped_column(Integer)
+    values: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # objective name -> value
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # everything measured
+    pareto: Mapped[bool] = mapped_column(Boolean, default=False)
+    device: Mapped[str | None] = mapped_column(String(255))
+    worker: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    device_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text)
+    duplicate_of: Mapped[int | None] = mapped_column(Integer)  # trial number in the same run
+
+    run: Mapped[RunRow] = relationship(back_populates="trials")
+    curve: Mapped[list[MetricRow]] = relationship(cascade="all", order_by="MetricRow.step")
+
+
+class MetricRow(Base):
+    """One point of a trial's curves (train loss every few steps, final validation metrics)."""
+
+    __tablename__ = "nas_metrics"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trial_id: Mapped[int] = mapped_column(
+        ForeignKey("nas_trials.id", ondelete="CASCADE"), index=True
+    )
+    step: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float] = mapped_column(Float)
+
+
+class LedgerRow(Base):
+    """The budget ledger: every charge against a run's budget, finished or failed trial alike."""
+
+    __tablename__ = "nas_budget_ledger"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("nas_runs.id", ondelete="CASCADE"), index=True)
+    trial_number: Mapped[int | None] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    device_seconds: Mapped[float] = mapped_column(Float)
+    wall_seconds: Mapped[float] = mapped_column(Float)
+    note: Mapped[str] = mapped_column(String(64))
