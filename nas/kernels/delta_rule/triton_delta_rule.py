@@ -47,15 +47,21 @@ def _blocks(q: torch.Tensor, v: torch.Tensor, chunk_size: int) -> tuple[int, int
     return C, BK, BV
 
 
-def _forward(q, k, v, beta, g, h0, chunk_size, store_final):
+def _launch(q, v, beta, g, chunk_size):
+    """What every launch shares: shapes (B, H, T, Dk, Dv), chunk count N, Dv-tile count NV,
+    the kernels' constexprs and the gate argument (beta stands in, unread, when ungated)."""
     B, H, T, Dk = q.shape
     Dv = v.shape[-1]
     C, BK, BV = _blocks(q, v, chunk_size)
     N, NV = triton.cdiv(T, C), triton.cdiv(Dv, BV)
-    f32 = torch.float32
     consts = dict(C=C, BK=BK, BV=BV, GATED=g is not None, PREC=dot_precision(q.dtype),
                   num_warps=_num_warps(BK))
-    g_arg = g if g is not None else beta  # never read when not GATED
+    return (B, H, T, Dk, Dv), C, N, NV, consts, (g if g is not None else beta)
+
+
+def _forward(q, k, v, beta, g, h0, chunk_size, store_final):
+    (B, H, T, Dk, Dv), C, N, NV, consts, g_arg = _launch(q, v, beta, g, chunk_size)
+    f32 = torch.float32
     tinv = new_empty((B, H, N, C, C), q, f32)
     U = new_empty((B, H, T, Dv), q, f32)
     W = new_empty((B, H, T, Dk), q, f32)
@@ -74,14 +80,8 @@ def _forward(q, k, v, beta, g, h0, chunk_size, store_final):
 
 def _backward(q, k, v, beta, g, saved, do, dht, chunk_size):
     tinv, W, u, states = saved
-    B, H, T, Dk = q.shape
-    Dv = v.shape[-1]
-    C, BK, BV = _blocks(q, v, chunk_size)
-    N, NV = triton.cdiv(T, C), triton.cdiv(Dv, BV)
+    (B, H, T, Dk, Dv), C, N, NV, consts, g_arg = _launch(q, v, beta, g, chunk_size)
     f32 = torch.float32
-    consts = dict(C=C, BK=BK, BV=BV, GATED=g is not None, PREC=dot_precision(q.dtype),
-                  num_warps=_num_warps(BK))
-    g_arg = g if g is not None else beta  # never read when not GATED
     dstates = new_empty((B, H, N, Dk, Dv), q, f32)
     du = new_empty((B, H, T, Dv), q, f32)
     dh0 = new_empty((B, H, Dk, Dv), q, f32)
