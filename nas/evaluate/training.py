@@ -206,6 +206,9 @@ def evaluate(
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
     scored = torch.zeros((), dtype=torch.long, device=device)
+    groups = tuple(task.group_names)  # tasks of several parts: accuracy per part too
+    part_correct = torch.zeros(len(groups), dtype=torch.long, device=device)
+    part_scored = torch.zeros(len(groups), dtype=torch.long, device=device)
 
     was_training = model.training
     model.eval()
@@ -220,12 +223,21 @@ def evaluate(
                 hits, count = count_correct(logits, targets)
                 correct += hits
                 scored += count
+                if groups:
+                    rows = torch.tensor(task.row_groups(size), device=device)  # (b,)
+                    for g in range(len(groups)):
+                        part_hits, part_count = count_correct(logits[rows == g],
+                                                              targets[rows == g])
+                        part_correct[g] += part_hits
+                        part_scored[g] += part_count
     finally:
         model.train(was_training)
 
     n_scored = max(1, int(scored.item()))
     loss = loss_sum.item() / n_scored
-    return {"accuracy": correct.item() / n_scored, "loss": loss, **loss_metrics(loss)}
+    parts = {f"accuracy_{name}": part_correct[g].item() / max(1, part_scored[g].item())
+             for g, name in enumerate(groups)}
+    return {"accuracy": correct.item() / n_scored, "loss": loss, **loss_metrics(loss), **parts}
 
 
 def aux_loss_fn(model: nn.Module) -> Callable[[], torch.Tensor] | None:

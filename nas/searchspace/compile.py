@@ -415,6 +415,11 @@ class _Compiler:
                                  f"{MAX_TASK_SIZE})", "check for a typo")
         return vocab_size
 
+    def _task_parts(self) -> tuple[str, ...]:
+        from nas.tasks import make_task
+
+        return tuple(make_task(self.config.task.model_dump()).group_names)
+
     def _proxies(self) -> None:
         from nas.tasks import make_task
 
@@ -767,7 +772,16 @@ class _Compiler:
             if objective.name in seen:
                 raise self.error(f"{key}.name", f"objective {objective.name!r} is listed twice")
             seen.add(objective.name)
-            if not objective.is_latency and objective.name not in KNOWN_METRICS:
+            part = objective.name.removeprefix("accuracy_")
+            if part != objective.name:  # accuracy on one part of the task
+                parts = self._task_parts()
+                if part not in parts:
+                    raise self.error(
+                        f"{key}.name", f"the task has no part {part!r}"
+                        f"{did_you_mean(part, parts)}",
+                        f"its parts: {', '.join(parts)}" if parts else
+                        "only tasks of several levels (mqar_sweep) have accuracy_<part>")
+            elif not objective.is_latency and objective.name not in KNOWN_METRICS:
                 raise self.error(
                     f"{key}.name", f"unknown objective {objective.name!r}"
                     f"{did_you_mean(objective.name, KNOWN_METRICS)}",

@@ -80,7 +80,11 @@ class ObjectiveConfig(_Strict):
 
     @property
     def direction(self) -> str:
-        return self.goal or KNOWN_METRICS.get(self.name, "minimize")
+        if self.goal:
+            return self.goal
+        if self.name.startswith("accuracy_"):  # one part of a task of several (mqar_sweep)
+            return "maximize"
+        return KNOWN_METRICS.get(self.name, "minimize")
 
 
 class FidelityConfig(_Strict):

@@ -28,12 +28,13 @@ from nas.tasks.mad import (
     MADSelectiveCopyTask,
     MADTask,
 )
-from nas.tasks.mqar import MQARTask
+from nas.tasks.mqar import MQARSweepTask, MQARTask
 
 PYTHON_TASK = "python"  # a user task by entrypoint: its options are the factory's own
 
 TASK_KINDS: dict[str, type[Task]] = {
     "mqar": MQARTask,
+    "mqar_sweep": MQARSweepTask,
     "lm": LMTask,
     **MAD_SUBTASKS,
     "mad": MADTask,
@@ -91,6 +92,7 @@ __all__ = [
     "MADNoisyRecallTask",
     "MADSelectiveCopyTask",
     "MADTask",
+    "MQARSweepTask",
     "MQARTask",
     "PYTHON_TASK",
     "PythonTask",

@@ -26,6 +26,13 @@ class Task(ABC):
 
     vocab_size: int
     seq_len: int
+    # Tasks made of several parts (levels of difficulty) name them here; evaluation then also
+    # reports accuracy per part as f"accuracy_{name}", rows assigned by `row_groups`.
+    group_names: tuple[str, ...] = ()
+
+    def row_groups(self, batch_size: int) -> list[int]:
+        """The part (index into group_names) of each row of a batch of `batch_size`."""
+        return [0] * batch_size
 
     @abstractmethod
     def sample(

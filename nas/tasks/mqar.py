@@ -91,3 +91,80 @@ class MQARTask(Task):
         targets = torch.full((b, t), IGNORE_INDEX, dtype=torch.long)  # (B, T)
         targets.scatter_(1, positions, values)
         return inputs, targets
+
+
+DEFAULT_LEVELS = (
+    {"num_kv_pairs": 4, "seq_len": 64},
+    {"num_kv_pairs": 8, "seq_len": 128},
+    {"num_kv_pairs": 16, "seq_len": 256},
+)
+
+
+@dataclass(frozen=True)
+class MQARSweepTask(Task):
+    """MQAR at several levels of difficulty as one task (Zoology's sweeps over keys, length
+    and vocabulary): `levels` is a list of MQAR settings (`num_kv_pairs`, `seq_len`, and
+    optionally `vocab_size`, default the task's). Row r of every batch is level r mod L, padded
+    on the right to the longest level (padding is token 0 and unscored), so every batch mixes
+    all levels evenly; evaluation reports the overall accuracy and one per level,
+    f"accuracy_{name}" with names like "kv8_t128".
+    """
+
+    levels: tuple = DEFAULT_LEVELS
+    vocab_size: int = 256
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.levels, (list, tuple)) or not self.levels:
+            raise ValueError("mqar_sweep: levels must be a non-empty list of "
+                             "{num_kv_pairs, seq_len[, vocab_size]} mappings")
+        parts = []
+        for i, level in enumerate(self.levels):
+            if not isinstance(level, dict):
+                raise ValueError(f"mqar_sweep: levels[{i}] must be a mapping, got {level!r}")
+            unknown = sorted(set(level) - {"num_kv_pairs", "seq_len", "vocab_size"})
+            if unknown:
+                raise ValueError(f"mqar_sweep: levels[{i}] has unknown key(s) {unknown}; "
+                                 "allowed: num_kv_pairs, seq_len, vocab_size")
+            vocab = level.get("vocab_size", self.vocab_size)
+            if not isinstance(vocab, int) or isinstance(vocab, bool) or vocab > self.vocab_size:
+                raise ValueError(f"mqar_sweep: levels[{i}].vocab_size={vocab!r} must be an int "
+                                 f"<= the task's vocab_size={self.vocab_size}")
+            try:
+                parts.append(MQARTask(vocab_size=vocab, **{k: v for k, v in level.items()
+                                                           if k != "vocab_size"}))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"mqar_sweep: levels[{i}]: {exc}") from None
+        object.__setattr__(self, "levels", tuple(dict(level) for level in self.levels))
+        object.__setattr__(self, "_parts", tuple(parts))
+
+    @property
+    def seq_len(self) -> int:  # type: ignore[override]
+        return max(part.seq_len for part in self._parts)
+
+    @property
+    def group_names(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(
+            f"kv{p.num_kv_pairs}_t{p.seq_len}" + (f"_v{p.vocab_size}"
+                                                  if p.vocab_size != self.vocab_size else "")
+            for p in self._parts
+        )
+
+    def row_groups(self, batch_size: int) -> list[int]:
+        return [row % len(self._parts) for row in range(batch_size)]
+
+    def sample(
+        self, batch_size: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """See Task.sample: each level's rows drawn by its own MQARTask, in level order."""
+        import torch  # deferred: importing nas.tasks stays torch-free
+
+        groups = self.row_groups(batch_size)
+        inputs = torch.zeros(batch_size, self.seq_len, dtype=torch.long)  # (B, T), padding
+        targets = torch.full((batch_size, self.seq_len), IGNORE_INDEX, dtype=torch.long)
+        for level, part in enumerate(self._parts):
+            rows = [r for r, g in enumerate(groups) if g == level]
+            if rows:
+                x, y = part.sample(len(rows), generator)  # (b, T_level) each
+                inputs[rows, : part.seq_len] = x
+                targets[rows, : part.seq_len] = y
+        return inputs, targets
