@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -78,8 +78,24 @@ RUN_COLUMNS = ("name", "status", "created_at", "finished_at", "trials_complete",
                "space_hash", "host", "versions", "message")
 
 
-def trials_table(title: str, run: RunRecord, trials: Sequence[TrialRecord]) -> Table:
-    """One row per trial: number, mixers per layer, width, depth, params, objectives."""
+def near_front(run: RunRecord, trials: Sequence[TrialRecord]) -> list[TrialRecord]:
+    """The completed trials off the front whose place there may be measurement noise: no
+    trial dominates them beyond the latency spreads (`{objective}_spread` metrics)."""
+    from nas.strategies.pareto import within_noise_of_front
+
+    done = [t for t in trials if t.state == "COMPLETE" and t.values]
+    names = run.objective_names
+    points = [[t.values[n] for n in names] for t in done]
+    spreads = [[(t.metrics or {}).get(f"{n}_spread", 0.0) for n in names] for t in done]
+    near = within_noise_of_front(points, spreads, run.directions)
+    return [t for t, flag in zip(done, near, strict=True) if flag]
+
+
+def trials_table(title: str, run: RunRecord, trials: Sequence[TrialRecord],
+                 near: Collection[int] = ()) -> Table:
+    """One row per trial: number, mixers per layer, width, depth, params, objectives; the
+    front column is ★ on the front and ≈ for the trials numbered in `near` (within
+    measurement noise of it)."""
     table = Table(title=title, title_justify="left", header_style="bold")
     table.add_column("trial", justify="right")
     table.add_column("state")
@@ -103,7 +119,7 @@ def trials_table(title: str, run: RunRecord, trials: Sequence[TrialRecord]) -> T
             format_value("params", t.params), *(format_value(n, values.get(n))
                                                 for n in run.objective_names),
             format_seconds(t.device_seconds) if t.device_seconds else "-",
-            "★" if t.pareto else "",
+            "★" if t.pareto else ("≈" if t.number in near else ""),
         )
     return table
 

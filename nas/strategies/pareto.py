@@ -75,3 +75,30 @@ def preference_order(points: Sequence[Sequence[float]], directions: Directions) 
         for i, d in zip(members, crowding_distances([points[i] for i in members]), strict=True):
             crowding[i] = d
     return sorted(range(len(points)), key=lambda i: (ranks[i], -crowding[i], i))
+
+
+def robustly_dominates(a: Sequence[float], a_spread: Sequence[float], b: Sequence[float],
+                       b_spread: Sequence[float], directions: Directions) -> bool:
+    """Whether `a` dominates `b` even at the ends of their measurement intervals: each value v
+    with relative spread s stands for [v·(1−s), v·(1+s)], and `a` must win with its worst end
+    against `b`'s best end (objectives measured exactly have spread 0)."""
+    worst_a, best_b = [], []
+    for va, sa, vb, sb, d in zip(a, a_spread, b, b_spread, directions, strict=True):
+        lo_a, hi_a = sorted((va * (1 - sa), va * (1 + sa)))
+        lo_b, hi_b = sorted((vb * (1 - sb), vb * (1 + sb)))
+        worst_a.append(lo_a if d == "maximize" else hi_a)
+        best_b.append(hi_b if d == "maximize" else lo_b)
+    return dominates(worst_a, best_b, directions)
+
+
+def within_noise_of_front(points: Sequence[Sequence[float]],
+                          spreads: Sequence[Sequence[float]], directions: Directions) -> list[bool]:
+    """For each point off the Pareto front, whether no point dominates it robustly (beyond the
+    measurement spreads): its place off the front may be noise. False for front points."""
+    front = pareto_mask(points, directions)
+    return [
+        not on_front and not any(
+            robustly_dominates(q, sq, p, sp, directions)
+            for q, sq in zip(points, spreads, strict=True) if q is not p)
+        for p, sp, on_front in zip(points, spreads, front, strict=True)
+    ]

@@ -25,3 +25,18 @@ def test_pareto_mask_matches_brute_force_definition():
         beaten = any(q[0] >= p[0] and q[1] <= p[1] and q[2] <= p[2] and q != p for q in points)
         assert on_front == (not beaten)
     assert 0 < sum(mask) < len(points)
+
+
+def test_points_off_the_front_within_measurement_noise():
+    from nas.strategies.pareto import robustly_dominates, within_noise_of_front
+
+    directions = ("maximize", "minimize")  # accuracy (exact), latency (spread)
+    points = [(0.9, 10.0), (0.9, 10.5), (0.9, 20.0), (0.5, 5.0), (0.4, 5.2)]
+    spreads = [(0, 0.05), (0, 0.05), (0, 0.05), (0, 0.01), (0, 0.01)]
+    # 1 is dominated by 0 (10 < 10.5) but 10·1.05 > 10.5·0.95: within noise
+    # 2 is dominated by 0 beyond the spreads; 4 by 3 (accuracy is exact)
+    assert within_noise_of_front(points, spreads, directions) == [False, True, False, False, False]
+    assert robustly_dominates(points[0], spreads[0], points[2], spreads[2], directions)
+    assert not robustly_dominates(points[0], spreads[0], points[1], spreads[1], directions)
+    exact = [(0, 0)] * 5  # without spreads it is plain dominance: nothing is within noise
+    assert not any(within_noise_of_front(points, exact, directions))
