@@ -92,6 +92,19 @@ CpusPerTrialOpt = typer.Option(None, "--num-cpus-per-trial", envvar="NAS_RAY_CPU
                                help="Ray only: CPUs per trial (default: the space's, else 1).")
 GpusPerTrialOpt = typer.Option(None, "--num-gpus-per-trial", envvar="NAS_RAY_GPUS_PER_TRIAL",
                                help="Ray only: GPUs per trial (default: the space's, else 0).")
+ProgressOpt = typer.Option(
+    None, "--progress", help="How progress is shown: rich (a live panel), quiet (a plain line "
+    "per trial that ends, then a summary) or jsonl (one JSON object per event); default: rich "
+    "on a terminal, else quiet.")
+
+
+def progress_reporter(mode: str | None) -> Any:
+    """The Reporter for --progress (see nas.orchestrator.progress.make_reporter)."""
+    from nas.orchestrator.progress import PROGRESS_MODES, make_reporter
+
+    if mode is not None and mode not in PROGRESS_MODES:
+        raise NasError(f"unknown --progress {mode!r}; use one of {', '.join(PROGRESS_MODES)}")
+    return make_reporter(mode, sys.stdout, console)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -112,13 +125,14 @@ def search(
     ray_address: str = RayAddressOpt,
     cpus_per_trial: float = CpusPerTrialOpt,
     gpus_per_trial: float = GpusPerTrialOpt,
+    progress: str = ProgressOpt,
 ) -> None:
     """Search SPACE until the budget is spent; print the Pareto front."""
     from nas.orchestrator.budget import parse_budget
-    from nas.orchestrator.progress import RichReporter
     from nas.orchestrator.search import SearchOptions, run_search
     from nas.searchspace import load
 
+    reporter = progress_reporter(progress)
     compiled = load(space)
     budget_text = budget or compiled.config.budget
     if not budget_text:
@@ -130,12 +144,13 @@ def search(
         import torch
 
         if not torch.cuda.is_available():
-            console.print("[yellow]note:[/] no GPU here; the time of CPU workers is charged "
-                          "against the gpuh budget")
+            out = errors if progress == "jsonl" else console  # stdout: JSON lines only
+            out.print("[yellow]note:[/] no GPU here; the time of CPU workers is charged against "
+                      "the gpuh budget")
     options = SearchOptions(budget=parsed, storage=url, name=name, seed=seed, workers=workers,
                             ray_address=ray_address, num_cpus_per_trial=cpus_per_trial,
                             num_gpus_per_trial=gpus_per_trial)
-    _report_outcome(run_search(compiled, options, RichReporter(console)), url)
+    _report_outcome(run_search(compiled, options, reporter), url, progress)
 
 
 @app.command()
@@ -149,23 +164,30 @@ def resume(
     ray_address: str = RayAddressOpt,
     cpus_per_trial: float = CpusPerTrialOpt,
     gpus_per_trial: float = GpusPerTrialOpt,
+    progress: str = ProgressOpt,
 ) -> None:
     """Continue a stopped, interrupted or crashed run until its budget is spent."""
     from nas.orchestrator.budget import parse_budget
-    from nas.orchestrator.progress import RichReporter
     from nas.orchestrator.search import SearchOptions, resume_search
 
+    reporter = progress_reporter(progress)
     url = resolve_storage(storage)
     options = SearchOptions(budget=parse_budget(budget) if budget else None, storage=url,
                             workers=workers, ray_address=ray_address,
                             num_cpus_per_trial=cpus_per_trial, num_gpus_per_trial=gpus_per_trial)
-    _report_outcome(resume_search(run, options, RichReporter(console)), url)
+    _report_outcome(resume_search(run, options, reporter), url, progress)
 
 
-def _report_outcome(outcome: Any, url: str) -> None:
-    """The end of a search: how it stopped, the front, where the results are."""
+def _report_outcome(outcome: Any, url: str, progress: str | None = None) -> None:
+    """The end of a search: how it stopped, the front, where the results are. With jsonl
+    progress the reporter's `stop` event said it all: stdout stays JSON lines only. Exit
+    status 1 unless the search finished."""
     from nas.cli.render import trials_table
 
+    if progress == "jsonl":
+        if outcome.status != "finished":
+            raise typer.Exit(1)
+        return
     run = Store(url).run(outcome.run_name)
     console.print(f"\n[bold]{outcome.status}[/]: {outcome.message}")
     console.print(trials_table(f"Pareto front of {run.name} ({len(outcome.front)} of "
@@ -272,7 +294,8 @@ def trials(
 @user_errors
 def pareto(run: str = typer.Argument(..., help="Run name (or id)."),
            storage: str = StorageOpt, fmt: str = QueryFormatOpt) -> None:
-    """The Pareto front of RUN over its objectives."""
+    """The Pareto front of RUN over its objectives, then (≈) the trials within measurement noise
+    of it: dominated, but not beyond their latency spreads."""
     _list_trials(run, storage, fmt, front_only=True)
 
 
@@ -293,21 +316,34 @@ def _list_trials(run_ref: str, storage: str | None, fmt: str, front_only: bool,
     run = store.run(run_ref)
     records = store.pareto(run.id) if front_only else store.trials(
         run.id, states=[state.upper()] if state else None)
+    near: list[Any] = []
+    if front_only:  # the front, then the trials whose place off it may be measurement noise
+        from nas.cli.render import near_front
+
+        near = near_front(run, store.trials(run.id, states=["COMPLETE"]))
+        records = records + near
     if where:
         records = filter_trials(run, records, where)
     if sort:
         records = sort_trials(run, records, sort)
     if limit is not None:
         records = records[:limit]
+    near_numbers = {t.number for t in near}
     if fmt == "json":
-        print_json(console, [t.to_dict() for t in records])
+        print_json(console, [{**t.to_dict(), **({"within_noise": True} if t.number in
+                                                 near_numbers else {})} for t in records])
         return
     if fmt == "csv":
-        print_csv(console, trial_columns(run), [trial_row(run, t) for t in records])
+        columns = trial_columns(run) + (["within_noise"] if front_only else [])
+        rows = [{**trial_row(run, t), "within_noise": t.number in near_numbers}
+                for t in records]
+        print_csv(console, columns, rows)
         return
-    title = (f"Pareto front of {run.name} ({len(records)} trials)" if front_only
-             else f"trials of {run.name}" + (f", by {sort}" if sort else ""))
-    console.print(trials_table(title, run, records))
+    on_front = len(records) - len(near)
+    title = (f"Pareto front of {run.name} ({on_front} trials"
+             + (f"; ≈ {len(near)} more within measurement noise" if near else "") + ")"
+             if front_only else f"trials of {run.name}" + (f", by {sort}" if sort else ""))
+    console.print(trials_table(title, run, records, near_numbers))
 
 
 def sort_trials(run: Any, records: list[Any], key: str) -> list[Any]:

@@ -38,6 +38,39 @@ class TrialFailed(RuntimeError):
         return self.message
 
 
+class TrialOutOfMemory(TrialFailed):
+    """A trial ran out of device memory in its worker (a CUDA `torch.OutOfMemoryError`, or a
+    CPU allocation that failed): the candidate is too big for the device, not broken. The
+    driver records it INFEASIBLE; the worker stays usable."""
+
+
+# Words of a RuntimeError from a failed allocation (CPU allocator, or CUDA in older torch).
+_OOM_WORDS = ("out of memory", "can't allocate memory", "not enough memory")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether `exc` says an allocation failed on the device."""
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and any(w in str(exc).lower() for w in _OOM_WORDS)
+
+
+def worker_failure(exc: BaseException) -> TrialFailed:
+    """What a worker sends back for a trial that raised: TrialOutOfMemory for a failed
+    allocation (after freeing the CUDA cache, so the next trial starts clean), else
+    TrialFailed; both carry 'Type: message' and the traceback as plain strings."""
+    message, trace = f"{type(exc).__name__}: {exc}", traceback.format_exc()
+    if not is_out_of_memory(exc):
+        return TrialFailed(message, trace)
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return TrialOutOfMemory(message, trace)
+
+
 @dataclass(frozen=True)
 class WorkerOutput:
     result: TrialResult
@@ -60,7 +93,7 @@ def _run_in_worker(request: TrialRequest) -> WorkerOutput:
     try:
         result = run_trial(request)
     except Exception as exc:
-        raise TrialFailed(f"{type(exc).__name__}: {exc}", traceback.format_exc()) from None
+        raise worker_failure(exc) from None
     return WorkerOutput(result, f"pid {os.getpid()}", time.perf_counter() - start)
 
 

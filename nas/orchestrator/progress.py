@@ -1,14 +1,20 @@
-"""What a running search tells its user: a live panel (rich) and one line per finished trial.
+"""What a running search tells its user, in one of three modes (`nas search --progress`).
 
-The loop owns a SearchState and calls a Reporter; `RichReporter` draws it, `NullReporter`
-(tests, library use) ignores it.
+The loop owns a SearchState and calls a Reporter: `RichReporter` draws a live panel with a line
+per trial (a terminal); `QuietReporter` prints one plain line per trial that ends and a summary
+(logs); `JsonlReporter` prints one JSON object per event (logs that programs read);
+`NullReporter` (tests, library use) ignores everything. Reporters never write the database.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from datetime import datetime, timezone
+from typing import IO, Any, Protocol
 
 from rich.console import Console
 from rich.live import Live
@@ -39,6 +45,8 @@ class SearchState:
     spent: float = 0.0  # in the budget's unit
     device_seconds: float = 0.0
     front: list[TrialRecord] = field(default_factory=list)
+    status: str = "running"  # then how it ended: finished | interrupted | failed
+    message: str = ""  # why it ended
 
     def elapsed(self) -> float:
         """Wall-clock seconds of the search, earlier sessions of a resumed run included."""
@@ -65,6 +73,9 @@ class Reporter(Protocol):
                    decision: str) -> None: ...
     def trial_duplicate(self, number: int, spec: ArchSpec, of: int) -> None: ...
     def trial_infeasible(self, number: int, spec: ArchSpec, reason: str) -> None: ...
+    def trial_retry(self, number: int, spec: ArchSpec, error: str, retries: int) -> None: ...
+    def trial_pruned(self, number: int, spec: ArchSpec) -> None: ...
+    def interrupted(self, running: int) -> None: ...
     def stop(self, state: SearchState) -> None: ...
 
 
@@ -147,6 +158,19 @@ class RichReporter:
         elif self._duplicate_run == _DUPLICATES_SHOWN + 1:
             self.console.print("  [dim]… more samples not trained (duplicates or infeasible)[/]")
 
+    def trial_retry(self, number, spec, error, retries) -> None:
+        self._duplicate_run = 0
+        first = error.splitlines()[0] if error else "worker lost"
+        self.console.print(f"  trial {number:>3}  {describe_spec(spec):<28} [yellow]retry "
+                           f"{retries}[/] {first}", highlight=False)
+
+    def trial_pruned(self, number, spec) -> None:
+        self.console.print(f"  trial {number:>3}  {describe_spec(spec):<28} [dim]pruned[/]")
+
+    def interrupted(self, running) -> None:
+        self.console.print(f"[yellow]Ctrl-C:[/] starting no more trials; waiting for {running} "
+                           "running trial(s) to finish — Ctrl-C again cancels them")
+
     def stop(self, state: SearchState) -> None:
         if self._live is not None:
             self._live.stop()
@@ -174,3 +198,173 @@ class RichReporter:
                      or "-")
         grid.add_row("front", f"{len(state.front)} trial(s)")
         return grid
+
+
+def _trial_line(number: int, spec: ArchSpec, what: str) -> str:
+    return f"trial {number:>3}  {describe_spec(spec):<28} {what}"
+
+
+def _shown(values: dict[str, float]) -> str:
+    return "  ".join(f"{k}={format_value(k, v)}" for k, v in values.items())
+
+
+class QuietReporter:
+    """Plain lines for logs: one per trial that completes, fails, is retried, infeasible or
+    pruned (rungs, duplicates and trial starts are not printed), and a summary at the end.
+    Every line is flushed at once."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stdout
+
+    def _print(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+
+    def start(self, state: SearchState) -> None:
+        self._print(f"nas search run {state.run_name} · budget {state.budget.text} · "
+                    f"{state.workers} worker(s) x {state.threads} thread(s) · {state.storage}")
+
+    def update(self, state: SearchState) -> None:
+        pass
+
+    def trial_started(self, number, spec) -> None:
+        pass
+
+    def trial_complete(self, number, spec, values, seconds) -> None:
+        self._print(_trial_line(number, spec, f"{_shown(values)}  ({format_seconds(seconds)})"))
+
+    def trial_failed(self, number, spec, error) -> None:
+        first = error.splitlines()[0] if error else "failed"
+        self._print(_trial_line(number, spec, f"FAILED {first}"))
+
+    def trial_retry(self, number, spec, error, retries) -> None:
+        first = error.splitlines()[0] if error else "worker lost"
+        self._print(_trial_line(number, spec, f"RETRY {retries} {first}"))
+
+    def trial_infeasible(self, number, spec, reason) -> None:
+        self._print(_trial_line(number, spec, f"INFEASIBLE {reason}"))
+
+    def trial_pruned(self, number, spec) -> None:
+        self._print(_trial_line(number, spec, "PRUNED"))
+
+    def trial_rung(self, number, spec, steps, values, decision) -> None:
+        pass
+
+    def trial_duplicate(self, number, spec, of) -> None:
+        pass
+
+    def interrupted(self, running) -> None:
+        self._print(f"Ctrl-C: starting no more trials; waiting for {running} running trial(s) "
+                    "to finish; Ctrl-C again cancels them")
+
+    def stop(self, state: SearchState) -> None:
+        self._print(f"{state.status}: {state.message} · {state.complete} complete · "
+                    f"{state.failed} failed · {state.infeasible} infeasible · "
+                    f"{state.duplicates} duplicates · {state.pruned} pruned · "
+                    f"budget {state.budget.describe(_spent(state))} · "
+                    f"front {len(state.front)} trial(s)")
+
+
+def _spent(state: SearchState) -> float:
+    return state.elapsed() if state.budget.unit == "wall_seconds" else state.spent
+
+
+def _finite(values: dict[str, float]) -> dict[str, float | None]:
+    """JSON has no NaN or infinity: those become null."""
+    return {k: (float(v) if math.isfinite(v) else None) for k, v in values.items()}
+
+
+class JsonlReporter:
+    """One JSON object per line and event, flushed at once, for logs that programs read.
+
+    Every object has `event`, `time` (ISO 8601, UTC) and `run`. Events: start, trial_started,
+    trial_complete (`values`, `seconds`), trial_failed (`error`), trial_retry (`error`,
+    `retries`), trial_rung (`steps`, `values`, `decision`), trial_duplicate (`of`),
+    trial_infeasible (`reason`), trial_pruned, interrupt (`running`), budget (`spent`, `left`,
+    `unit`, `device_seconds`; every `budget_every` seconds and before stop) and stop (`status`,
+    `message`, the counts and `front`: the front's numbers). Trial events carry `number` and
+    `arch` (the short form)."""
+
+    def __init__(self, stream: IO[str] | None = None, budget_every: float = 30.0) -> None:
+        self.stream = stream or sys.stdout
+        self.budget_every = budget_every
+        self._run = ""
+        self._last_budget = -math.inf
+
+    def _emit(self, event: str, **fields: Any) -> None:
+        record = {"event": event, "time": datetime.now(timezone.utc).isoformat(),
+                  "run": self._run, **fields}
+        print(json.dumps(record, allow_nan=False, default=str), file=self.stream, flush=True)
+
+    def _trial(self, event: str, number: int, spec: ArchSpec, **fields: Any) -> None:
+        self._emit(event, number=number, arch=spec.short_form(), **fields)
+
+    def start(self, state: SearchState) -> None:
+        self._run = state.run_name
+        self._emit("start", budget=state.budget.text, storage=state.storage,
+                   workers=state.workers, threads=state.threads,
+                   objectives=state.objectives)
+        self._budget(state)
+
+    def update(self, state: SearchState) -> None:
+        if time.monotonic() - self._last_budget >= self.budget_every:
+            self._budget(state)
+
+    def _budget(self, state: SearchState) -> None:
+        self._last_budget = time.monotonic()
+        spent = _spent(state)
+        self._emit("budget", spent=spent, left=max(0.0, state.budget.amount - spent),
+                   unit=state.budget.unit, device_seconds=state.device_seconds,
+                   complete=state.complete, running=state.running, failed=state.failed)
+
+    def trial_started(self, number, spec) -> None:
+        self._trial("trial_started", number, spec)
+
+    def trial_complete(self, number, spec, values, seconds) -> None:
+        self._trial("trial_complete", number, spec, values=_finite(values), seconds=seconds)
+
+    def trial_failed(self, number, spec, error) -> None:
+        self._trial("trial_failed", number, spec, error=error)
+
+    def trial_retry(self, number, spec, error, retries) -> None:
+        self._trial("trial_retry", number, spec, error=error, retries=retries)
+
+    def trial_rung(self, number, spec, steps, values, decision) -> None:
+        self._trial("trial_rung", number, spec, steps=steps, values=_finite(values),
+                    decision=decision)
+
+    def trial_duplicate(self, number, spec, of) -> None:
+        self._trial("trial_duplicate", number, spec, of=of)
+
+    def trial_infeasible(self, number, spec, reason) -> None:
+        self._trial("trial_infeasible", number, spec, reason=reason)
+
+    def trial_pruned(self, number, spec) -> None:
+        self._trial("trial_pruned", number, spec)
+
+    def interrupted(self, running) -> None:
+        self._emit("interrupt", running=running)
+
+    def stop(self, state: SearchState) -> None:
+        self._budget(state)
+        self._emit("stop", status=state.status, message=state.message,
+                   complete=state.complete, failed=state.failed, infeasible=state.infeasible,
+                   duplicates=state.duplicates, pruned=state.pruned,
+                   front=[t.number for t in state.front])
+
+
+def make_reporter(mode: str | None, stream: IO[str] | None = None, console: Console | None = None):
+    """The reporter for a --progress mode: rich, quiet or jsonl; None picks rich when `stream`
+    (default stdout) is a terminal, else quiet. ValueError on another name."""
+    stream = stream or sys.stdout
+    if mode is None:
+        mode = "rich" if stream.isatty() else "quiet"
+    if mode == "rich":
+        return RichReporter(console)
+    if mode == "quiet":
+        return QuietReporter(stream)
+    if mode == "jsonl":
+        return JsonlReporter(stream)
+    raise ValueError(f"unknown progress mode {mode!r}; use one of {', '.join(PROGRESS_MODES)}")
+
+
+PROGRESS_MODES = ("rich", "quiet", "jsonl")

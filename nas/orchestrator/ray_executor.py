@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import time
-import traceback
 from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
@@ -26,7 +25,7 @@ import ray.exceptions as rex
 
 from nas.errors import NasError
 from nas.evaluate.trial import TrialRequest
-from nas.orchestrator.executor import TrialFailed, WorkerLost, WorkerOutput
+from nas.orchestrator.executor import TrialFailed, WorkerLost, WorkerOutput, worker_failure
 
 TASK_NAME = "nas-trial"
 # Errors meaning the process (or node) running the trial is gone, not that the trial failed.
@@ -42,7 +41,7 @@ def run_on_node(request: TrialRequest) -> WorkerOutput:
     try:
         result = run_trial(request)
     except Exception as exc:
-        raise TrialFailed(f"{type(exc).__name__}: {exc}", traceback.format_exc()) from None
+        raise worker_failure(exc) from None
     node = ray.util.get_node_ip_address()
     return WorkerOutput(result, f"ray {node} pid {os.getpid()}", time.perf_counter() - start)
 

@@ -9,6 +9,12 @@ continue (the next segment starts at once from the trial's checkpoint), pause (t
 waits; a free worker promotes the best paused trial that has come inside its rung's quota
 before it samples anything new) or, at the last rung, complete. Every segment is charged to the
 ledger; trials still paused when the search ends are PRUNED with their curves.
+
+Faults: a trial whose worker process is lost (killed, crashed) starts again on a fresh worker,
+the same candidate from the same rung, up to `search.retries` times, each lost attempt charged;
+a trial that raised is not retried. A trial that runs out of device memory is INFEASIBLE and
+the strategy hears so, as for a candidate failing a constraint. The first Ctrl-C stops new
+work and lets running trials finish; a second cancels them (see `nas.orchestrator.interrupts`).
 """
 
 from __future__ import annotations
@@ -27,8 +33,15 @@ import nas
 from nas.errors import StoreError
 from nas.evaluate.trial import TrialRequest
 from nas.orchestrator.budget import Budget, parse_budget
-from nas.orchestrator.executor import LocalExecutor, TrialFailed, WorkerLost, WorkerOutput
+from nas.orchestrator.executor import (
+    LocalExecutor,
+    TrialFailed,
+    TrialOutOfMemory,
+    WorkerLost,
+    WorkerOutput,
+)
 from nas.orchestrator.fidelity import Fidelity, SuccessiveHalving
+from nas.orchestrator.interrupts import Interrupts
 from nas.orchestrator.progress import Reporter, SearchState
 from nas.searchspace import SearchSpace
 from nas.spec import ArchSpec
@@ -66,6 +79,7 @@ class _Pending:
     rung: int = 0  # the rung its current segment trains to (0 without multi-fidelity)
     metrics: dict[str, float] = field(default_factory=dict)  # of earlier segments (latency...)
     curve: list[tuple[int, str, float]] = field(default_factory=list)  # of earlier segments
+    retries: int = 0  # attempts lost with their worker so far
 
 
 @dataclass
@@ -185,21 +199,27 @@ def _drive(space: SearchSpace, options: SearchOptions, store: Store, run: RunRec
                         started=time.monotonic() - run.elapsed_seconds,
                         workers=executor.workers, threads=executor.threads,
                         complete=run.trials_complete, front=store.pareto(run.id))
-    loop = _Loop(space, options, store, run.id, study, executor, state, reporter, seed)
+    interrupts = Interrupts()
+    loop = _Loop(space, options, store, run.id, study, executor, state, reporter, seed,
+                 interrupts)
     status, message = "failed", "the search stopped on an unexpected error"
     database_error = None
     reporter.start(state)
-    try:
-        message = loop.run()
-        status = "finished"
-    except KeyboardInterrupt:
-        status, message = "interrupted", "interrupted by the user (Ctrl-C)"
-    except SQLAlchemyError as exc:  # disk full, database gone, ...: stop, keep what is stored
-        database_error = f"cannot write to {options.storage}: {getattr(exc, 'orig', None) or exc}"
-        message = database_error
-    finally:
-        executor.shutdown(cancel=True)
-        reporter.stop(state)
+    with interrupts:
+        try:
+            message = loop.run()
+            status = "finished"
+        except KeyboardInterrupt:
+            status, message = "interrupted", loop.interrupted_message()
+        except SQLAlchemyError as exc:  # disk full, database gone, ...: stop, keep what is stored
+            database_error = (f"cannot write to {options.storage}: "
+                              f"{getattr(exc, 'orig', None) or exc}")
+            message = database_error
+        finally:
+            executor.shutdown(cancel=True)
+            _record_cancelled(loop, status)
+            state.status, state.message = status, message
+            reporter.stop(state)
         try:  # no worker writes any more: files of trials off the policy go, orphans too
             store.prune_artifacts(run.id, loop.keep, sweep=True)
         except (SQLAlchemyError, OSError):
@@ -215,11 +235,27 @@ def _drive(space: SearchSpace, options: SearchOptions, store: Store, run: RunRec
     return outcome
 
 
+def _record_cancelled(loop: _Loop, status: str) -> None:
+    """After an interrupt, trials still in flight were cancelled: record them so (the database
+    may be what failed otherwise; then finish_run marks them)."""
+    if status != "interrupted":
+        return
+    try:
+        loop.cancel_pending()
+    except SQLAlchemyError:
+        pass
+
+
 class _Loop:
-    def __init__(self, space, options, store, run_id, study, executor, state, reporter, seed):
+    def __init__(self, space, options, store, run_id, study, executor, state, reporter, seed,
+                 interrupts=None):
         self.space, self.options, self.store, self.run_id = space, options, store, run_id
         self.study, self.executor, self.state, self.reporter = study, executor, state, reporter
         self.seed = seed
+        self.interrupts = interrupts or Interrupts()
+        self.draining = False  # after the first Ctrl-C: finish what runs, start nothing
+        self.cancelled = 0
+        self.retries = space.config.search.retries
         self.pending: dict[Future, _Pending] = {}
         self.duplicate_streak = 0
         self.infeasible_streak = 0
@@ -234,16 +270,54 @@ class _Loop:
         self.paused: dict[int, _Pending] = {}
 
     def run(self) -> str:
+        """Search until the budget or the space runs out (returns why), or until Ctrl-C
+        (raises KeyboardInterrupt once the running trials have finished or been cancelled)."""
         while True:
-            stop = self._fill_workers()
+            self._check_interrupts()
+            stop = None if self.draining else self._fill_workers()
             if not self.pending:
                 self._retire_paused()
+                if self.draining:
+                    raise KeyboardInterrupt
                 return stop or "nothing left to run"
             done, _ = wait(list(self.pending), timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
             for future in done:
                 self._finish(future, self.pending.pop(future))
             self._refresh_budget()
             self.reporter.update(self.state)
+
+    # -- Ctrl-C ------------------------------------------------------------------------------
+    def _check_interrupts(self) -> None:
+        """First Ctrl-C: drain (start nothing more); second: raise to cancel what runs."""
+        if self.interrupts.count >= 2:
+            raise KeyboardInterrupt
+        if self.interrupts.count == 1 and not self.draining:
+            self.draining = True
+            self.reporter.interrupted(len(self.pending))
+
+    def cancel_pending(self) -> None:
+        """The trials in flight were stopped unfinished: FAIL "cancelled", charged their time
+        so far, told to the strategy as failed."""
+        for pending in self.pending.values():
+            seconds = time.monotonic() - pending.started
+            error = "cancelled: the search was interrupted (Ctrl-C) while it ran"
+            self.store.fail_trial(self.run_id, pending.trial.number, error=error,
+                                  device_seconds=seconds, wall_seconds=seconds,
+                                  note="cancelled")
+            self.study.tell(pending.trial, state=optuna.trial.TrialState.FAIL)
+            self._drop_checkpoint(pending.trial.number)
+            self.state.failed += 1
+            self.cancelled += 1
+            self.reporter.trial_failed(pending.trial.number, pending.spec, error)
+        self.pending.clear()
+        self.state.running = 0
+
+    def interrupted_message(self) -> str:
+        """How a Ctrl-C ended the search: drained, or with running trials cancelled."""
+        if self.pending:  # about to be cancelled
+            return (f"interrupted by the user (Ctrl-C twice): {len(self.pending)} running "
+                    "trial(s) cancelled")
+        return "interrupted by the user (Ctrl-C); running trials were let finish"
 
     # -- budget ------------------------------------------------------------------------------
     def _refresh_budget(self) -> None:
@@ -347,6 +421,7 @@ class _Loop:
             self.study.tell(pending.trial, state=optuna.trial.TrialState.PRUNED)
             self._drop_checkpoint(number)
             self.state.pruned += 1
+            self.reporter.trial_pruned(number, pending.spec)
         self.paused.clear()
         self.state.paused = 0
 
@@ -396,7 +471,6 @@ class _Loop:
         if reason is not None:
             self._answer_infeasible(trial, spec, reason)
             return True
-        mark_feasibility(trial, True)
         earlier = self.store.find_complete(self.run_id, spec.config_hash)
         if earlier is not None:
             self._answer_duplicate(trial, spec, earlier)
@@ -405,6 +479,7 @@ class _Loop:
 
     def _answer_duplicate(self, trial: optuna.Trial, spec: ArchSpec, earlier: TrialRecord) -> None:
         self.store.add_duplicate(self.run_id, trial.number, spec, earlier)
+        mark_feasibility(trial, True)
         self.study.tell(trial, [earlier.values[o["name"]] for o in self.state.objectives])
         self.duplicate_streak += 1
         self.state.duplicates += 1
@@ -422,18 +497,14 @@ class _Loop:
             if missing:
                 raise TrialFailed(f"the trial measured no {', '.join(missing)} (it measured: "
                                   f"{', '.join(sorted(pending.metrics))})")
-        except Exception as exc:  # the trial failed or its worker died: record, go on
-            self._drop_checkpoint(number)
-            seconds = time.monotonic() - pending.started
-            error = _describe_failure(exc)
-            self.store.fail_trial(self.run_id, number, error=error, device_seconds=seconds,
-                                  wall_seconds=seconds)
-            self.study.tell(pending.trial, state=optuna.trial.TrialState.FAIL)
-            if isinstance(exc, WorkerLost):
-                self.executor.heal()
-            self.state.failed += 1
-            self.state.running = len(self.pending)
-            self.reporter.trial_failed(number, pending.spec, error)
+        except WorkerLost as exc:
+            self._worker_lost(pending, exc)
+            return
+        except TrialOutOfMemory as exc:
+            self._out_of_memory(pending, exc)
+            return
+        except Exception as exc:  # the trial raised: record, go on
+            self._fail(pending, _describe_failure(exc))
             return
         result = output.result
         self.store.record_latency(pending.spec.arch_hash, result.fingerprint, result.measured)
@@ -453,11 +524,59 @@ class _Loop:
         if self.keep == "front":
             self.store.prune_artifacts(self.run_id, "front")
         self.store.record_elapsed(self.run_id, self.state.elapsed())  # survives a crash
+        mark_feasibility(pending.trial, True)
         self.study.tell(pending.trial, [values[n] for n in names])
         self.state.complete += 1
         self.state.running = len(self.pending)
         self.state.front = self.store.pareto(self.run_id)
         self.reporter.trial_complete(number, pending.spec, values, output.seconds)
+
+    def _fail(self, pending: _Pending, error: str) -> None:
+        """Record a trial that failed for good: FAIL, charged, told to the strategy."""
+        number = pending.trial.number
+        self._drop_checkpoint(number)
+        seconds = time.monotonic() - pending.started
+        self.store.fail_trial(self.run_id, number, error=error, device_seconds=seconds,
+                              wall_seconds=seconds)
+        self.study.tell(pending.trial, state=optuna.trial.TrialState.FAIL)
+        self.state.failed += 1
+        self.state.running = len(self.pending)
+        self.reporter.trial_failed(number, pending.spec, error)
+
+    def _worker_lost(self, pending: _Pending, exc: WorkerLost) -> None:
+        """The worker died under the trial: heal the executor, then start the same candidate
+        again from the same rung (same Optuna trial, same spec) while retries are left and the
+        search is not draining or out of budget; else it fails."""
+        self.executor.heal()
+        error = _describe_failure(exc)
+        if pending.retries >= self.retries or self.draining \
+                or not self._budget_left(new_trial=False):
+            if pending.retries:
+                error += f" (lost {pending.retries + 1} times; search.retries: {self.retries})"
+            self._fail(pending, error)
+            return
+        seconds = time.monotonic() - pending.started
+        pending.retries = self.store.retry_trial(self.run_id, pending.trial.number,
+                                                 device_seconds=seconds, wall_seconds=seconds)
+        self.reporter.trial_retry(pending.trial.number, pending.spec, error, pending.retries)
+        self._submit(pending, pending.rung)
+
+    def _out_of_memory(self, pending: _Pending, exc: TrialOutOfMemory) -> None:
+        """The candidate does not fit its device: INFEASIBLE with the reason, its seconds
+        charged (it held the device until it failed), and the strategy told it is infeasible
+        (placeholder values, as `_answer_infeasible`), so it stops proposing such candidates."""
+        number = pending.trial.number
+        self._drop_checkpoint(number)
+        seconds = time.monotonic() - pending.started
+        reason = f"out of memory: {_describe_failure(exc)}"
+        self.store.trial_infeasible(self.run_id, number, reason=reason, device_seconds=seconds,
+                                    wall_seconds=seconds)
+        mark_feasibility(pending.trial, False)
+        pending.trial.set_user_attr("nas:infeasible", reason.splitlines()[0])
+        self.study.tell(pending.trial, [0.0] * len(self.state.objectives))
+        self.state.infeasible += 1
+        self.state.running = len(self.pending)
+        self.reporter.trial_infeasible(number, pending.spec, reason.splitlines()[0])
 
 
     def _at_rung(self, pending: _Pending, values: dict[str, float], output: WorkerOutput) -> bool:
@@ -467,8 +586,8 @@ class _Loop:
         decision = self.halving.report(number, pending.rung, list(values.values()))
         if decision == "done":
             return False
-        if decision == "continue" and not self._budget_left(new_trial=False):
-            decision = "pause"  # no budget for the next segment: it may never run
+        if decision == "continue" and (self.draining or not self._budget_left(new_trial=False)):
+            decision = "pause"  # no budget (or Ctrl-C) for the next segment: it may never run
         state = {"continue": RUNNING, "pause": PAUSED}[decision]
         self.store.record_rung(
             self.run_id, number, state=state, values=values, metrics=pending.metrics,

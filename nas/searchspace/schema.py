@@ -101,6 +101,7 @@ class SearchConfig(_Strict):
     population_size: int = Field(default=16, ge=2)
     keep_weights: Literal["front", "all", "none"] = "front"  # trained weights kept as files
     fidelity: FidelityConfig | None = None
+    retries: int = Field(default=1, ge=0)  # restarts of a trial whose worker process was lost
     ray_address: str | None = None  # run trials on this Ray cluster (or --ray-address)
     num_cpus_per_trial: float = Field(default=1, gt=0)  # Ray only
     num_gpus_per_trial: float = Field(default=0, ge=0)  # Ray only

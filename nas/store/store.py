@@ -417,13 +417,39 @@ class Store:
                 row.finished_at = utcnow()
 
     def fail_trial(self, run_id: int, number: int, *, error: str, device_seconds: float,
-                   wall_seconds: float, device: str | None = None) -> None:
+                   wall_seconds: float, device: str | None = None, note: str = "fail") -> None:
+        """A trial that failed (`note` tells the ledger how, e.g. "cancelled"): FAIL with the
+        error, its seconds charged."""
         with self.transaction() as s:
             row = self._trial_row(s, run_id, number)
             row.state, row.error, row.device = FAIL, error, device
             row.finished_at = utcnow()
             row.device_seconds = (row.device_seconds or 0.0) + device_seconds
-            self._charge(s, run_id, number, device_seconds, wall_seconds, "fail")
+            self._charge(s, run_id, number, device_seconds, wall_seconds, note)
+
+    def retry_trial(self, run_id: int, number: int, *, device_seconds: float,
+                    wall_seconds: float) -> int:
+        """The worker of a trial was lost and the trial starts again: it stays (or goes back
+        to) RUNNING with `retries` one higher, the lost attempt's seconds are charged (note
+        "lost"). Returns the new retry count."""
+        with self.transaction() as s:
+            row = self._trial_row(s, run_id, number)
+            row.state, row.finished_at = RUNNING, None
+            row.retries = (row.retries or 0) + 1
+            row.device_seconds = (row.device_seconds or 0.0) + device_seconds
+            self._charge(s, run_id, number, device_seconds, wall_seconds, "lost")
+            return row.retries
+
+    def trial_infeasible(self, run_id: int, number: int, *, reason: str,
+                         device_seconds: float, wall_seconds: float) -> None:
+        """A trial that started but cannot run on its device (out of memory): INFEASIBLE with
+        the reason. Unlike a candidate that fails a constraint, it did use its device, so its
+        seconds are charged (note "infeasible")."""
+        with self.transaction() as s:
+            row = self._trial_row(s, run_id, number)
+            row.state, row.error, row.finished_at = INFEASIBLE, reason, utcnow()
+            row.device_seconds = (row.device_seconds or 0.0) + device_seconds
+            self._charge(s, run_id, number, device_seconds, wall_seconds, "infeasible")
 
     def add_duplicate(self, run_id: int, number: int, spec: ArchSpec, of: TrialRecord) -> None:
         """A sampled config equal to trial `of`: answered from the store, charged nothing."""

@@ -83,8 +83,10 @@ TRIAL_HEADER = ["number", "state", "short_form", "d_model", "n_layers", "params"
 def test_trial_lists_as_csv_match_json(db, command):
     rows = as_csv(command, "q", "--storage", db)
     trials = as_json(command, "q", "--storage", db)
-    assert rows and list(rows[0]) == TRIAL_HEADER
-    assert rows == [expected_row(t) for t in trials]
+    extra = ["within_noise"] if command == "pareto" else []  # ≈ rows after the front
+    assert rows and list(rows[0]) == TRIAL_HEADER + extra
+    assert rows == [{**expected_row(t), **{k: str(t.get(k, False)) for k in extra}}
+                    for t in trials]
     for row in rows:  # floats round-trip exactly
         assert float(row["accuracy"]) == next(
             t["values"]["accuracy"] for t in trials if str(t["number"]) == row["number"])
@@ -223,3 +225,34 @@ def test_where_filters_with_the_safe_expression_language(db):
                        ("accuracy", "needs a condition")):
         out = nas("trials", "q", "--storage", db, "--where", bad)
         assert out.returncode == 2 and words in out.stderr and "Traceback" not in out.stderr
+
+
+def test_pareto_marks_trials_within_measurement_noise(tmp_path):
+    """Trial 1 loses to trial 0 by less than their latency spreads: shown after the front as ≈
+    (table), within_noise (json, csv); trial 2 loses beyond them and is not shown."""
+    import json as json_module
+
+    from typer.testing import CliRunner
+
+    from nas.cli import app
+    from nas.store import Store
+    from tests.store.test_store import new_run, spec
+
+    url = f"sqlite:///{tmp_path}/noise.db"
+    store = Store(url)
+    run = new_run(store, name="noisy")
+    for number, latency in enumerate((10.0, 10.4, 20.0)):
+        store.start_trial(run.id, number, spec(d_model=16 * (number + 1)), worker="w")
+        store.complete_trial(
+            run.id, number, values={"accuracy": 0.9, "latency_ms": latency},
+            metrics={"accuracy": 0.9, "latency_ms": latency, "latency_ms_spread": 0.05},
+            curve=[], device="cpu", device_seconds=1.0, wall_seconds=1.0)
+    runner = CliRunner()
+    table = runner.invoke(app, ["pareto", "noisy", "--storage", url])
+    assert table.exit_code == 0 and "≈ 1 more within measurement noise" in table.output
+    rows = json_module.loads(runner.invoke(app, ["pareto", "noisy", "--storage", url,
+                                                 "--format", "json"]).output)
+    assert [(r["number"], r.get("within_noise", False)) for r in rows] == [(0, False), (1, True)]
+    csv_out = runner.invoke(app, ["pareto", "noisy", "--storage", url, "--format", "csv"]).output
+    assert csv_out.splitlines()[0].endswith(",within_noise")
+    assert [line.split(",")[-1] for line in csv_out.splitlines()[1:]] == ["False", "True"]
