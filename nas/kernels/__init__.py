@@ -12,6 +12,7 @@ Triton is imported only by the `triton_*.py` modules, and only when a kernel is 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import importlib.util
 import os
@@ -42,8 +43,10 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+@functools.cache
 def triton_available() -> bool:
-    """True when the `triton` package can be imported (not whether a GPU is present)."""
+    """True when the `triton` package can be imported (not whether a GPU is present). Asked on
+    every op call on CUDA, so the answer is looked up once per process."""
     return importlib.util.find_spec("triton") is not None
 
 
