@@ -20,6 +20,7 @@ from nas.kernels.delta_rule import chunk_delta_rule
 from nas.kernels.delta_rule.reference import chunk_delta_rule_reference, naive_recurrent_delta_rule
 
 CHUNK = 16
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # compiled kernels there, else interpreted
 NAMES = ("q", "k", "v", "beta", "log_decay", "initial_state")
 
 
@@ -38,7 +39,7 @@ def make_inputs(B, H, T, Dk, Dv, *, gated, initial, decay_scale=1.0, seed=0):
         -decay_scale * torch.rand(B, H, T, generator=gen, dtype=torch.float64) if gated else None
     )
     h0 = randn(B, H, Dk, Dv) if initial else None
-    return [q, k, v, beta, log_decay, h0]
+    return [None if t is None else t.to(DEVICE) for t in (q, k, v, beta, log_decay, h0)]
 
 
 def run(fn, inputs, dtype, upstream, final_grad=True, **kwargs):
@@ -62,7 +63,7 @@ def random_upstream(inputs, seed=1):
     B, H, T, Dv = v.shape
     do = torch.randn(B, H, T, Dv, generator=gen, dtype=torch.float64)
     dfinal = torch.randn(B, H, k.shape[-1], Dv, generator=gen, dtype=torch.float64)
-    return do, dfinal
+    return do.to(DEVICE), dfinal.to(DEVICE)
 
 
 def rel_rms(got: torch.Tensor, expected: torch.Tensor) -> float:
@@ -196,15 +197,15 @@ def test_block_runs_the_kernel_when_forced():
     from nas.blocks import get_block
 
     torch.manual_seed(0)
-    mixer = get_block("deltanet").cls(32, 0, heads=2, gate=True)
-    x = torch.randn(2, 21, 32)
+    mixer = get_block("deltanet").cls(32, 0, heads=2, gate=True).to(DEVICE)
+    x = torch.randn(2, 21, 32, device=DEVICE)
     results = []
     for backend in ("reference", "triton"):
         mixer.zero_grad()
         xb = x.clone().requires_grad_()
         with force_backend(backend), poison_outputs():
             y = mixer(xb)
-        (y * torch.linspace(-1, 1, 32)).sum().backward()
+        (y * torch.linspace(-1, 1, 32, device=DEVICE)).sum().backward()
         grads = [p.grad.clone() for p in mixer.parameters()]
         results.append((y.detach(), xb.grad, grads))
     (y_ref, dx_ref, g_ref), (y, dx, g) = results
@@ -220,7 +221,7 @@ def test_cpu_dispatches_to_the_reference(monkeypatch):
         raise AssertionError("the Triton path ran")
 
     monkeypatch.setattr(triton_delta_rule, "chunk_delta_rule_triton", fail)
-    inputs = [t.float() if t is not None else None
+    inputs = [t.float().cpu() if t is not None else None
               for t in make_inputs(1, 2, 20, 8, 8, gated=True, initial=True)]
     q, k, v, beta, g, h0 = inputs
     o, final = chunk_delta_rule(q, k, v, beta, g, chunk_size=CHUNK, initial_state=h0,

@@ -22,6 +22,13 @@ from nas.kernels.delta_rule.triton_forward import (
 
 MIN_BLOCK = 16  # tl.dot needs every dimension ≥ 16
 MAX_BV = 64  # Dv tile of the recurrent and output kernels
+# The chunk-gradient kernel keeps a dozen (C, BK) and (C, C) fp32 tiles live while it loops over
+# Dv: at C = 64, Dk = 128 with BV = 64, 8 warps and Triton's default pipelining it asked an H100
+# for 400 KB of shared memory (the limit is 227 KB). A sweep on an H100 (BENCHMARKS.md) found
+# Dv tiles of 16, 2 stages and 4 warps within 5 % of the best that compiles at Dk = 64 and 128.
+BACKWARD_MAX_BV = 16
+BACKWARD_STAGES = 2
+BACKWARD_WARPS = 4
 
 
 def dot_precision(dtype: torch.dtype) -> str:
@@ -92,9 +99,11 @@ def _backward(q, k, v, beta, g, saved, do, dht, chunk_size):
     dq, dk, dv = new_empty(q.shape, q), new_empty(k.shape, k), new_empty(v.shape, v)
     dbeta = new_empty(beta.shape, beta)
     dg = new_empty(g.shape, g) if g is not None else dbeta
+    chunk_consts = dict(consts, BV=min(consts["BV"], BACKWARD_MAX_BV),
+                        num_stages=BACKWARD_STAGES, num_warps=BACKWARD_WARPS)
     backward_chunk_kernel[(N, B * H)](
         q, k, v, beta, g_arg, tinv, states, dstates, u, du, do, dq, dk, dv, dbeta, dg,
-        T, Dk, Dv, N, **consts,
+        T, Dk, Dv, N, **chunk_consts,
     )
     return dq, dk, dv, dbeta, (dg if g is not None else None), dh0
 
