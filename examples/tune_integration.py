@@ -6,7 +6,9 @@ nas supplies the search algorithm (the space's Optuna strategy over its decision
 trainable (build, time, train, report at each rung) and a multi-objective ASHA scheduler; Tune
 supplies the rest (resources, placement, `max_failures`, its result files). Point `--address`
 at a running cluster (`auto`, `HOST:6379`, `ray://HOST:10001`), or leave it out for a local Ray.
-The last line printed is a JSON summary of the trials.
+With `--nas-storage sqlite:///nas.db` the experiment is also written into a nas database as a
+run, for `nas trials`, `nas pareto`, `nas show` and `nas plot`. The last line printed is a JSON
+summary of the trials.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import ray
 from ray import tune
 
 from nas.integrations.tune import MultiObjectiveASHAScheduler, NasSearcher, nas_trainable
+from nas.integrations.tune_store import NasStoreCallback
 from nas.orchestrator.fidelity import Fidelity
 from nas.searchspace import load
 
@@ -33,6 +36,8 @@ def main(argv: list[str] | None = None) -> tune.ResultGrid:
                         help="First rung of multi-fidelity (default: no early stopping).")
     parser.add_argument("--reduction", type=int, default=3)
     parser.add_argument("--storage-path", default=None, help="Where Tune writes its files.")
+    parser.add_argument("--nas-storage", default=None,
+                        help="Also record the experiment as a run in this nas database.")
     args = parser.parse_args(argv)
 
     space = load(args.space)
@@ -46,15 +51,17 @@ def main(argv: list[str] | None = None) -> tune.ResultGrid:
     if args.address:
         ray.init(address=args.address)
 
+    searcher = NasSearcher(space, fidelity=fidelity)
+    callbacks = [NasStoreCallback(searcher, storage=args.nas_storage)] if args.nas_storage else []
     tuner = tune.Tuner(
         tune.with_resources(nas_trainable, {"cpu": args.cpus_per_trial,
                                             "gpu": args.gpus_per_trial}),
         tune_config=tune.TuneConfig(
-            search_alg=NasSearcher(space, fidelity=fidelity), scheduler=scheduler,
+            search_alg=searcher, scheduler=scheduler,
             num_samples=args.samples, metric="accuracy", mode="max"),
         run_config=tune.RunConfig(name=f"nas-{space.name}", storage_path=args.storage_path,
                                   failure_config=tune.FailureConfig(max_failures=1),
-                                  verbose=1),
+                                  callbacks=callbacks, verbose=1),
     )
     results = tuner.fit()
 

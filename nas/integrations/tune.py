@@ -78,11 +78,12 @@ class NasSearcher(Searcher):
         first = self.space.objectives[0]
         super().__init__(metric=first.name, mode="max" if first.direction == "maximize" else "min")
         self.seed = self.space.config.search.seed if seed is None else seed
+        self.strategy = strategy or self.space.strategy
         self.fidelity = fidelity
         self.eval_examples = eval_examples
         self.names = [o.name for o in self.space.objectives]
         self.study = create_study(study_name, self.space.directions,
-                                  strategy or self.space.strategy, self.seed,
+                                  self.strategy, self.seed,
                                   self.space.config.search.population_size)
         self.extra: dict[str, Any] = {}  # constant entries of the Tuner's param_space
         self.live: dict[str, tuple[optuna.Trial, ArchSpec]] = {}
@@ -116,7 +117,8 @@ class NasSearcher(Searcher):
             self.live[trial_id] = (trial, spec)
             steps = int(spec.training_config["steps"])
             return {**self.extra, "nas": {
-                "spec": spec.to_json(), "arch_hash": spec.arch_hash, "task": self.space.task,
+                "spec": spec.to_json(), "arch_hash": spec.arch_hash, "number": trial.number,
+                "task": self.space.task,
                 "latency": list(self.space.latency_requests()), "seed": self.seed,
                 "rungs": rungs_for(steps, self.fidelity), "objectives": self.names,
                 "eval_examples": self.eval_examples,

@@ -1,5 +1,5 @@
 """nas inside Ray Tune: the trainable's rungs, the searcher and scheduler in a real Tuner, and
-the example script against the test cluster."""
+the example script against the test cluster; the experiment recorded in a nas database."""
 
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ from nas.integrations.tune import (
     run_by_rungs,
     rungs_for,
 )
+from nas.integrations.tune_store import NasStoreCallback
 from nas.orchestrator.fidelity import Fidelity
 from nas.searchspace import load, loads
+from nas.store import COMPLETE, PRUNED, Store
 
 pytestmark = pytest.mark.ray
 
@@ -53,11 +55,13 @@ def test_searcher_and_scheduler_in_a_tuner(ray_connected, tiny_space_file, tmp_p
     fidelity = Fidelity(5, 20, 2)
     searcher = NasSearcher(space, fidelity=fidelity, eval_examples=64)
     scheduler = MultiObjectiveASHAScheduler(space, fidelity)
+    url = f"sqlite:///{tmp_path}/nas.db"
+    recorder = NasStoreCallback(searcher, storage=url, name="from-tune")
     tuner = tune.Tuner(
         tune.with_resources(nas_trainable, {"cpu": 1}),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=4,
                                     metric="accuracy", mode="max"),
-        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0, callbacks=[recorder]),
         param_space={"team_tag": "recsys"},  # a user's own constant passes through
     )
     results = tuner.fit()
@@ -77,12 +81,28 @@ def test_searcher_and_scheduler_in_a_tuner(ray_connected, tiny_space_file, tmp_p
     assert states.count(told.PRUNED) == len(stopped)
     assert not searcher.live  # every trial was told
 
+    # the experiment is a nas run in the database: trials under their Optuna numbers
+    store = Store(url)
+    run = store.run("from-tune")
+    assert run.status == "finished" and run.strategy == space.strategy
+    stored = {t.number: t for t in store.trials("from-tune")}
+    assert len(stored) == 4 and all(t.device_seconds > 0 for t in stored.values())
+    by_number = {r.config["nas"]["number"]: r for r in results}
+    for number, result in by_number.items():
+        trial = stored[number]
+        assert trial.state == (COMPLETE if result.metrics["nas_final"] else PRUNED)
+        assert trial.values["accuracy"] == result.metrics["accuracy"]
+        assert trial.spec == json.loads(result.config["nas"]["spec"])
+    assert store.pareto("from-tune") and all(t.state == COMPLETE for t in store.pareto("from-tune"))
+    assert store.curve("from-tune", min(by_number))  # the rungs' values
+
 
 def test_the_example_runs_a_space_in_a_users_tuner(ray_cluster, tiny_space_file, tmp_path):
     command = [sys.executable, str(ROOT / "examples" / "tune_integration.py"),
                "--space", str(tiny_space_file), "--samples", "3", "--min-steps", "5",
                "--reduction", "2", "--address", ray_cluster.address,
-               "--storage-path", str(tmp_path / "tune")]
+               "--storage-path", str(tmp_path / "tune"),
+               "--nas-storage", f"sqlite:///{tmp_path}/nas.db"]
     done = subprocess.run(command, env=ray_cluster.env, capture_output=True, text=True,
                           timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -90,6 +110,11 @@ def test_the_example_runs_a_space_in_a_users_tuner(ray_cluster, tiny_space_file,
     assert len(summary["trials"]) == 3
     assert all(t["error"] is None and t["accuracy"] is not None for t in summary["trials"])
     assert any(t["nas_final"] for t in summary["trials"])
+    listed = subprocess.run([sys.executable, "-m", "nas", "trials", "tiny-1", "--storage",
+                             f"sqlite:///{tmp_path}/nas.db", "--format", "json"],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert len(json.loads(listed.stdout)) == 3
 
 
 def test_scheduler_ignores_results_between_rungs(tiny_space_file):
