@@ -62,7 +62,7 @@ class NasStoreCallback(Callback):
             space_hash=space.space_hash,
             objectives=[{"name": o.name, "direction": o.direction} for o in space.objectives],
             strategy=self.searcher.strategy, seed=self.searcher.seed,
-            budget=f"{samples}trials (Ray Tune)", budget_unit="trials",
+            budget=f"{samples}trials", budget_unit="trials",
             budget_amount=float(samples), versions=versions(), host=socket.gethostname(),
             driver_pid=os.getpid())
         self.run_id, self.run_name = run.id, run.name

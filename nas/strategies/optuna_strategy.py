@@ -51,7 +51,13 @@ def load_study(name: str, strategy: str, seed: int, population_size: int = 16,
     """Reattach to a stored study. Trials a dead driver left RUNNING are told FAIL; the sampler
     is seeded past the trials already made, so it does not replay the first session's draws."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    probe = optuna.load_study(study_name=name, storage=storage)
+    try:
+        probe = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:  # Optuna's "Record does not exist"
+        raise StoreError(
+            f"run {name!r} has no Optuna study in {storage}, so it cannot be continued (a run "
+            "recorded from a Ray Tune experiment keeps its study in the searcher's memory); "
+            "start a new search instead") from None
     sampler = make_sampler(strategy, seed + len(probe.trials), population_size)
     study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):

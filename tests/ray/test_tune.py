@@ -11,6 +11,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from nas.errors import StoreError
 from nas.evaluate.trial import TrialRequest, run_trial
 from nas.integrations.tune import (
     MultiObjectiveASHAScheduler,
@@ -21,6 +22,8 @@ from nas.integrations.tune import (
 )
 from nas.integrations.tune_store import NasStoreCallback
 from nas.orchestrator.fidelity import Fidelity
+from nas.orchestrator.progress import NullReporter
+from nas.orchestrator.search import SearchOptions, resume_search
 from nas.searchspace import load, loads
 from nas.store import COMPLETE, PRUNED, Store
 
@@ -95,6 +98,8 @@ def test_searcher_and_scheduler_in_a_tuner(ray_connected, tiny_space_file, tmp_p
         assert trial.spec == json.loads(result.config["nas"]["spec"])
     assert store.pareto("from-tune") and all(t.state == COMPLETE for t in store.pareto("from-tune"))
     assert store.curve("from-tune", min(by_number))  # the rungs' values
+    with pytest.raises(StoreError, match="no Optuna study"):  # its study lived in memory
+        resume_search("from-tune", SearchOptions(budget=None, storage=url), NullReporter())
 
 
 def test_the_example_runs_a_space_in_a_users_tuner(ray_cluster, tiny_space_file, tmp_path):
