@@ -36,7 +36,8 @@ errors = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 StorageOpt = typer.Option(None, "--storage", help="Database URL (default: $NAS_STORAGE or "
                           f"{DEFAULT_URL}).")
-WorkersOpt = typer.Option(1, "--workers", "-w", min=1, help="Worker processes.")
+WorkersOpt = typer.Option(None, "--workers", "-w", min=1, help="Trials run at once (default: "
+                          "one worker per GPU, 1 on a CPU machine; with Ray, the cluster's size).")
 FormatOpt = typer.Option("table", "--format", "-f", help="Output format: table or json.")
 QueryFormatOpt = typer.Option("table", "--format", "-f", help="Output format: table, json or "
                               "csv.")
@@ -121,7 +122,7 @@ def search(
     storage: str = StorageOpt,
     name: str = typer.Option(None, "--name", help="Run name (default: SPACE_NAME-N)."),
     seed: int = typer.Option(None, "--seed", help="Overrides the space's search.seed."),
-    workers: int = WorkersOpt,
+    workers: int | None = WorkersOpt,
     ray_address: str = RayAddressOpt,
     cpus_per_trial: float = CpusPerTrialOpt,
     gpus_per_trial: float = GpusPerTrialOpt,
@@ -147,9 +148,10 @@ def search(
             out = errors if progress == "jsonl" else console  # stdout: JSON lines only
             out.print("[yellow]note:[/] no GPU here; the time of CPU workers is charged against "
                       "the gpuh budget")
-    options = SearchOptions(budget=parsed, storage=url, name=name, seed=seed, workers=workers,
-                            ray_address=ray_address, num_cpus_per_trial=cpus_per_trial,
-                            num_gpus_per_trial=gpus_per_trial)
+    ray = ray_address or compiled.config.search.ray_address
+    options = SearchOptions(budget=parsed, storage=url, name=name, seed=seed,
+                            workers=resolve_workers(workers, ray), ray_address=ray_address,
+                            num_cpus_per_trial=cpus_per_trial, num_gpus_per_trial=gpus_per_trial)
     _report_outcome(run_search(compiled, options, reporter), url, progress)
 
 
@@ -160,7 +162,7 @@ def resume(
     budget: str = typer.Option(None, "--budget", "-b", help="A new total budget for the run "
                                "(default: its own). Work already done counts against it."),
     storage: str = StorageOpt,
-    workers: int = WorkersOpt,
+    workers: int | None = WorkersOpt,
     ray_address: str = RayAddressOpt,
     cpus_per_trial: float = CpusPerTrialOpt,
     gpus_per_trial: float = GpusPerTrialOpt,
@@ -173,9 +175,21 @@ def resume(
     reporter = progress_reporter(progress)
     url = resolve_storage(storage)
     options = SearchOptions(budget=parse_budget(budget) if budget else None, storage=url,
-                            workers=workers, ray_address=ray_address,
+                            workers=resolve_workers(workers, ray_address), ray_address=ray_address,
                             num_cpus_per_trial=cpus_per_trial, num_gpus_per_trial=gpus_per_trial)
     _report_outcome(resume_search(run, options, reporter), url, progress)
+
+
+def resolve_workers(workers: int | None, ray_address: str | None) -> int:
+    """--workers, else one local worker per GPU (1 without one); with Ray, 1, which lets the
+    cluster's size decide how many trials run at once."""
+    if workers is not None:
+        return workers
+    if ray_address:
+        return 1
+    from nas.orchestrator.executor import default_workers
+
+    return default_workers()
 
 
 def _report_outcome(outcome: Any, url: str, progress: str | None = None) -> None:
@@ -733,7 +747,8 @@ def plot(
         errors.print("[bold red]error:[/] matplotlib is not installed: pip install 'nas\\[plot]'",
                      highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    data = write_plot(record, store.trials(record.id), out, x, y)
+    data = write_plot(record, store.trials(record.id), out, x, y,
+                      store.ledger_entries(record.id))
     console.print(f"wrote {out} ({len(data.complete)} trials, {len(data.front)} on the front)",
                   highlight=False)
 

@@ -18,7 +18,7 @@ from typing import Any
 from nas.errors import NasError
 from nas.orchestrator.progress import format_value
 from nas.spec import MIXER_LETTERS
-from nas.store import COMPLETE, RunRecord, TrialRecord
+from nas.store import COMPLETE, LedgerEntry, RunRecord, TrialRecord
 
 SUFFIXES = (".png", ".html")
 INSTALL_HINT = "matplotlib is not installed: pip install 'nas[plot]'"
@@ -99,25 +99,29 @@ def choose_objectives(run: RunRecord, x: str | None, y: str | None) -> tuple[str
     return x, y
 
 
-def collect(run: RunRecord, trials: Sequence[TrialRecord], x: str | None, y: str) -> PlotData:
-    """What the figure shows, from the run's trials (any states)."""
+def collect(run: RunRecord, trials: Sequence[TrialRecord], x: str | None, y: str,
+            ledger: Sequence[LedgerEntry] | None = None) -> PlotData:
+    """What the figure shows, from the run's trials (any states). With the run's `ledger`, the
+    progress curve's x is the device time spent when each trial completed (every charge before
+    it counted, pruned and failed trials' segments included); without it, each trial's total
+    is charged when it finished."""
     wanted = [n for n in (x, y) if n is not None]
     complete = [t for t in trials if t.state == COMPLETE and t.values
                 and all(t.values.get(n) is not None for n in wanted)]
     if not complete:
         raise NasError(f"run {run.name!r} has no completed trials to plot")
     front = [t for t in complete if t.pareto]
-    directions = {n: d for n, d in zip(run.objective_names, run.directions, strict=True)}
-    charged = sorted((t for t in trials if t.finished_at is not None),
-                     key=lambda t: (t.finished_at, t.number))
+    by_number = {t.number: t for t in complete}
     progress: list[tuple[float, float]] = []
-    hours, seen, plotted = 0.0, [], {t.number for t in complete}
+    hours, seen = 0.0, []
+    directions = {n: d for n, d in zip(run.objective_names, run.directions, strict=True)}
     if x is not None:
         dirs = [directions[x], directions[y]]
         worst = [_worst([t.values[n] for t in complete], directions[n]) for n in (x, y)]
-    for t in charged:
-        hours += (t.device_seconds or 0.0) / 3600
-        if t.number not in plotted:
+    for seconds, number in _charges(trials, ledger):
+        hours += seconds / 3600
+        t = by_number.get(number)
+        if t is None:
             continue
         if x is not None:
             seen.append((t.values[x], t.values[y]))
@@ -128,6 +132,17 @@ def collect(run: RunRecord, trials: Sequence[TrialRecord], x: str | None, y: str
             better = value < best if directions[y] == "minimize" else value > best
             progress.append((hours, value if better else best))
     return PlotData(run, x, y, complete, front, progress)
+
+
+def _charges(trials: Sequence[TrialRecord],
+             ledger: Sequence[LedgerEntry] | None) -> list[tuple[float, int | None]]:
+    """(device-seconds, number of the trial completing then, else None) in spending order."""
+    if ledger:
+        return [(e.device_seconds, e.trial_number if e.note == "complete" else None)
+                for e in ledger]
+    finished = sorted((t for t in trials if t.finished_at is not None),
+                      key=lambda t: (t.finished_at, t.number))
+    return [(t.device_seconds or 0.0, t.number) for t in finished]
 
 
 def _worst(values: Sequence[float], direction: str) -> float:
@@ -304,13 +319,13 @@ th {{ background: #f0f0f0; }}
 
 
 def write_plot(run: RunRecord, trials: Sequence[TrialRecord], out: Path, x: str | None,
-               y: str | None) -> PlotData:
+               y: str | None, ledger: Sequence[LedgerEntry] | None = None) -> PlotData:
     """Draw `run` into `out` (.png or .html); the data drawn."""
     suffix = out.suffix.lower()
     if suffix not in SUFFIXES:
         raise NasError(f"unsupported --out suffix {out.suffix or '(none)'!r}; use .png or .html")
     x_name, y_name = choose_objectives(run, x, y)
-    data = collect(run, trials, x_name, y_name)
+    data = collect(run, trials, x_name, y_name, ledger)
     png = render_png(data)
     try:
         if suffix == ".png":

@@ -124,6 +124,15 @@ def trials_table(title: str, run: RunRecord, trials: Sequence[TrialRecord],
     return table
 
 
+def run_status(run: RunRecord) -> str:
+    """The stored status, with 'running' told apart from a run whose driver stopped beating."""
+    from nas.orchestrator.heartbeat import driver_alive
+
+    if run.status == "running" and driver_alive(run) is False:
+        return "stalled (driver gone: nas resume)"
+    return run.status
+
+
 def runs_table(runs: Sequence[RunRecord]) -> Table:
     table = Table(title="runs", title_justify="left", header_style="bold")
     for column in ("run", "status", "created (UTC)", "trials", "budget", "device time",
@@ -132,7 +141,7 @@ def runs_table(runs: Sequence[RunRecord]) -> Table:
     for run in runs:
         end = run.finished_at or utcnow()
         table.add_row(
-            run.name, run.status, run.created_at.strftime("%Y-%m-%d %H:%M"),
+            run.name, run_status(run), run.created_at.strftime("%Y-%m-%d %H:%M"),
             f"{run.trials_complete} complete / {run.trials_total}", run.budget,
             format_seconds(run.device_seconds),
             format_seconds((end - run.created_at).total_seconds()), run.strategy,
@@ -150,6 +159,9 @@ def run_to_dict(run: RunRecord) -> dict[str, Any]:
         "budget": run.budget, "device_seconds": run.device_seconds,
         "trials_complete": run.trials_complete, "trials_total": run.trials_total,
         "versions": run.versions, "host": run.host, "message": run.message,
+        "driver_pid": run.driver_pid,
+        "heartbeat_at": run.heartbeat_at.isoformat() if run.heartbeat_at else None,
+        "stalled": run_status(run) != run.status,
     }
 
 

@@ -18,7 +18,7 @@ from nas.errors import NasError
 from nas.evaluate.ranking import describe_agreement, proxy_agreement, proxy_names
 from nas.orchestrator.budget import format_seconds, parse_budget
 from nas.orchestrator.progress import format_value
-from nas.store import COMPLETE, RunRecord, Store, TrialRecord
+from nas.store import COMPLETE, LedgerEntry, RunRecord, Store, TrialRecord
 from nas.store.store import INFEASIBLE
 
 FAILED_STATES = ("FAIL", INFEASIBLE)
@@ -81,7 +81,7 @@ def build_report(store: Store, run_ref: str | int) -> Report:
     failed_rows = _failure_rows(failed)
     details = [(str(t.number), t.error or "") for t in failed
                if t.error and "\n" in t.error.strip()]
-    png, note = _figure(run, trials)
+    png, note = _figure(run, trials, store.ledger_entries(run.id))
     return Report(run, facts, head, rows, failed_rows, details, png, note, len(failed))
 
 
@@ -116,13 +116,14 @@ def _first_line(text: str | None) -> str:
     return (text or "").strip().splitlines()[0] if text and text.strip() else "(no reason recorded)"
 
 
-def _figure(run: RunRecord, trials: list[TrialRecord]) -> tuple[bytes | None, str]:
+def _figure(run: RunRecord, trials: list[TrialRecord],
+            ledger: list[LedgerEntry]) -> tuple[bytes | None, str]:
     """The `nas plot` figure, or why there is none."""
     if not any(t.state == COMPLETE for t in trials):
         return None, "no completed trials to plot"
     try:
         x, y = choose_objectives(run, None, None)
-        return render_png(collect(run, trials, x, y)), ""
+        return render_png(collect(run, trials, x, y, ledger)), ""
     except NasError as exc:  # matplotlib missing, or nothing to draw
         return None, str(exc)
 

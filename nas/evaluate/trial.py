@@ -5,6 +5,10 @@ process and machine boundaries. Latency is measured first, on a copy of the untr
 does not depend on the weights, it is then known even if training diverges, and whatever a
 forward under inference_mode caches inside blocks (inference tensors that autograd would later
 refuse) stays out of the model that is trained.
+
+A request with `latency_only` trains nothing: it only times the latency entries, in
+`latency_sessions` independent sessions (the separate measurement worker of `search.measure`,
+and the end-of-search re-measurement of the front, send such requests).
 """
 
 from __future__ import annotations
@@ -67,6 +71,9 @@ class TrialRequest:
     # copy of the architecture after the target (on a trial's last segment): their held-out
     # scores are reported as metrics f"{name}_accuracy" and f"{name}_loss".
     proxies: tuple[dict[str, Any], ...] = ()
+    # Time the latency entries and nothing else (no training, no scores): see `run_latency`.
+    latency_only: bool = False
+    latency_sessions: int = 1  # latency_only: independent sessions, each a full measurement
 
 
 @dataclass
@@ -85,8 +92,11 @@ class TrialResult:
 
 
 def run_trial(request: TrialRequest) -> TrialResult:
-    """Run `request` to completion. Raises TrialDiverged if training diverges, ValueError on
-    an invalid request (checked before any model is built)."""
+    """Run `request` to completion (only its latency when `latency_only`). Raises TrialDiverged
+    if training diverges, ValueError on an invalid request (checked before any model is
+    built)."""
+    if request.latency_only:
+        return run_latency(request)
     start = time.perf_counter()
     if request.num_threads is not None:
         torch.set_num_threads(request.num_threads)
@@ -145,6 +155,39 @@ def run_trial(request: TrialRequest) -> TrialResult:
     )
 
 
+def run_latency(request: TrialRequest) -> TrialResult:
+    """Time the request's latency entries on `request.device` and train nothing.
+
+    Session 1 may be answered from `latency_cache` (this device's fingerprint, same shape);
+    sessions 2.. always measure, each on a fresh copy of the model with its own input seed.
+    `metrics` holds session 1's figures (`name`, `name_spread`); `measured` every fresh
+    measurement, each tagged with its entry's `name` and its `session` (1-based).
+    """
+    start = time.perf_counter()
+    if request.num_threads is not None:
+        torch.set_num_threads(request.num_threads)
+    if request.latency_sessions < 1:
+        raise ValueError(f"latency_sessions must be >= 1, got {request.latency_sessions}")
+    spec = ArchSpec.from_json(request.spec_json)
+    entries = [latency_options(entry) for entry in request.latency]  # validated before building
+    model = build_model(spec, seed=request.seed, device=request.device)
+    fingerprint = device_fingerprint(request.device)
+    metrics: dict[str, float] = {}
+    measured: list[dict[str, Any]] = []
+    for session in range(1, request.latency_sessions + 1):
+        timings = [dict(entry) for entry in entries]
+        this = dataclasses.replace(request, seed=request.seed + session - 1,
+                                   latency_cache=request.latency_cache if session == 1 else ())
+        found: dict[str, float] = {}
+        fresh = _measure_latencies(model, spec, timings, this, fingerprint, found)
+        measured += [{**m, "session": session} for m in fresh]
+        if session == 1:
+            metrics = found
+    return TrialResult(metrics=metrics, device=describe_device(request.device),
+                       wall_seconds=time.perf_counter() - start, fingerprint=fingerprint,
+                       measured=measured)
+
+
 def _train_proxy(spec: ArchSpec, proxy: Mapping[str, Any], recipe: dict[str, Any],
                  request: TrialRequest) -> dict[str, float]:
     """Train the architecture afresh on a proxy task (its vocabulary widened where the proxy's
@@ -164,7 +207,7 @@ def _measure_latencies(model, spec: ArchSpec, timings: list[dict[str, Any]],
                        metrics: dict[str, float]) -> list[dict[str, Any]]:
     """Fill metrics[name] (median ms) and metrics[name_spread] for every latency entry, from
     the request's cache where it holds this fingerprint and shape, else by measuring a copy of
-    the untrained model; returns the fresh measurements."""
+    the untrained model; returns the fresh measurements (each with its entry's `name`)."""
     key = fingerprint_hash(fingerprint)
     cache = {(c["fingerprint_hash"], c["phase"], c["batch"], c["seq_len"]): c
              for c in request.latency_cache}
@@ -180,7 +223,7 @@ def _measure_latencies(model, spec: ArchSpec, timings: list[dict[str, Any]],
             hit = {"fingerprint_hash": key, "phase": phase, "batch": options["batch"],
                    "seq_len": options["seq_len"], "median_ms": timing.median_ms,
                    "spread": timing.spread, "repeats": timing.repeats}
-            measured.append(hit)
+            measured.append({**hit, "name": name})
         metrics[name] = hit["median_ms"]
         metrics[f"{name}_spread"] = hit["spread"]
     return measured

@@ -3,6 +3,7 @@
 Units:
   `100gpuh`, `2cpuh`   device-hours: each trial's wall time × devices it held, summed over trials
                        (one device per worker; a CPU worker counts as one device)
+  `30gpum`, `5cpum`    the same in device-minutes, for small searches
   `90s`, `30m`, `2h`   wall clock from the start of the search
   `50trials`           trials charged (completed or failed; duplicates answered from the
                        database cost nothing)
@@ -23,7 +24,7 @@ from nas.errors import BudgetError
 Unit = Literal["device_seconds", "wall_seconds", "trials"]
 
 _PATTERN = re.compile(
-    r"^\s*(?P<amount>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>gpuh|cpuh|s|sec|m|min|h|hr|trials?)\s*$",
+    r"^\s*(?P<amount>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>gpuh|cpuh|gpum|cpum|s|sec|m|min|h|hr|trials?)\s*$",
     re.IGNORECASE,
 )
 _SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600}
@@ -42,7 +43,7 @@ class Budget:
             return f"{int(spent)} of {int(self.amount)} trials"
         if self.unit == "wall_seconds":
             return f"{format_seconds(spent)} of {format_seconds(self.amount)} wall clock"
-        return f"{spent / 3600:.3g} of {self.amount / 3600:.3g} {self.device_kind}h"
+        return f"{self._device(spent).split()[0]} of {self._device(self.amount)}"
 
     def describe_left(self, spent: float) -> str:
         """What is left of the budget, in its own unit: '2m 50s', '1.96 cpuh', '45 trials'."""
@@ -51,7 +52,13 @@ class Budget:
             return f"{int(left)} trials"
         if self.unit == "wall_seconds":
             return format_seconds(left)
-        return f"{left / 3600:.3g} {self.device_kind}h"
+        return self._device(left)
+
+    def _device(self, seconds: float) -> str:
+        """Device time in the budget's own unit: '1.96 cpuh', or '4.5 cpum' for a `…m` one."""
+        if self.text.strip().lower().endswith("m"):
+            return f"{seconds / 60:.3g} {self.device_kind}m"
+        return f"{seconds / 3600:.3g} {self.device_kind}h"
 
     def fraction(self, spent: float) -> float:
         return min(1.0, spent / self.amount) if self.amount > 0 else 1.0
@@ -62,15 +69,17 @@ def parse_budget(text: str) -> Budget:
     match = _PATTERN.match(str(text))
     if not match:
         raise BudgetError(
-            f"cannot read budget {text!r}; use device-hours (100gpuh, 2cpuh), wall clock "
+            f"cannot read budget {text!r}; use device-hours (100gpuh, 2cpuh) or -minutes "
+            "(30gpum, 5cpum), wall clock "
             "(90s, 30m, 2h) or a trial count (50trials)"
         )
     amount = float(match["amount"])
     unit = match["unit"].lower()
     if amount <= 0:
         raise BudgetError(f"budget {text!r} must be positive")
-    if unit in ("gpuh", "cpuh"):
-        return Budget(text, "device_seconds", amount * 3600, device_kind=unit[:3])
+    if unit in ("gpuh", "cpuh", "gpum", "cpum"):
+        scale = 3600 if unit.endswith("h") else 60
+        return Budget(text, "device_seconds", amount * scale, device_kind=unit[:3])
     if unit.startswith("trial"):
         if amount != int(amount):
             raise BudgetError(f"budget {text!r}: a trial count must be a whole number")

@@ -76,6 +76,9 @@ class Reporter(Protocol):
     def trial_retry(self, number: int, spec: ArchSpec, error: str, retries: int) -> None: ...
     def trial_pruned(self, number: int, spec: ArchSpec) -> None: ...
     def interrupted(self, running: int) -> None: ...
+    def remeasuring(self, count: int, sessions: int) -> None: ...
+    def trial_remeasured(self, number: int, spec: ArchSpec, before: dict[str, float],
+                         after: dict[str, float]) -> None: ...
     def stop(self, state: SearchState) -> None: ...
 
 
@@ -171,6 +174,14 @@ class RichReporter:
         self.console.print(f"[yellow]Ctrl-C:[/] starting no more trials; waiting for {running} "
                            "running trial(s) to finish — Ctrl-C again cancels them")
 
+    def remeasuring(self, count, sessions) -> None:
+        self.console.print(f"re-measuring {count} front member(s): {sessions} fresh latency "
+                           "session(s) each")
+
+    def trial_remeasured(self, number, spec, before, after) -> None:
+        self.console.print(f"  re-measured trial {number:>3}  {describe_spec(spec):<28} "
+                           f"{_changes(before, after)}", highlight=False)
+
     def stop(self, state: SearchState) -> None:
         if self._live is not None:
             self._live.stop()
@@ -206,6 +217,12 @@ def _trial_line(number: int, spec: ArchSpec, what: str) -> str:
 
 def _shown(values: dict[str, float]) -> str:
     return "  ".join(f"{k}={format_value(k, v)}" for k, v in values.items())
+
+
+def _changes(before: dict[str, float], after: dict[str, float]) -> str:
+    """'latency_ms 1.94 -> 1.90' for each value re-measured."""
+    return "  ".join(f"{k} {format_value(k, before.get(k))} -> {format_value(k, v)}"
+                     for k, v in after.items())
 
 
 class QuietReporter:
@@ -256,6 +273,13 @@ class QuietReporter:
         self._print(f"Ctrl-C: starting no more trials; waiting for {running} running trial(s) "
                     "to finish; Ctrl-C again cancels them")
 
+    def remeasuring(self, count, sessions) -> None:
+        self._print(f"re-measuring {count} front member(s): {sessions} fresh latency "
+                    "session(s) each")
+
+    def trial_remeasured(self, number, spec, before, after) -> None:
+        self._print(f"re-measured {_trial_line(number, spec, _changes(before, after))}")
+
     def stop(self, state: SearchState) -> None:
         self._print(f"{state.status}: {state.message} · {state.complete} complete · "
                     f"{state.failed} failed · {state.infeasible} infeasible · "
@@ -279,10 +303,11 @@ class JsonlReporter:
     Every object has `event`, `time` (ISO 8601, UTC) and `run`. Events: start, trial_started,
     trial_complete (`values`, `seconds`), trial_failed (`error`), trial_retry (`error`,
     `retries`), trial_rung (`steps`, `values`, `decision`), trial_duplicate (`of`),
-    trial_infeasible (`reason`), trial_pruned, interrupt (`running`), budget (`spent`, `left`,
-    `unit`, `device_seconds`; every `budget_every` seconds and before stop) and stop (`status`,
-    `message`, the counts and `front`: the front's numbers). Trial events carry `number` and
-    `arch` (the short form)."""
+    trial_infeasible (`reason`), trial_pruned, interrupt (`running`), remeasure (`count`,
+    `sessions`: the front's re-measurement begins), trial_remeasured (`before`, `after`: the
+    latency values), budget (`spent`, `left`, `unit`, `device_seconds`; every `budget_every`
+    seconds and before stop) and stop (`status`, `message`, the counts and `front`: the front's
+    numbers). Trial events carry `number` and `arch` (the short form)."""
 
     def __init__(self, stream: IO[str] | None = None, budget_every: float = 30.0) -> None:
         self.stream = stream or sys.stdout
@@ -343,6 +368,13 @@ class JsonlReporter:
 
     def interrupted(self, running) -> None:
         self._emit("interrupt", running=running)
+
+    def remeasuring(self, count, sessions) -> None:
+        self._emit("remeasure", count=count, sessions=sessions)
+
+    def trial_remeasured(self, number, spec, before, after) -> None:
+        self._trial("trial_remeasured", number, spec, before=_finite(before),
+                    after=_finite(after))
 
     def stop(self, state: SearchState) -> None:
         self._budget(state)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
@@ -24,7 +25,7 @@ import ray
 import ray.exceptions as rex
 
 from nas.errors import NasError
-from nas.evaluate.trial import TrialRequest
+from nas.evaluate.trial import TrialRequest, TrialResult
 from nas.orchestrator.executor import TrialFailed, WorkerLost, WorkerOutput, worker_failure
 
 TASK_NAME = "nas-trial"
@@ -33,13 +34,15 @@ _LOST = (rex.WorkerCrashedError, rex.NodeDiedError, rex.LocalRayletDiedError,
          rex.ObjectLostError, rex.OutOfMemoryError, rex.TaskCancelledError)
 
 
-def run_on_node(request: TrialRequest) -> WorkerOutput:
-    """The Ray task body: run one trial, turning its exception into a picklable TrialFailed."""
+def run_on_node(request: TrialRequest,
+                runner: Callable[[TrialRequest], TrialResult] | None = None) -> WorkerOutput:
+    """The Ray task body: run one trial (with `runner`, default `run_trial`), turning its
+    exception into a picklable TrialFailed."""
     from nas.evaluate.trial import run_trial
 
     start = time.perf_counter()
     try:
-        result = run_trial(request)
+        result = (runner or run_trial)(request)
     except Exception as exc:
         raise worker_failure(exc) from None
     node = ray.util.get_node_ip_address()
@@ -52,13 +55,16 @@ class RayExecutor:
     `workers` defaults to what the cluster holds when connecting: its CPUs (or GPUs, when
     trials take GPUs) divided by the per-trial share. `runtime_env` is passed to `ray.init`
     (e.g. ``{"py_modules": [...]}`` to ship this checkout of nas to nodes that lack it).
+    `runner`, a picklable callable TrialRequest -> TrialResult, is what a task calls instead of
+    `run_trial` (e.g. a no-op trial to measure the executor's own overhead).
     """
 
     name = "ray"
 
     def __init__(self, address: str | None = None, num_cpus_per_trial: float = 1,
                  num_gpus_per_trial: float = 0, workers: int | None = None,
-                 runtime_env: dict[str, Any] | None = None) -> None:
+                 runtime_env: dict[str, Any] | None = None,
+                 runner: Callable[[TrialRequest], TrialResult] | None = None) -> None:
         if num_cpus_per_trial <= 0 or num_gpus_per_trial < 0:
             raise NasError("ray: need num_cpus_per_trial > 0 and num_gpus_per_trial >= 0, got "
                            f"{num_cpus_per_trial} and {num_gpus_per_trial}")
@@ -66,6 +72,7 @@ class RayExecutor:
         self.num_cpus = num_cpus_per_trial
         self.num_gpus = num_gpus_per_trial
         self.threads = max(1, int(num_cpus_per_trial))
+        self.runner = runner
         self._owns_connection = connect(address, runtime_env)
         self.workers = workers or self._capacity()
         self._remote = ray.remote(run_on_node).options(
@@ -91,7 +98,7 @@ class RayExecutor:
         """Start `request` on the cluster; the future resolves to a WorkerOutput."""
         request = replace(request, num_threads=self.threads,
                           device="cuda" if self.num_gpus else request.device)
-        ref = self._remote.remote(request)
+        ref = self._remote.remote(request, self.runner)
         outer: Future = Future()
         self._refs[outer] = ref
         ref.future().add_done_callback(lambda done: self._relay(done, outer))

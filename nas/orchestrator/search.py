@@ -15,6 +15,11 @@ the same candidate from the same rung, up to `search.retries` times, each lost a
 a trial that raised is not retried. A trial that runs out of device memory is INFEASIBLE and
 the strategy hears so, as for a candidate failing a constraint. The first Ctrl-C stops new
 work and lets running trials finish; a second cancels them (see `nas.orchestrator.interrupts`).
+
+Latency: timed by the training worker before it trains, or, with `search.measure`, by one
+separate measurement worker (`nas.orchestrator.measurer`) that gets the trial when it starts;
+the two results are joined when both are in. A search that ends normally then re-measures the
+latency of its front (`search.remeasure`, `nas.orchestrator.remeasure`).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import optuna
 from sqlalchemy.exc import SQLAlchemyError
 
 import nas
-from nas.errors import StoreError
+from nas.errors import NasError, StoreError
 from nas.evaluate.trial import TrialRequest
 from nas.orchestrator.budget import Budget, parse_budget
 from nas.orchestrator.executor import (
@@ -41,8 +46,17 @@ from nas.orchestrator.executor import (
     WorkerOutput,
 )
 from nas.orchestrator.fidelity import Fidelity, SuccessiveHalving
+from nas.orchestrator.heartbeat import (
+    STALE_INTERVALS,
+    Heartbeat,
+    driver_alive,
+    heartbeat_age,
+    interval_seconds,
+)
 from nas.orchestrator.interrupts import Interrupts
+from nas.orchestrator.measurer import Measurer, join
 from nas.orchestrator.progress import Reporter, SearchState
+from nas.orchestrator.remeasure import FrontRemeasure
 from nas.searchspace import SearchSpace
 from nas.spec import ArchSpec
 from nas.store import PAUSED, PRUNED, RUNNING, RunRecord, Store, TrialRecord
@@ -80,6 +94,7 @@ class _Pending:
     metrics: dict[str, float] = field(default_factory=dict)  # of earlier segments (latency...)
     curve: list[tuple[int, str, float]] = field(default_factory=list)  # of earlier segments
     retries: int = 0  # attempts lost with their worker so far
+    latency: Future | None = None  # its measurement on the measurement worker (search.measure)
 
 
 @dataclass
@@ -108,6 +123,7 @@ def versions() -> dict[str, str]:
 
 def run_search(space: SearchSpace, options: SearchOptions, reporter: Reporter) -> SearchOutcome:
     """Run a new search to its budget's end (or Ctrl-C); returns the stored outcome."""
+    check_measure_device(space)
     store = Store(options.storage)
     seed = space.config.search.seed if options.seed is None else options.seed
     objectives = [{"name": o.name, "direction": o.direction} for o in space.objectives]
@@ -136,6 +152,7 @@ def resume_search(run_name: str, options: SearchOptions, reporter: Reporter) -> 
     from nas.searchspace import loads
 
     space = loads(run.space_text, run.space_path)
+    check_measure_device(space)
     budget = options.budget or parse_budget(run.budget)
     store.reopen_run(run.id, driver_pid=os.getpid(), host=socket.gethostname(),
                      budget=(budget.text, budget.unit, budget.amount))
@@ -146,31 +163,50 @@ def resume_search(run_name: str, options: SearchOptions, reporter: Reporter) -> 
 
 
 def _refuse_if_alive(run: RunRecord, url: str) -> None:
-    """Two drivers on one run would both write: refuse while the recorded one is alive. On
-    another host its liveness cannot be checked; with SQLite (one machine, one writer) that is
-    refused too, since a second driver there would need a server database."""
+    """Two drivers on one run would both write: refuse while the recorded one is alive.
+
+    On the driver's own host its process id decides (a dead pid frees the run at once), unless
+    its heartbeat is stale (the pid was reused). Elsewhere the heartbeat decides: fresh means a
+    live driver, stale (nas.orchestrator.heartbeat) means it is gone. Runs from before heartbeats
+    fall back to the old rule: another host's driver cannot be checked, and with SQLite (one
+    machine, one writer) that is refused."""
     from nas.store.store import sqlite_path
 
     if run.status != "running" or not run.driver_pid:
         return
-    if run.host != socket.gethostname():
-        if sqlite_path(url) is not None:
-            raise StoreError(
-                f"run {run.name!r} is marked running by process {run.driver_pid} on host "
-                f"{run.host}; a SQLite database takes one search driver per run — several "
-                "drivers need a server database (postgresql://...). If that driver is dead, "
-                "resume from its host")
-        return
+    alive = driver_alive(run)
+    if run.host == socket.gethostname():
+        if alive is False or not _process_exists(run.driver_pid):
+            return  # it died without finishing the run: safe to take over
+        server = "" if sqlite_path(url) is None else (
+            " (a SQLite database takes one search driver per run; several need PostgreSQL)")
+        raise StoreError(f"run {run.name!r} is still being searched by process "
+                         f"{run.driver_pid} on this host; stop it (Ctrl-C) before resuming{server}")
+    if alive is False:
+        return  # its heartbeat stopped: the driver is gone, wherever it ran
+    if alive:
+        limit = STALE_INTERVALS * interval_seconds()
+        raise StoreError(
+            f"run {run.name!r} is being searched by process {run.driver_pid} on host "
+            f"{run.host} (heartbeat {heartbeat_age(run):.0f} s ago); stop it there first. If that "
+            f"driver is gone, the run can be resumed once its heartbeat is {limit:.0f} s old")
+    if sqlite_path(url) is not None:
+        raise StoreError(
+            f"run {run.name!r} is marked running by process {run.driver_pid} on host "
+            f"{run.host}; a SQLite database takes one search driver per run — several "
+            "drivers need a server database (postgresql://...). If that driver is dead, "
+            "resume from its host")
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether a process with this id runs on this host (one we may not signal counts)."""
     try:
-        os.kill(run.driver_pid, 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
-        return  # it died without finishing the run: safe to take over
+        return False
     except PermissionError:
-        pass
-    server = "" if sqlite_path(url) is None else (
-        " (a SQLite database takes one search driver per run; several need PostgreSQL)")
-    raise StoreError(f"run {run.name!r} is still being searched by process {run.driver_pid} on "
-                     f"this host; stop it (Ctrl-C) before resuming{server}")
+        return True
+    return True
 
 
 def make_executor(space: SearchSpace, options: SearchOptions):
@@ -180,7 +216,8 @@ def make_executor(space: SearchSpace, options: SearchOptions):
     search = space.config.search
     address = options.ray_address or search.ray_address
     if not address:
-        return LocalExecutor(options.workers, options.threads)
+        return LocalExecutor(options.workers, options.threads or _training_threads(space,
+                                                                                   options.workers))
     from nas.orchestrator.ray_executor import RayExecutor
 
     cpus = options.num_cpus_per_trial or search.num_cpus_per_trial
@@ -190,10 +227,42 @@ def make_executor(space: SearchSpace, options: SearchOptions):
                        workers=options.workers if options.workers > 1 else None)
 
 
+def _training_threads(space: SearchSpace, workers: int) -> int | None:
+    """Local training threads when none are given: with a CPU measurement worker its threads
+    are kept out of the share, so timing does not compete with training for cores (None: the
+    executor's default)."""
+    measure = space.config.search.measure
+    if measure is None or measure.device != "cpu":
+        return None
+    return max(1, ((os.cpu_count() or 1) - measure.threads) // max(1, workers))
+
+
+def check_measure_device(space: SearchSpace) -> None:
+    """NasError when `search.measure.device` names a CUDA device this machine lacks."""
+    measure = space.config.search.measure
+    if measure is None or not measure.device.startswith("cuda"):
+        return
+    import torch
+
+    index = int(measure.device.partition(":")[2] or 0)
+    if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+        raise NasError(f"{space.path}: search.measure.device: {measure.device} is not a CUDA "
+                       f"device of this machine ({torch.cuda.device_count()} found); use cpu, "
+                       "or run the search where that device is")
+
+
+def make_measurer(space: SearchSpace) -> Measurer | None:
+    """The separate latency-measurement worker of `search.measure`, or None (latency is then
+    timed by the training workers)."""
+    measure = space.config.search.measure
+    return None if measure is None else Measurer(measure.device, measure.threads)
+
+
 def _drive(space: SearchSpace, options: SearchOptions, store: Store, run: RunRecord,
            study: optuna.Study, seed: int, reporter: Reporter) -> SearchOutcome:
     """The part new and resumed searches share: run the loop, record how it ended."""
     executor = make_executor(space, options)
+    measurer = make_measurer(space)
     state = SearchState(run_name=run.name, storage=options.storage, budget=options.budget,
                         objectives=run.objectives,
                         started=time.monotonic() - run.elapsed_seconds,
@@ -201,13 +270,14 @@ def _drive(space: SearchSpace, options: SearchOptions, store: Store, run: RunRec
                         complete=run.trials_complete, front=store.pareto(run.id))
     interrupts = Interrupts()
     loop = _Loop(space, options, store, run.id, study, executor, state, reporter, seed,
-                 interrupts)
+                 interrupts, measurer)
     status, message = "failed", "the search stopped on an unexpected error"
     database_error = None
     reporter.start(state)
-    with interrupts:
+    with interrupts, Heartbeat(store, run.id):
         try:
             message = loop.run()
+            message = loop.remeasure_front(message)  # a normal end only: not after Ctrl-C
             status = "finished"
         except KeyboardInterrupt:
             status, message = "interrupted", loop.interrupted_message()
@@ -217,6 +287,8 @@ def _drive(space: SearchSpace, options: SearchOptions, store: Store, run: RunRec
             message = database_error
         finally:
             executor.shutdown(cancel=True)
+            if measurer is not None:
+                measurer.shutdown(cancel=True)
             _record_cancelled(loop, status)
             state.status, state.message = status, message
             reporter.stop(state)
@@ -248,7 +320,7 @@ def _record_cancelled(loop: _Loop, status: str) -> None:
 
 class _Loop:
     def __init__(self, space, options, store, run_id, study, executor, state, reporter, seed,
-                 interrupts=None):
+                 interrupts=None, measurer=None):
         self.space, self.options, self.store, self.run_id = space, options, store, run_id
         self.study, self.executor, self.state, self.reporter = study, executor, state, reporter
         self.seed = seed
@@ -268,6 +340,9 @@ class _Loop:
         self.halving = self.fidelity and SuccessiveHalving(
             self.fidelity, [o["direction"] for o in state.objectives])
         self.paused: dict[int, _Pending] = {}
+        self.measurer: Measurer | None = measurer  # None: training workers time latency
+        self.remeasuring: FrontRemeasure | None = None  # while the front is re-measured
+        self.recorded: set[str] = set()  # arch hashes whose analytic costs are stored
 
     def run(self) -> str:
         """Search until the budget or the space runs out (returns why), or until Ctrl-C
@@ -314,6 +389,10 @@ class _Loop:
 
     def interrupted_message(self) -> str:
         """How a Ctrl-C ended the search: drained, or with running trials cancelled."""
+        if self.remeasuring is not None:
+            return (f"interrupted by the user (Ctrl-C) while re-measuring the front, after "
+                    f"{self.remeasuring.report.trials} trial(s); `nas resume "
+                    f"{self.state.run_name}` re-measures the rest")
         if self.pending:  # about to be cancelled
             return (f"interrupted by the user (Ctrl-C twice): {len(self.pending)} running "
                     "trial(s) cancelled")
@@ -374,9 +453,13 @@ class _Loop:
         return None
 
     def _record_architecture(self, spec: ArchSpec) -> None:
-        """The architecture's analytic costs at the task's length (meta device, no weights)."""
+        """The architecture's analytic costs at the task's length (meta device, no weights),
+        once per architecture and session."""
         from nas.searchspace.constraints import meta_model
 
+        if spec.arch_hash in self.recorded:
+            return
+        self.recorded.add(spec.arch_hash)
         model = meta_model(spec)
         seq_len = int(self.space.task.get("seq_len", 128))
         self.store.record_architecture(
@@ -389,20 +472,74 @@ class _Loop:
         number = pending.trial.number
         last = self.fidelity is None or rung == len(self.fidelity.rungs) - 1
         checkpoint = None if self.fidelity is None else self._checkpoint_file(number)
+        elsewhere = self.measurer is not None  # latency is timed by the measurement worker
         request = TrialRequest(
             spec_json=pending.spec.to_json(), task=self.space.task,
-            latency=self.space.latency_requests(), seed=self.seed,
+            latency=() if elsewhere else self.space.latency_requests(), seed=self.seed,
             num_threads=self.executor.threads, weights_file=self._weights_file(number),
             stop_step=None if last else self.fidelity.rungs[rung],
             checkpoint_in=checkpoint if rung > 0 else None,
             checkpoint_out=None if last else checkpoint,
-            latency_cache=() if rung > 0 else tuple(
+            latency_cache=() if rung > 0 or elsewhere else tuple(
                 self.store.cached_latency(pending.spec.arch_hash)),
             proxies=self.space.proxy_requests(),
         )
         pending.rung, pending.started = rung, time.monotonic()
-        self.pending[self.executor.submit(request)] = pending
+        future = self.executor.submit(request)
+        if elsewhere and rung == 0:  # the first segment reports latency: it waits for it
+            future = join(future, self._latency_future(pending))
+        self.pending[future] = pending
         self.state.running = len(self.pending)
+
+    def _latency_future(self, pending: _Pending) -> Future:
+        """The trial's measurement on the measurement worker: sent when it first starts, kept
+        across retries of its training unless the measurement itself failed."""
+        future = pending.latency
+        if future is None or (future.done() and future.exception() is not None):
+            request = TrialRequest(
+                spec_json=pending.spec.to_json(), task=self.space.task,
+                latency=self.space.latency_requests(), seed=self.seed, latency_only=True,
+                latency_cache=tuple(self.store.cached_latency(pending.spec.arch_hash)))
+            future = pending.latency = self.measurer.submit(request)
+        return future
+
+    # -- the end: re-measuring the front ---------------------------------------------------
+    def remeasure_front(self, message: str) -> str:
+        """Re-measure the latency of the front (and of the trials within noise of it) in
+        `search.remeasure` fresh sessions on the device that timed them; `message` (why the
+        search ended) with what was done appended. Ctrl-C raises KeyboardInterrupt."""
+        sessions = self.space.config.search.remeasure
+        latency = self.space.latency_requests()
+        if not sessions or not latency:
+            return message
+        runner = self.measurer or self.executor
+        template = TrialRequest(spec_json="", task=self.space.task, latency=latency,
+                                seed=self.seed, num_threads=self.executor.threads,
+                                latency_only=True, latency_sessions=sessions)
+        names = [entry["name"] for entry in latency]
+
+        def stop() -> None:
+            if self.interrupts.count:
+                raise KeyboardInterrupt
+            self._refresh_budget()
+            self.reporter.update(self.state)
+
+        def on_trial(trial: TrialRecord, before: dict, after: dict) -> None:
+            self.reporter.trial_remeasured(trial.number, trial.arch,
+                                           {n: before[n] for n in names},
+                                           {n: after[n] for n in names})
+
+        self.remeasuring = FrontRemeasure(
+            self.store, self.run_id, self.state.objectives, names, runner, template, stop=stop,
+            on_start=lambda count: self.reporter.remeasuring(count, sessions),
+            on_trial=on_trial, heal=runner.heal)
+        report = self.remeasuring.run()
+        self.remeasuring = None
+        self._refresh_budget()
+        self.store.record_elapsed(self.run_id, self.state.elapsed())
+        self.state.front = self.store.pareto(self.run_id)
+        note = report.describe(sessions)
+        return f"{message}; {note}" if note else message
 
     def _checkpoint_file(self, number: int) -> str:
         return str(self.artifacts_root / self.state.run_name / f"{number}.checkpoint.pt")

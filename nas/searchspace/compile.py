@@ -157,6 +157,10 @@ class SearchSpace:
             del content["constraints"]
         if content["model"].get("layout") is None:  # nor do spaces without a layout
             content["model"].pop("layout", None)
+        search = content["search"]
+        if search.get("measure") is None and search.get("remeasure") == 2:  # nor these defaults
+            search.pop("measure", None)
+            search.pop("remeasure", None)
         return hashlib.sha256(canonical_json(content).encode()).hexdigest()[:16]
 
     def latency_requests(self) -> tuple[dict[str, Any], ...]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from nas.errors import did_you_mean
 
@@ -95,6 +95,21 @@ class FidelityConfig(_Strict):
     reduction: int = Field(default=3, ge=2)
 
 
+class MeasureConfig(_Strict):
+    """Where latency objectives are timed when not in the training workers: one dedicated
+    measurement process on `device` with `threads` torch threads."""
+
+    device: str = "cpu"
+    threads: int = Field(default=1, ge=1)
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", value):
+            raise ValueError(f"unknown measurement device {value!r}; use cpu, cuda or cuda:N")
+        return value
+
+
 class SearchConfig(_Strict):
     strategy: Literal["nsga2", "tpe", "random"] | None = None
     seed: int = 0
@@ -105,6 +120,8 @@ class SearchConfig(_Strict):
     ray_address: str | None = None  # run trials on this Ray cluster (or --ray-address)
     num_cpus_per_trial: float = Field(default=1, gt=0)  # Ray only
     num_gpus_per_trial: float = Field(default=0, ge=0)  # Ray only
+    measure: MeasureConfig | None = None  # time latency there, not in the training workers
+    remeasure: int = Field(default=2, ge=0)  # fresh latency sessions for the final front
 
 
 class TaskConfig(BaseModel):

@@ -10,6 +10,7 @@ from nas.store.store import (
     PRUNED,
     RUNNING,
     ArtifactRecord,
+    LedgerEntry,
     RunRecord,
     Store,
     TrialRecord,
@@ -17,6 +18,6 @@ from nas.store.store import (
 
 __all__ = [
     "COMPLETE", "DEFAULT_URL", "DUPLICATE", "FAIL", "INFEASIBLE", "PAUSED", "PRUNED", "RUNNING",
-    "ArtifactRecord",
+    "ArtifactRecord", "LedgerEntry",
     "RunRecord", "Store", "TrialRecord",
 ]

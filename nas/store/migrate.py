@@ -15,6 +15,8 @@ never read or written.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import inspect, text
@@ -22,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from nas.errors import StoreError
 
-HEAD = "0003"  # the newest revision in migrations/versions (a test keeps the two in step)
+HEAD = "0004"  # the newest revision in migrations/versions (a test keeps the two in step)
 FIRST = "0001"
 VERSION_TABLE = "nas_alembic_version"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -42,17 +44,55 @@ def known_revisions() -> list[str]:
 
 
 def ensure_current(engine: Engine, url: str) -> None:
-    """Upgrade the database behind `engine` to HEAD (see the module docstring)."""
-    with engine.connect() as connection:
-        revision = current_revision(connection)
-        has_runs = inspect(connection).has_table("nas_runs")
+    """Upgrade the database behind `engine` to HEAD (see the module docstring). Processes that
+    open one new database at once (a search starting while `nas runs` looks at it) migrate it
+    one at a time: the first upgrades, the others find it current."""
+    revision, has_runs = _state(engine)
     if revision == HEAD:
         return
-    if revision is not None and revision not in known_revisions():
-        raise StoreError(
-            f"the database {url} has nas schema revision {revision!r}, newer than this nas knows "
-            f"(up to {HEAD!r}); upgrade nas (pip install -U nas) to read it")
-    upgrade(engine, stamp_first=revision is None and has_runs)
+    with _migration_lock(engine):
+        revision, has_runs = _state(engine)  # another process may have migrated meanwhile
+        if revision == HEAD:
+            return
+        if revision is not None and revision not in known_revisions():
+            raise StoreError(
+                f"the database {url} has nas schema revision {revision!r}, newer than this nas "
+                f"knows (up to {HEAD!r}); upgrade nas (pip install -U nas) to read it")
+        upgrade(engine, stamp_first=revision is None and has_runs)
+
+
+def _state(engine: Engine) -> tuple[str | None, bool]:
+    """(stamped revision, whether nas_runs exists)."""
+    with engine.connect() as connection:
+        return current_revision(connection), inspect(connection).has_table("nas_runs")
+
+
+MIGRATION_LOCK_KEY = 0x6E61730001  # PostgreSQL advisory lock id ("nas", 1)
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """Hold a lock that every nas process takes before migrating this database: an advisory
+    lock on PostgreSQL, an flock on ``<file>.migrate-lock`` beside a SQLite file (SQLite runs
+    DDL outside transactions here, so two concurrent migrations would interleave)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")
+            try:
+                yield
+            finally:
+                connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")
+                connection.commit()
+        return
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    import fcntl
+
+    with open(f"{database}.migrate-lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def upgrade(engine: Engine, revision: str = "head", stamp_first: bool = False) -> None:

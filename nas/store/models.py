@@ -55,6 +55,7 @@ class RunRow(Base):
     host: Mapped[str] = mapped_column(String(255))
     driver_pid: Mapped[int | None] = mapped_column(Integer)  # the process searching it, on host
     elapsed_seconds: Mapped[float] = mapped_column(Float, default=0.0)  # wall time, all sessions
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)  # the driver last alive
     message: Mapped[str | None] = mapped_column(Text)  # why it stopped
 
     trials: Mapped[list[TrialRow]] = relationship(back_populates="run", cascade="all")

@@ -68,6 +68,7 @@ class RunRecord:
     message: str | None
     driver_pid: int | None = None
     elapsed_seconds: float = 0.0
+    heartbeat_at: datetime | None = None  # when the driver last said it was alive (UTC)
     trials_complete: int = 0
     trials_total: int = 0
     device_seconds: float = 0.0
@@ -129,6 +130,18 @@ class TrialRecord:
 
 
 @dataclass(frozen=True)
+class LedgerEntry:
+    """One charge against a run's budget, in the order it was made: the trial (None for work
+    of the run as a whole), how it ended ("complete", "rung", "lost", "fail", ...), when."""
+
+    trial_number: int | None
+    note: str
+    device_seconds: float
+    wall_seconds: float
+    at: datetime
+
+
+@dataclass(frozen=True)
 class ArtifactRecord:
     """A kept file of a trial (its trained weights): `path` as stored (relative to the
     artifacts root unless absolute), `file` where it is on this machine."""
@@ -150,7 +163,8 @@ def _run_record(row: RunRow, complete: int = 0, total: int = 0, used: float = 0.
         objectives=list(row.objectives), strategy=row.strategy, seed=row.seed, budget=row.budget,
         budget_unit=row.budget_unit, budget_amount=row.budget_amount, versions=dict(row.versions),
         host=row.host, message=row.message, driver_pid=row.driver_pid,
-        elapsed_seconds=row.elapsed_seconds or 0.0, trials_complete=complete, trials_total=total,
+        elapsed_seconds=row.elapsed_seconds or 0.0, heartbeat_at=row.heartbeat_at,
+        trials_complete=complete, trials_total=total,
         device_seconds=used,
     )
 
@@ -296,6 +310,11 @@ class Store:
             if budget is not None:
                 row.budget, row.budget_unit, row.budget_amount = budget
             return self._fail_running(s, run_id, "lost: the search driver stopped mid-trial")
+
+    def beat(self, run_id: int) -> None:
+        """The run's driver is alive now: stamp nas_runs.heartbeat_at."""
+        with self.transaction() as s:
+            s.get(RunRow, run_id).heartbeat_at = utcnow()
 
     def record_elapsed(self, run_id: int, seconds: float) -> None:
         """Wall-clock seconds the run has been searched, over all its sessions."""
@@ -451,6 +470,22 @@ class Store:
             row.device_seconds = (row.device_seconds or 0.0) + device_seconds
             self._charge(s, run_id, number, device_seconds, wall_seconds, "infeasible")
 
+    def record_remeasure(self, run_id: int, updates: dict[int, tuple[dict[str, float],
+                                                                      dict[str, float]]],
+                         *, charged: int, device_seconds: float, wall_seconds: float) -> None:
+        """The end-of-search re-measurement of one architecture: each trial numbered in
+        `updates` gets its (values, metrics); trial `charged` is charged the seconds (ledger
+        note "remeasure"); the front is refreshed. One transaction."""
+        with self.transaction() as s:
+            for number, (values, metrics) in updates.items():
+                row = self._trial_row(s, run_id, number)
+                row.values, row.metrics = values, metrics
+            row = self._trial_row(s, run_id, charged)
+            row.device_seconds = (row.device_seconds or 0.0) + device_seconds
+            self._charge(s, run_id, charged, device_seconds, wall_seconds, "remeasure")
+            s.flush()
+            self._refresh_front(s, run_id)
+
     def add_duplicate(self, run_id: int, number: int, spec: ArchSpec, of: TrialRecord) -> None:
         """A sampled config equal to trial `of`: answered from the store, charged nothing."""
         with self.transaction() as s:
@@ -535,6 +570,15 @@ class Store:
                 func.count(func.distinct(LedgerRow.trial_number)),
             ).where(LedgerRow.run_id == run_id)).one()
             return float(dev), float(wall), int(count)
+
+    def ledger_entries(self, ref: str | int) -> list[LedgerEntry]:
+        """Every charge of the run, oldest first: the order in which its budget was spent."""
+        with self.transaction() as s:
+            run_id = self._run_row(s, ref).id
+            rows = s.scalars(select(LedgerRow).where(LedgerRow.run_id == run_id)
+                             .order_by(LedgerRow.id))
+            return [LedgerEntry(r.trial_number, r.note, r.device_seconds, r.wall_seconds, r.at)
+                    for r in rows]
 
     # -- architectures -----------------------------------------------------------------------
     def record_architecture(self, spec: ArchSpec, *, params: int, seq_len: int,

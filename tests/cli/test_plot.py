@@ -182,3 +182,30 @@ def test_families_and_shares():
 
     shares = mixer_shares([T("C-C"), T("C-A")])
     assert list(shares) == ["C", "A"] and shares == {"C": 0.75, "A": 0.25}
+
+
+def test_progress_follows_the_ledger_so_pruned_segments_count_when_spent(tmp_path):
+    """A trial pruned at a rung is charged before later completions; its finished_at comes
+    at the end of the search. The curve's x must include its charge at the time it was made."""
+    from nas.cli.plots import collect
+    from nas.store import PRUNED, RUNNING
+
+    store = Store(f"sqlite:///{tmp_path}/nas.db")
+    run = new_run(store, "mf", OBJECTIVES)
+    store.start_trial(run.id, 0, spec("C-C", 16), worker="w")
+    values = {"accuracy": 0.1, "latency_ms": 1.0}
+    store.record_rung(run.id, 0, state=RUNNING, values=values, metrics=values, curve=[],
+                      device="cpu", device_seconds=360.0, wall_seconds=360.0)
+    store.start_trial(run.id, 1, spec("A-A", 32), worker="w")
+    good = {"accuracy": 0.9, "latency_ms": 2.0}
+    store.complete_trial(run.id, 1, values=good, metrics=good, curve=[], device="cpu",
+                         device_seconds=720.0, wall_seconds=720.0)
+    store.set_trial_state(run.id, 0, PRUNED)  # retired when the search ended
+    run, trials = store.run("mf"), store.trials("mf")
+
+    by_ledger = collect(run, trials, "latency_ms", "accuracy", store.ledger_entries("mf"))
+    assert [hours for hours, _ in by_ledger.progress] == [pytest.approx(0.3)]  # 360 s + 720 s
+    by_finish = collect(run, trials, "latency_ms", "accuracy")
+    assert [hours for hours, _ in by_finish.progress] == [pytest.approx(0.2)]
+    assert [(e.trial_number, e.note) for e in store.ledger_entries("mf")] == [
+        (0, "rung"), (1, "complete")]

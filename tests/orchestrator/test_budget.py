@@ -14,6 +14,8 @@ from nas.orchestrator.budget import format_seconds, parse_budget
     ("50trials", "trials", 50, None),
     ("1 trial", "trials", 1, None),
     ("6M", "wall_seconds", 360, None),
+    ("5cpum", "device_seconds", 300, "cpu"),
+    ("30 GPUm", "device_seconds", 1800, "gpu"),
 ])
 def test_parse_budget(text, unit, amount, kind):
     budget = parse_budget(text)
@@ -33,6 +35,8 @@ def test_describe():
     assert parse_budget("6m").describe_left(190) == "2m 50s"
     assert parse_budget("10trials").describe_left(4) == "6 trials"
     assert parse_budget("2cpuh").describe_left(9000) == "0 cpuh"
+    assert parse_budget("5cpum").describe(90) == "1.5 of 5 cpum"
+    assert parse_budget("5cpum").describe_left(90) == "3.5 cpum"
 
 
 def test_format_seconds():

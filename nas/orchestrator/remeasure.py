@@ -1,0 +1,187 @@
+"""Re-measuring the front when a search ends (`search.remeasure: N`, default 2; 0 disables).
+
+A latency objective is a single measurement session; a front member may owe its place to a
+quiet moment of the machine. When a search ends normally, every completed trial on the front
+or within measurement noise of it (no trial beats it beyond the latency spreads) has its
+latency objectives timed again in N fresh sessions, on the device that timed it first (a
+training worker, or the `search.measure` worker), one architecture at a time. The N session
+medians are pooled with the original: the trial's objective becomes the median of all, its
+spread the larger of the sessions' typical spread and the spread between their medians. The
+front is recomputed; trials that join it are re-measured in turn.
+
+Audit trail, in each trial's metrics (so `nas show RUN/N` lists it): `{name}_initial` and
+`{name}_initial_spread` (the value before), `{name}_remeasure_K` and `{name}_remeasure_K_spread`
+for each session K, `{name}_sessions` (how many were pooled). The original is pooled only when
+the architecture's cache holds a measurement on the re-measuring device's fingerprint (else it
+came from another device, and only the new sessions count).
+
+Each architecture's update and its ledger charge (note "remeasure") are one transaction, and a
+trial that has `{name}_sessions` is never re-measured again, so a driver that dies part way
+leaves nothing counted twice: `nas resume` re-measures the rest.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, wait
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from nas.evaluate.device import fingerprint_hash
+from nas.evaluate.trial import TrialRequest
+from nas.store import COMPLETE, Store, TrialRecord
+from nas.strategies.pareto import pareto_mask, within_noise_of_front
+
+_POLL_SECONDS = 0.5
+
+
+def pool(medians: Sequence[float], spreads: Sequence[float]) -> tuple[float, float]:
+    """(median, relative spread) of several sessions' medians and spreads: the median of the
+    medians; the larger of the median session spread and the medians' own relative IQR."""
+    if not medians or len(medians) != len(spreads):
+        raise ValueError("pool: need one spread per median, and at least one")
+    center = statistics.median(medians)
+    between = 0.0
+    if len(medians) > 1 and center > 0:
+        q1, _, q3 = statistics.quantiles(medians, n=4, method="inclusive")
+        between = (q3 - q1) / center
+    return center, max(statistics.median(spreads), between)
+
+
+def in_doubt(trials: Sequence[TrialRecord], names: Sequence[str],
+             directions: Sequence[str]) -> list[TrialRecord]:
+    """The completed trials on the front or within measurement noise of it, in trial order."""
+    done = [t for t in trials if t.state == COMPLETE and t.values]
+    points = [[float(t.values[n]) for n in names] for t in done]
+    spreads = [[float((t.metrics or {}).get(f"{n}_spread", 0.0)) for n in names] for t in done]
+    front = pareto_mask(points, directions)
+    near = within_noise_of_front(points, spreads, directions)
+    return [t for t, a, b in zip(done, front, near, strict=True) if a or b]
+
+
+def remeasured(trial: TrialRecord, latency_names: Sequence[str]) -> bool:
+    """Whether the trial's latency objectives were re-measured already (in any session)."""
+    metrics = trial.metrics or {}
+    return all(f"{name}_sessions" in metrics for name in latency_names)
+
+
+def updated_metrics(trial: TrialRecord, name: str, sessions: Sequence[dict[str, Any]],
+                    with_original: bool) -> dict[str, float]:
+    """The trial's metrics for objective `name` after `sessions` (measured dicts with
+    median_ms and spread): pooled value and spread, and the audit trail."""
+    metrics = trial.metrics or {}
+    before = float(trial.values[name])
+    before_spread = float(metrics.get(f"{name}_spread", 0.0))
+    medians = [float(s["median_ms"]) for s in sessions]
+    spreads = [float(s["spread"]) for s in sessions]
+    if with_original:
+        medians, spreads = [before, *medians], [before_spread, *spreads]
+    value, spread = pool(medians, spreads)
+    out = {name: value, f"{name}_spread": spread, f"{name}_initial": before,
+           f"{name}_initial_spread": before_spread, f"{name}_sessions": float(len(medians))}
+    for k, s in enumerate(sessions, start=1):
+        out[f"{name}_remeasure_{k}"] = float(s["median_ms"])
+        out[f"{name}_remeasure_{k}_spread"] = float(s["spread"])
+    return out
+
+
+@dataclass
+class RemeasureReport:
+    """What the step did: trials updated, architectures timed, failures ('N: error')."""
+
+    trials: int = 0
+    architectures: int = 0
+    failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def describe(self, sessions: int) -> str:
+        if not self.trials and not self.failures:
+            return ""
+        text = (f"re-measured the latency of {self.trials} front trial(s) "
+                f"({sessions} session(s) each)")
+        if self.failures:
+            text += f"; {len(self.failures)} could not be: {self.failures[0]}"
+        return text
+
+
+@dataclass
+class FrontRemeasure:
+    """The end-of-search step for one run.
+
+    `runner.submit(request)` returns a Future[WorkerOutput] (an executor, or the Measurer);
+    `template` is the latency-only request every architecture's request is made from (task,
+    latency entries, seed, device, threads; `latency_sessions` = the sessions). `stop()` is
+    polled while waiting and raises (KeyboardInterrupt) to abandon the step; the architecture
+    being timed then is left for a later resume. `on_start(count)` and `on_trial(trial,
+    before, after)` report progress.
+    """
+
+    store: Store
+    run_id: int
+    objectives: Sequence[dict[str, str]]
+    latency_names: Sequence[str]
+    runner: Any
+    template: TrialRequest
+    stop: Callable[[], None] = lambda: None
+    on_start: Callable[[int], None] = lambda count: None
+    on_trial: Callable[[TrialRecord, dict, dict], None] = lambda trial, before, after: None
+    heal: Callable[[], None] = lambda: None
+    report: RemeasureReport = field(default_factory=RemeasureReport)
+
+    def run(self) -> RemeasureReport:
+        """Re-measure until no trial on (or near) the front is left un-re-measured."""
+        if self.template.latency_sessions < 1 or not self.latency_names:
+            return self.report
+        names = [o["name"] for o in self.objectives]
+        directions = [o["direction"] for o in self.objectives]
+        tried: set[str] = set()
+        while True:
+            trials = self.store.trials(self.run_id, states=[COMPLETE])
+            todo = [t for t in in_doubt(trials, names, directions)
+                    if not remeasured(t, self.latency_names) and t.arch_hash not in tried]
+            if not todo:
+                return self.report
+            self.on_start(len(todo))
+            for arch_hash in dict.fromkeys(t.arch_hash for t in todo):
+                tried.add(arch_hash)
+                self._architecture(next(t for t in todo if t.arch_hash == arch_hash))
+
+    def _architecture(self, first: TrialRecord) -> None:
+        """Time one architecture, then update every completed trial of the run that has it."""
+        request = replace(self.template, spec_json=first.arch.to_json(), latency_cache=())
+        future = self.runner.submit(request)
+        while not future.done():
+            self.stop()
+            wait([future], timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
+        exc = future.exception()
+        if exc is not None:
+            self.heal()
+            self.report.failures.append(f"trial {first.number}: {exc}".splitlines()[0])
+            return
+        output = future.result()
+        key = fingerprint_hash(output.result.fingerprint)
+        cached = self.store.cached_latency(first.arch_hash)
+        same = [t for t in self.store.trials(self.run_id, states=[COMPLETE])
+                if t.arch_hash == first.arch_hash and not remeasured(t, self.latency_names)]
+        updates = {}
+        for trial in same:
+            metrics = dict(trial.metrics or {})
+            for name in self.latency_names:
+                sessions = [m for m in output.result.measured if m["name"] == name]
+                if not sessions:
+                    continue
+                shape = (sessions[0]["phase"], sessions[0]["batch"], sessions[0]["seq_len"])
+                comparable = any(c["fingerprint_hash"] == key
+                                 and (c["phase"], c["batch"], c["seq_len"]) == shape
+                                 for c in cached)
+                metrics.update(updated_metrics(trial, name, sessions, comparable))
+            values = {**trial.values, **{n: metrics[n] for n in self.latency_names}}
+            updates[trial.number] = (values, metrics)
+        self.store.record_remeasure(self.run_id, updates, charged=first.number,
+                                    device_seconds=output.seconds, wall_seconds=output.seconds)
+        self.report.architectures += 1
+        self.report.seconds += output.seconds
+        for trial in same:
+            self.report.trials += 1
+            self.on_trial(trial, trial.values, updates[trial.number][0])
