@@ -47,6 +47,8 @@ import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from timing import sample_seconds
+
 from nas.evaluate.trial import TrialRequest, TrialResult
 
 WARMUP = 5
@@ -87,14 +89,7 @@ def ms(seconds: list[float]) -> float:
 
 def timed(fn: Callable[[], object], trials: int, warmup: int = WARMUP) -> list[float]:
     """Seconds of each of `trials` calls of fn(), after `warmup` untimed ones."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(trials):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
+    return sample_seconds(fn, trials, warmup)
 
 
 def in_flight(submit: Callable[[], object], workers: int, trials: int) -> float:

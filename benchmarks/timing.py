@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 
 
-def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
-    """Median wall-clock seconds of fn() over `repeats` calls (perf_counter), after `warmup`
+def sample_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> list[float]:
+    """Wall-clock seconds of each of `repeats` calls of fn() (perf_counter), after `warmup`
     untimed calls (which also absorb one-off costs such as torch.compile's compilation)."""
     for _ in range(warmup):
         fn()
@@ -17,4 +17,9 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> f
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return times
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    """The median of `sample_seconds(fn, repeats, warmup)`."""
+    return statistics.median(sample_seconds(fn, repeats, warmup))
