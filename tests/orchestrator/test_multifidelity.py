@@ -75,7 +75,8 @@ def test_an_architecture_is_timed_once_per_device(tmp_path, tiny_space_text):
              .replace("n_layers: {choice: [2, 3]}", "n_layers: 2")
              .replace("full_attention_ratio: {choice: [0, 0.5, 1]}", "full_attention_ratio: 1")
              .replace("heads: {choice: [2, 4]}, kv_heads: {choice: [1, full]}", "heads: 2")
-             .replace("kind: {choice: [mlp, swiglu]}", "kind: mlp"))
+             .replace("kind: {choice: [mlp, swiglu]}", "kind: mlp")
+             .replace("population_size: 4}", "population_size: 4, remeasure: 0}"))  # as cached
     url = f"sqlite:///{tmp_path}/nas.db"
     options = SearchOptions(budget=parse_budget("3trials"), storage=url, threads=1)
     outcome = run_search(loads(fixed, "space.yaml"), options, NullReporter())
