@@ -203,7 +203,9 @@ def _report_outcome(outcome: Any, url: str, progress: str | None = None) -> None
             raise typer.Exit(1)
         return
     run = Store(url).run(outcome.run_name)
-    console.print(f"\n[bold]{outcome.status}[/]: {outcome.message}")
+    if progress != "quiet" and not (progress is None and not sys.stdout.isatty()):
+        # (quiet, chosen or the default off a terminal: its last line said how it ended)
+        console.print(f"\n[bold]{outcome.status}[/]: {outcome.message}")
     console.print(trials_table(f"Pareto front of {run.name} ({len(outcome.front)} of "
                                f"{run.trials_complete} completed trials)", run, outcome.front))
     from nas.evaluate.ranking import describe_agreement, proxy_agreement, proxy_names

@@ -65,6 +65,7 @@ def test_quiet_is_the_default_off_a_terminal(tmp_path):
         [line] = [x for x in lines if x.startswith(f"trial {trial.number:>3}  ")]
         assert trial.short_form in line and ("accuracy=" in line or "FAILED" in line)
     assert any(x.startswith("finished: budget spent") and "front" in x for x in lines)
+    assert sum("finished" in x and "budget spent" in x for x in lines) == 1  # said once
     assert "Pareto front of p" in output  # then the front as a table
     assert "\x1b[" not in output  # no terminal control codes
 
