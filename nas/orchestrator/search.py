@@ -56,10 +56,10 @@ from nas.orchestrator.heartbeat import (
 from nas.orchestrator.interrupts import Interrupts
 from nas.orchestrator.measurer import Measurer, join
 from nas.orchestrator.progress import Reporter, SearchState
-from nas.orchestrator.remeasure import FrontRemeasure
+from nas.orchestrator.remeasure import FrontRemeasure, in_doubt
 from nas.searchspace import SearchSpace
 from nas.spec import ArchSpec
-from nas.store import PAUSED, PRUNED, RUNNING, RunRecord, Store, TrialRecord
+from nas.store import COMPLETE, PAUSED, PRUNED, RUNNING, RunRecord, Store, TrialRecord
 from nas.store.artifacts import ArtifactFile, weights_path
 from nas.strategies.optuna_strategy import create_study, load_study, mark_feasibility
 
@@ -293,7 +293,8 @@ def _drive(space: SearchSpace, options: SearchOptions, store: Store, run: RunRec
             state.status, state.message = status, message
             reporter.stop(state)
         try:  # no worker writes any more: files of trials off the policy go, orphans too
-            store.prune_artifacts(run.id, loop.keep, sweep=True)
+            store.prune_artifacts(run.id, loop.keep, sweep=True, also_keep=(
+                () if status == "finished" else loop.near_front()))  # resume re-measures
         except (SQLAlchemyError, OSError):
             pass
         try:
@@ -503,6 +504,16 @@ class _Loop:
             future = pending.latency = self.measurer.submit(request)
         return future
 
+    def near_front(self) -> set[int]:
+        """Trials within measurement noise of the front, while an end-of-search re-measurement
+        of latency may still move them onto it (their weights are kept until then)."""
+        if not self.space.config.search.remeasure or not self.space.latency_requests():
+            return set()
+        objectives = self.state.objectives
+        trials = self.store.trials(self.run_id, states=[COMPLETE])
+        return {t.number for t in in_doubt(trials, [o["name"] for o in objectives],
+                                           [o["direction"] for o in objectives])}
+
     # -- the end: re-measuring the front ---------------------------------------------------
     def remeasure_front(self, message: str) -> str:
         """Re-measure the latency of the front (and of the trials within noise of it) in
@@ -659,7 +670,7 @@ class _Loop:
             artifact=artifact,
         )
         if self.keep == "front":
-            self.store.prune_artifacts(self.run_id, "front")
+            self.store.prune_artifacts(self.run_id, "front", also_keep=self.near_front())
         self.store.record_elapsed(self.run_id, self.state.elapsed())  # survives a crash
         mark_feasibility(pending.trial, True)
         self.study.tell(pending.trial, [values[n] for n in names])
