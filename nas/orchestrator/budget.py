@@ -43,7 +43,8 @@ class Budget:
             return f"{int(spent)} of {int(self.amount)} trials"
         if self.unit == "wall_seconds":
             return f"{format_seconds(spent)} of {format_seconds(self.amount)} wall clock"
-        return f"{self._device(spent).split()[0]} of {self._device(self.amount)}"
+        scale, unit = self._device_unit()
+        return f"{spent / scale:.3g} of {self.amount / scale:.3g} {unit}"
 
     def describe_left(self, spent: float) -> str:
         """What is left of the budget, in its own unit: '2m 50s', '1.96 cpuh', '45 trials'."""
@@ -52,13 +53,15 @@ class Budget:
             return f"{int(left)} trials"
         if self.unit == "wall_seconds":
             return format_seconds(left)
-        return self._device(left)
+        scale, unit = self._device_unit()
+        return f"{left / scale:.3g} {unit}"
 
-    def _device(self, seconds: float) -> str:
-        """Device time in the budget's own unit: '1.96 cpuh', or '4.5 cpum' for a `…m` one."""
+    def _device_unit(self) -> tuple[int, str]:
+        """(seconds per unit, unit name) of a device budget as written: hours, or minutes for
+        `…gpum`/`…cpum`."""
         if self.text.strip().lower().endswith("m"):
-            return f"{seconds / 60:.3g} {self.device_kind}m"
-        return f"{seconds / 3600:.3g} {self.device_kind}h"
+            return 60, f"{self.device_kind}m"
+        return 3600, f"{self.device_kind}h"
 
     def fraction(self, spent: float) -> float:
         return min(1.0, spent / self.amount) if self.amount > 0 else 1.0
