@@ -56,10 +56,10 @@ from nas.orchestrator.heartbeat import (
 from nas.orchestrator.interrupts import Interrupts
 from nas.orchestrator.measurer import Measurer, join
 from nas.orchestrator.progress import Reporter, SearchState
-from nas.orchestrator.remeasure import FrontRemeasure, in_doubt
+from nas.orchestrator.remeasure import FrontRemeasure
 from nas.searchspace import SearchSpace
 from nas.spec import ArchSpec
-from nas.store import COMPLETE, PAUSED, PRUNED, RUNNING, RunRecord, Store, TrialRecord
+from nas.store import PAUSED, PRUNED, RUNNING, RunRecord, Store, TrialRecord
 from nas.store.artifacts import ArtifactFile, weights_path
 from nas.strategies.optuna_strategy import create_study, load_study, mark_feasibility
 
@@ -293,8 +293,9 @@ def _drive(space: SearchSpace, options: SearchOptions, store: Store, run: RunRec
             state.status, state.message = status, message
             reporter.stop(state)
         try:  # no worker writes any more: files of trials off the policy go, orphans too
-            store.prune_artifacts(run.id, loop.keep, sweep=True, also_keep=(
-                () if status == "finished" else loop.near_front()))  # resume re-measures
+            # a run that ended before its front was re-measured keeps every file for resume
+            store.prune_artifacts(run.id, "all" if status != "finished"
+                                  and loop.front_unsettled() else loop.keep, sweep=True)
         except (SQLAlchemyError, OSError):
             pass
         try:
@@ -504,15 +505,11 @@ class _Loop:
             future = pending.latency = self.measurer.submit(request)
         return future
 
-    def near_front(self) -> set[int]:
-        """Trials within measurement noise of the front, while an end-of-search re-measurement
-        of latency may still move them onto it (their weights are kept until then)."""
-        if not self.space.config.search.remeasure or not self.space.latency_requests():
-            return set()
-        objectives = self.state.objectives
-        trials = self.store.trials(self.run_id, states=[COMPLETE])
-        return {t.number for t in in_doubt(trials, [o["name"] for o in objectives],
-                                           [o["direction"] for o in objectives])}
+    def front_unsettled(self) -> bool:
+        """Whether an end-of-search re-measurement of latency may still reorder the front: then
+        `keep_weights: front` prunes only at the end, since re-measured values can move any
+        trial onto the front (sessions drift well beyond one session's spread)."""
+        return bool(self.space.config.search.remeasure and self.space.latency_requests())
 
     # -- the end: re-measuring the front ---------------------------------------------------
     def remeasure_front(self, message: str) -> str:
@@ -669,8 +666,8 @@ class _Loop:
             device=result.device, device_seconds=output.seconds, wall_seconds=output.seconds,
             artifact=artifact,
         )
-        if self.keep == "front":
-            self.store.prune_artifacts(self.run_id, "front", also_keep=self.near_front())
+        if self.keep == "front" and not self.front_unsettled():
+            self.store.prune_artifacts(self.run_id, "front")
         self.store.record_elapsed(self.run_id, self.state.elapsed())  # survives a crash
         mark_feasibility(pending.trial, True)
         self.study.tell(pending.trial, [values[n] for n in names])

@@ -9,7 +9,7 @@ so queries from another terminal never block a live search.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -662,12 +662,9 @@ class Store:
         return next((a for a in self.artifacts(ref) if a.number == number and a.kind == kind),
                     None)
 
-    def prune_artifacts(self, run_id: int, keep: str, sweep: bool = False,
-                        also_keep: Collection[int] = ()) -> list[Path]:
+    def prune_artifacts(self, run_id: int, keep: str, sweep: bool = False) -> list[Path]:
         """Apply a keep policy (front | all | none) to the run's kept files: rows of files no
-        longer wanted are deleted (one transaction), then the files. `also_keep`: trial numbers
-        whose files stay under `front` though off the front (those within measurement noise of
-        it, while a re-measurement may still move them onto it). With sweep=True, files in
+        longer wanted are deleted (one transaction), then the files. With sweep=True, files in
         the run's folder that no row names are deleted too — only when no worker of the run is
         writing (at the end of a search). Returns the deleted files."""
         from sqlalchemy import delete
@@ -682,8 +679,7 @@ class Store:
             dropped, kept = [], set()
             for row, number in s.execute(self._artifact_query(run_id)):
                 trial = s.get(TrialRow, row.trial_id)
-                wanted = keep == "all" or (keep == "front" and (
-                    trial.pareto or trial.number in also_keep))
+                wanted = keep == "all" or (keep == "front" and trial.pareto)
                 if wanted:
                     kept.add(row.path)
                 else:
