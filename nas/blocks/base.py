@@ -101,7 +101,9 @@ class TokenMixer(_Block):
       - ``step(x, state)``: (B, D), state -> (B, D), new_state. The decode form: feeding a
         sequence one token at a time, starting from ``state=None`` (empty context), reproduces
         ``forward`` token by token (fp32, tight tolerance). The state is a tensor or a tuple /
-        dict of tensors (and Python ints) that the block alone interprets.
+        dict of tensors (and Python ints) that the block alone interprets. A step returns a
+        new state and never writes into the one it is given (decode latency steps from one
+        context state again and again).
       - ``num_params()``: equals the real parameter count.
       - ``flops_per_token(seq_len)``: analytic forward FLOPs per token at that context length.
       - ``state_bytes(seq_len, dtype)``: bytes of KV cache or recurrent state held per sequence

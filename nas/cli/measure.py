@@ -1,4 +1,5 @@
-"""`nas measure`: time one architecture by hand, by phase and sequence length.
+"""`nas measure`: time one architecture by hand, by phase and sequence length (latency, and the
+throughput it implies; peak memory unless --no-memory; the decode state's bytes).
 
 The target is a trial of a run (RUN/NUMBER, from the database) or an ArchSpec JSON file (what
 `nas space sample --format json` prints an item of, or `nas export` writes as arch.json). The
@@ -28,15 +29,20 @@ def measure(
     threads: int = typer.Option(None, "--threads", min=1, help="CPU threads (default: torch's)."),
     storage: str = typer.Option(None, "--storage", help="Database whose latency cache gets the "
                                 "results (default for RUN/NUMBER: $NAS_STORAGE or nas.db)."),
+    memory: bool = typer.Option(True, "--memory/--no-memory",
+                                help="Also measure each phase's peak memory (one more pass)."),
     fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
 ) -> None:
-    """Time one architecture's latency by phase and sequence length on this machine."""
+    """Time one architecture by phase and sequence length on this machine: latency, throughput,
+    peak memory and decode state."""
     import torch
 
     from nas.blocks import build_model
     from nas.cli import console, resolve_storage
     from nas.evaluate.device import device_fingerprint, fingerprint_hash
     from nas.evaluate.latency import SUPPORTED_PHASES, measure_latency
+    from nas.evaluate.measurement import value_of
+    from nas.evaluate.memory import MIB, measure_peak_memory
     from nas.spec import ArchSpec
 
     unknown = [p for p in phase if p not in SUPPORTED_PHASES]
@@ -77,9 +83,17 @@ def measure(
         for length in seq_len:
             timing = measure_latency(model, batch=batch, seq_len=length,
                                      vocab_size=spec.vocab_size, phase=which)
-            rows.append({"fingerprint_hash": key, "phase": which, "batch": batch,
-                         "seq_len": length, "median_ms": timing.median_ms,
-                         "spread": timing.spread, "repeats": timing.repeats})
+            row = {"fingerprint_hash": key, "phase": which, "batch": batch,
+                   "seq_len": length, "median_ms": timing.median_ms,
+                   "spread": timing.spread, "repeats": timing.repeats,
+                   "tokens_per_s": value_of("throughput", timing.median_ms, which, batch,
+                                            length),
+                   "state_bytes": batch * model.state_bytes(length)}
+            if memory:
+                row["peak_mib"] = measure_peak_memory(
+                    model, batch=batch, seq_len=length, vocab_size=spec.vocab_size,
+                    phase=which) / MIB
+            rows.append(row)
     if store is not None:
         store.record_latency(spec.arch_hash, fingerprint, rows)
     if fmt == "json":
@@ -90,11 +104,15 @@ def measure(
 
     table = Table(title=f"{spec.short_form()} · d_model {spec.d_model} · "
                         f"{', '.join(f'{k}={v}' for k, v in fingerprint.items())}")
-    for column in ("phase", "batch", "seq_len", "median ms", "spread", "repeats"):
+    columns = ["phase", "batch", "seq_len", "median ms", "spread", "repeats", "tokens/s",
+               *(["peak MiB"] if memory else []), "state bytes"]
+    for column in columns:
         table.add_column(column, justify="left" if column == "phase" else "right")
     for r in rows:
         table.add_row(r["phase"], str(r["batch"]), str(r["seq_len"]), f"{r['median_ms']:.3f}",
-                      f"{r['spread']:.1%}", str(r["repeats"]))
+                      f"{r['spread']:.1%}", str(r["repeats"]), f"{r['tokens_per_s']:,.0f}",
+                      *([f"{r['peak_mib']:.2f}"] if memory else []),
+                      f"{r['state_bytes']:,}")
     console.print(table)
 
 

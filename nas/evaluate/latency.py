@@ -7,17 +7,25 @@ repeat and drawn before its timer starts):
 - ``decode``: one token per sequence through the model's recurrent ``step()`` with a context of
   ``seq_len`` tokens already in its caches (KV cache / recurrent state) — the per-token cost of
   generation at that context length. The context is fed once, untimed; each repeat then decodes
-  one more token from it (the context grows by one token per repeat, immaterial next to
-  ``seq_len``).
+  token ``seq_len + 1`` from that same state (the state a step returns is dropped, so however
+  many passes run, every one costs the same).
 - ``train_step``: forward, backward and an AdamW update on a ``(batch, seq_len)`` batch, in
   train mode, on a private copy of the model so the caller's weights are never touched.
 
-Warmup passes are not timed. On CPU each pass is timed with ``time.perf_counter``; on CUDA with
+Warmup passes are not timed; there are at least `warmup` of them, for at least
+`warmup_seconds`. On CPU each pass is timed with ``time.perf_counter``; on CUDA with
 a pair of CUDA events after a synchronize.
 
-Repeats continue until `min_repeats` are done and then stop as soon as one of: the relative
-spread falls to `target_rel_spread`, `max_seconds` of timed repeats have elapsed, or
-`max_repeats` are done. Latency does not depend on the weights, so an untrained model will do.
+Repeats continue until `min_repeats` are done and `min_seconds` have passed, then stop as soon
+as one of: the relative spread (IQR / median) falls to `target_rel_spread`, the median's own
+relative standard error falls to `target_median_error` (many passes that disagree still pin
+their median down), `max_seconds` of timed repeats have elapsed, or `max_repeats` are done.
+
+The time floors spread a fast pass's samples over several scheduler periods: on a shared or
+virtual machine the CPU can run at half speed for ~100 ms at a time, most of all just after a
+process wakes (BENCHMARKS.md, "Noise as a search sees it"), and five 1 ms samples inside one
+such window agree with each other and are wrong by up to 2x. Latency does not depend on the
+weights, so an untrained model will do.
 """
 
 from __future__ import annotations
@@ -55,10 +63,13 @@ def measure_latency(
     vocab_size: int,
     phase: str = "prefill",
     warmup: int = 3,
+    warmup_seconds: float = 0.2,
     min_repeats: int = 5,
-    max_repeats: int = 50,
+    min_seconds: float = 0.25,
+    max_repeats: int = 5000,
     max_seconds: float = 2.0,
     target_rel_spread: float = 0.05,
+    target_median_error: float = 0.01,
     seed: int = 0,
 ) -> LatencyResult:
     """Time `phase` for `model`; raises ValueError on an unsupported phase or bad bounds."""
@@ -70,35 +81,31 @@ def measure_latency(
                         "min_repeats": min_repeats}.items():
         if value < 1:
             raise ValueError(f"latency: {name} must be >= 1, got {value}")
-    if warmup < 0:
-        raise ValueError(f"latency: warmup must be >= 0, got {warmup}")
+    if warmup < 0 or warmup_seconds < 0:
+        raise ValueError(f"latency: warmup must be >= 0, got {warmup} passes and "
+                         f"{warmup_seconds} s")
     if max_repeats < min_repeats:
         raise ValueError(f"latency: max_repeats={max_repeats} is below min_repeats={min_repeats}")
 
     device = model_device(model)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    low = 1 if vocab_size > 1 else 0  # skip the padding token where there is another
-
-    def fresh_tokens(length: int = seq_len) -> torch.Tensor:
-        return torch.randint(
-            low, vocab_size, (batch, length), generator=generator, device=device
-        )  # (B, length)
-
     timer = _time_cuda if device.type == "cuda" else _time_cpu
     times_ms: list[float] = []
     was_training = model.training
     try:
-        with _PHASES[phase](model, fresh_tokens) as one_pass:
-            for _ in range(warmup):
-                one_pass()()  # draw inputs, run, untimed
-            synchronize(device)
+        with open_phase(model, phase, batch=batch, seq_len=seq_len, vocab_size=vocab_size,
+                        seed=seed) as running:
+            one_pass = running.draw
+            _warm_up(one_pass, device, warmup, warmup_seconds)
+            min_seconds = min(min_seconds, max_seconds)
             start = time.perf_counter()
             while len(times_ms) < max_repeats:
                 times_ms.append(timer(one_pass, device))
-                if len(times_ms) >= min_repeats and (
-                    relative_spread(times_ms) <= target_rel_spread
-                    or time.perf_counter() - start >= max_seconds
-                ):
+                n, elapsed = len(times_ms), time.perf_counter() - start
+                if n < min_repeats or (elapsed < min_seconds and n < max_repeats):
+                    continue
+                if elapsed >= max_seconds or (
+                        (n < 64 or n % 16 == 0)  # the spread is re-read less often late on
+                        and _settled(times_ms, target_rel_spread, target_median_error)):
                     break
     finally:
         model.train(was_training)
@@ -108,6 +115,27 @@ def measure_latency(
         spread=relative_spread(times_ms),
         repeats=len(times_ms),
     )
+
+
+def _settled(times_ms: list[float], target_spread: float, target_error: float) -> bool:
+    """Whether the passes agree to `target_spread`, or there are enough of them that their
+    median is known to `target_error` anyway: its relative standard error, for a normal sample,
+    is about 0.93 x (IQR / median) / sqrt(n)."""
+    spread = relative_spread(times_ms)
+    return spread <= target_spread or 0.93 * spread / len(times_ms) ** 0.5 <= target_error
+
+
+def _warm_up(one_pass: Pass, device: torch.device, passes: int, seconds: float) -> None:
+    """Run untimed passes until `passes` are done and `seconds` have passed. The time floor
+    matters for fast passes: a worker that sat idle starts on a clocked-down core with cold
+    caches, and three passes of a 1 ms model (3 ms) do not wake it."""
+    start, done = time.perf_counter(), 0
+    while done < passes or time.perf_counter() - start < seconds:
+        one_pass()()  # draw inputs, run, untimed
+        done += 1
+        if done % 8 == 0 or done >= passes:
+            synchronize(device)  # on CUDA, count the time the device spent, not queued launches
+    synchronize(device)
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -126,22 +154,63 @@ def relative_spread(values: list[float]) -> float:
     return iqr / median if median > 0 else 0.0
 
 
-# -- phases: each yields a zero-argument callable that draws its inputs, then returns a
-#    callable that runs the timed work ------------------------------------------------------
+# -- phases ----------------------------------------------------------------------------------
 
 Pass = Callable[[], Callable[[], object]]
 
 
+@dataclass(frozen=True)
+class RunningPhase:
+    """A phase set up for repeated passes. `draw()` draws fresh inputs and returns the
+    zero-argument callable that runs one pass on them; `resident()` lists the tensors the phase
+    holds between passes (weights and buffers; for train_step the gradients and optimizer
+    state, for decode the caches)."""
+
+    draw: Pass
+    resident: Callable[[], list[torch.Tensor]]
+
+
 @contextmanager
-def _prefill(model: nn.Module, fresh_tokens) -> Iterator[Pass]:
+def open_phase(model: nn.Module, phase: str, *, batch: int, seq_len: int, vocab_size: int,
+               seed: int = 0) -> Iterator[RunningPhase]:
+    """`phase` set up on `model` with inputs of `batch` x `seq_len` random tokens from
+    ``[1, vocab_size)`` drawn from a generator seeded with `seed`. Leaves the model in eval
+    mode (measure_latency restores the caller's)."""
+    device = model_device(model)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    low = 1 if vocab_size > 1 else 0  # skip the padding token where there is another
+
+    def fresh_tokens(length: int = seq_len) -> torch.Tensor:
+        return torch.randint(
+            low, vocab_size, (batch, length), generator=generator, device=device
+        )  # (B, length)
+
+    with _PHASES[phase](model, fresh_tokens) as running:
+        yield running
+
+
+def tokens_per_pass(phase: str, *, batch: int, seq_len: int) -> int:
+    """Tokens one pass of `phase` processes: the whole batch x seq_len, or for decode one token
+    per sequence."""
+    return batch if phase == "decode" else batch * seq_len
+
+
+def _weights(module: nn.Module) -> list[torch.Tensor]:
+    return [*module.parameters(), *module.buffers()]
+
+
+@contextmanager
+def _prefill(model: nn.Module, fresh_tokens) -> Iterator[RunningPhase]:
     model.eval()
     with torch.inference_mode():
-        yield lambda: functools.partial(model, fresh_tokens())
+        yield RunningPhase(lambda: functools.partial(model, fresh_tokens()),
+                           lambda: _weights(model))
 
 
 @contextmanager
-def _decode(model: nn.Module, fresh_tokens) -> Iterator[Pass]:
-    """Feed a seq_len context through step() once, then time one more token at a time."""
+def _decode(model: nn.Module, fresh_tokens) -> Iterator[RunningPhase]:
+    """Feed a seq_len context through step() once, then time one more token from that state,
+    again and again (blocks return a new state and leave the one they are given alone)."""
     if not hasattr(model, "step"):
         raise ValueError("decode latency needs a model with a recurrent step()")
     model.eval()
@@ -150,16 +219,16 @@ def _decode(model: nn.Module, fresh_tokens) -> Iterator[Pass]:
         state = None
         for t in range(context.shape[1]):
             _, state = model.step(context[:, t], state)
-        holder = {"state": state}
 
         def one_token(token: torch.Tensor) -> None:
-            _, holder["state"] = model.step(token, holder["state"])
+            model.step(token, state)  # the new state is dropped: every pass decodes at seq_len
 
-        yield lambda: functools.partial(one_token, fresh_tokens(1)[:, 0])
+        yield RunningPhase(lambda: functools.partial(one_token, fresh_tokens(1)[:, 0]),
+                           lambda: [*_weights(model), *_tensors_in(state)])
 
 
 @contextmanager
-def _train_step(model: nn.Module, fresh_tokens) -> Iterator[Pass]:
+def _train_step(model: nn.Module, fresh_tokens) -> Iterator[RunningPhase]:
     """Forward + backward + AdamW update of next-token loss, on a private copy of `model`."""
     trainee = copy.deepcopy(model).train()
     optimizer = torch.optim.AdamW(trainee.parameters(), lr=1e-4)
@@ -171,7 +240,29 @@ def _train_step(model: nn.Module, fresh_tokens) -> Iterator[Pass]:
         loss.backward()
         optimizer.step()
 
-    yield lambda: functools.partial(step, fresh_tokens())
+    def resident() -> list[torch.Tensor]:
+        grads = [p.grad for p in trainee.parameters() if p.grad is not None]
+        return [*_weights(trainee), *grads, *_tensors_in(list(optimizer.state.values()))]
+
+    yield RunningPhase(lambda: functools.partial(step, fresh_tokens()), resident)
+
+
+def _tensors_in(tree: object) -> list[torch.Tensor]:
+    """Every tensor in nested lists, tuples, dicts and objects' attributes (decode states are
+    per-block dataclasses or tuples)."""
+    found: list[torch.Tensor] = []
+    stack = [tree]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, torch.Tensor):
+            found.append(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif hasattr(item, "__dict__") and not isinstance(item, (nn.Module, type)):
+            stack.extend(vars(item).values())
+    return found
 
 
 _PHASES = {"prefill": _prefill, "decode": _decode, "train_step": _train_step}

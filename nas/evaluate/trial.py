@@ -25,7 +25,8 @@ import torch
 from nas.blocks import build_model
 from nas.evaluate.checkpoint import load_checkpoint, save_checkpoint
 from nas.evaluate.device import describe_device, device_fingerprint, fingerprint_hash
-from nas.evaluate.latency import SUPPORTED_PHASES, measure_latency
+from nas.evaluate.latency import SUPPORTED_PHASES
+from nas.evaluate.measurement import METRICS, TIMED, TIMING_OPTIONS, metric_of, take
 from nas.evaluate.training import CurvePoint, evaluate, train
 from nas.spec import ArchSpec
 from nas.tasks import make_task
@@ -33,9 +34,7 @@ from nas.tasks import make_task
 TRAINING_REQUIRED = ("steps", "batch_size", "lr")
 TRAINING_OPTIONAL = ("warmup_fraction", "weight_decay", "grad_clip")
 LATENCY_REQUIRED = ("name", "batch", "seq_len")
-LATENCY_OPTIONAL = (
-    "phase", "warmup", "min_repeats", "max_repeats", "max_seconds", "target_rel_spread",
-)
+LATENCY_OPTIONAL = ("metric", "phase", *TIMING_OPTIONS)
 RESERVED_METRICS = (
     "accuracy", "loss", "bits_per_byte", "perplexity", "params", "train_seconds",
 )
@@ -45,8 +44,10 @@ RESERVED_METRICS = (
 class TrialRequest:
     """Everything a worker needs to run one trial.
 
-    `latency` entries look like ``{"name": "latency_ms", "batch": 1, "seq_len": 512,
-    "phase": "prefill"}``, optionally with measure_latency's bounds (warmup, min_repeats, ...).
+    `latency` entries (the measured objectives) look like ``{"name": "latency_ms", "batch": 1,
+    "seq_len": 512, "phase": "prefill"}``, optionally with a `metric` (latency, throughput,
+    peak_memory, state_bytes: nas.evaluate.measurement) and measure_latency's bounds (warmup,
+    min_repeats, ...).
     """
 
     spec_json: str  # ArchSpec.to_json(); its `training` holds the recipe
@@ -79,7 +80,8 @@ class TrialRequest:
 @dataclass
 class TrialResult:
     """Metrics: accuracy, loss, bits_per_byte, perplexity (all held-out), params, train_seconds,
-    and per latency entry `name` (median ms) and f"{name}_spread". The curve holds train_loss
+    and per latency entry `name` (in its metric's unit: median ms for latency) and
+    f"{name}_spread" (relative). The curve holds train_loss
     points plus val_accuracy and val_loss at the last step."""
 
     metrics: dict[str, float]
@@ -122,7 +124,10 @@ def run_trial(request: TrialRequest) -> TrialResult:
         timings = []  # measured by the trial's first segment
 
     fingerprint = device_fingerprint(request.device)
-    measured = _measure_latencies(model, spec, timings, request, fingerprint, metrics)
+    found, measured = measure_entries(
+        model, timings, vocab_size=spec.vocab_size, seed=request.seed,
+        fingerprint_key=fingerprint_hash(fingerprint), cache_rows=request.latency_cache)
+    metrics.update(found)
 
     trained = train(model, task, **recipe, seed=request.seed, stop_step=request.stop_step,
                     resume=resume)
@@ -175,11 +180,10 @@ def run_latency(request: TrialRequest) -> TrialResult:
     metrics: dict[str, float] = {}
     measured: list[dict[str, Any]] = []
     for session in range(1, request.latency_sessions + 1):
-        timings = [dict(entry) for entry in entries]
-        this = dataclasses.replace(request, seed=request.seed + session - 1,
-                                   latency_cache=request.latency_cache if session == 1 else ())
-        found: dict[str, float] = {}
-        fresh = _measure_latencies(model, spec, timings, this, fingerprint, found)
+        found, fresh = measure_entries(
+            model, entries, vocab_size=spec.vocab_size, seed=request.seed + session - 1,
+            fingerprint_key=fingerprint_hash(fingerprint),
+            cache_rows=request.latency_cache if session == 1 else ())
         measured += [{**m, "session": session} for m in fresh]
         if session == 1:
             metrics = found
@@ -202,31 +206,33 @@ def _train_proxy(spec: ArchSpec, proxy: Mapping[str, Any], recipe: dict[str, Any
     return {f"{name}_accuracy": scores["accuracy"], f"{name}_loss": scores["loss"]}
 
 
-def _measure_latencies(model, spec: ArchSpec, timings: list[dict[str, Any]],
-                       request: TrialRequest, fingerprint: dict[str, Any],
-                       metrics: dict[str, float]) -> list[dict[str, Any]]:
-    """Fill metrics[name] (median ms) and metrics[name_spread] for every latency entry, from
-    the request's cache where it holds this fingerprint and shape, else by measuring a copy of
-    the untrained model; returns the fresh measurements (each with its entry's `name`)."""
-    key = fingerprint_hash(fingerprint)
+def measure_entries(model, entries: list[dict[str, Any]], *, vocab_size: int, seed: int,
+                    fingerprint_key: str, cache_rows=()) -> tuple[dict[str, float], list]:
+    """(metrics, fresh timings) of the measurement `entries` (validated latency entries):
+    metrics[name] in the entry's metric's unit and metrics[name_spread]. A copy of the
+    untrained `model` is measured where neither `cache_rows` (latency-cache rows) nor an earlier
+    entry holds this fingerprint and shape; each fresh timing carries its entry's `name` and
+    `value`, once per timed entry that used it."""
     cache = {(c["fingerprint_hash"], c["phase"], c["batch"], c["seq_len"]): c
-             for c in request.latency_cache}
-    measured, timed = [], None
-    for options in timings:
+             for c in cache_rows}
+    metrics: dict[str, float] = {}
+    measured, spent, fresh = [], None, set()
+    for entry in entries:
+        options = dict(entry)
         name = options.pop("name")
-        phase = options.get("phase", "prefill")
-        hit = cache.get((key, phase, options["batch"], options["seq_len"]))
-        if hit is None:
-            timed = timed if timed is not None else copy.deepcopy(model)
-            timing = measure_latency(timed, vocab_size=spec.vocab_size, seed=request.seed,
-                                     **options)
-            hit = {"fingerprint_hash": key, "phase": phase, "batch": options["batch"],
-                   "seq_len": options["seq_len"], "median_ms": timing.median_ms,
-                   "spread": timing.spread, "repeats": timing.repeats}
-            measured.append({**hit, "name": name})
-        metrics[name] = hit["median_ms"]
-        metrics[f"{name}_spread"] = hit["spread"]
-    return measured
+        spent = spent if spent is not None else copy.deepcopy(model)
+        taken = take(spent, options, vocab_size=vocab_size, seed=seed,
+                     fingerprint_key=fingerprint_key, cache=cache)
+        shape = (fingerprint_key, options.get("phase") or "prefill", options["batch"],
+                 options["seq_len"])
+        if taken.timing is not None:  # timed now: later entries of this shape reuse it
+            cache[shape] = taken.timing
+            fresh.add(shape)
+        if shape in fresh and metric_of(options) in TIMED:
+            measured.append({**cache[shape], "name": name, "value": taken.value})
+        metrics[name] = taken.value
+        metrics[f"{name}_spread"] = taken.spread
+    return metrics, measured
 
 
 def training_options(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -256,6 +262,10 @@ def latency_options(entry: Mapping[str, Any]) -> dict[str, Any]:
             f"latency entry name {name!r} must be a non-empty string other than "
             f"{', '.join(RESERVED_METRICS)}"
         )
+    metric = entry.get("metric") or "latency"
+    if metric not in METRICS:
+        raise ValueError(f"latency entry {name!r}: unknown metric {metric!r}; "
+                         f"supported: {', '.join(METRICS)}")
     phase = entry.get("phase", "prefill")
     if phase not in SUPPORTED_PHASES:
         raise ValueError(

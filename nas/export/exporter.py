@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.errors import NasError
+from nas.evaluate.measurement import METRICS, metric_of
 from nas.spec import ArchSpec
 from nas.store.artifacts import digest
 from nas.store.store import COMPLETE, DUPLICATE, RunRecord, Store, TrialRecord
@@ -95,8 +96,9 @@ def export_metadata(store: Store, run: RunRecord, trial: TrialRecord, source: Tr
         "pareto": source.pareto,
         "metrics": source.metrics,
         "latency": {"measured_on": source.device, "requests": latency,
-                    "values_ms": {r["name"]: (source.metrics or {}).get(r["name"])
-                                  for r in latency}},
+                    "values": {r["name"]: (source.metrics or {}).get(r["name"])
+                               for r in latency},
+                    "units": {r["name"]: METRICS[metric_of(r)][0] for r in latency}},
         "training": dict(source.spec.get("training", {})),
         "task": task,
         "evaluation": {"split": "held-out", "seed": run.seed, "examples": EVAL_EXAMPLES},

@@ -151,14 +151,12 @@ def run_by_rungs(request: TrialRequest, rungs: list[int]) -> Iterator[dict[str, 
     """Build, time and train `request`'s model, yielding its metrics at each rung (the last
     rung is the spec's training steps). Segments resume the optimizer and data stream, so the
     weights at the last rung equal one uninterrupted run's."""
-    import copy
 
     import torch
 
     from nas.blocks import build_model
-    from nas.evaluate.latency import measure_latency
     from nas.evaluate.training import evaluate, train
-    from nas.evaluate.trial import latency_options, training_options
+    from nas.evaluate.trial import latency_options, measure_entries, training_options
     from nas.tasks import make_task
 
     if request.num_threads is not None:
@@ -172,14 +170,10 @@ def run_by_rungs(request: TrialRequest, rungs: list[int]) -> Iterator[dict[str, 
     model = build_model(spec, seed=request.seed, device=request.device)
     known: dict[str, Any] = {"params": float(model.num_params()), "arch_hash": spec.arch_hash}
     if request.latency:
-        timed = copy.deepcopy(model)
-        for entry in request.latency:
-            options = latency_options(entry)
-            name = options.pop("name")
-            timing = measure_latency(timed, vocab_size=spec.vocab_size, seed=request.seed,
-                                     **options)
-            known[name], known[f"{name}_spread"] = timing.median_ms, timing.spread
-        del timed
+        entries = [latency_options(entry) for entry in request.latency]
+        found, _ = measure_entries(model, entries, vocab_size=spec.vocab_size,
+                                   seed=request.seed, fingerprint_key="")
+        known.update(found)
     resume, train_seconds = None, 0.0
     for index, stop in enumerate(rungs):
         segment = train(model, task, **recipe, seed=request.seed, stop_step=stop, resume=resume)

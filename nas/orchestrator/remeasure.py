@@ -68,20 +68,21 @@ def remeasured(trial: TrialRecord, latency_names: Sequence[str]) -> bool:
 
 def updated_metrics(trial: TrialRecord, name: str, sessions: Sequence[dict[str, Any]],
                     with_original: bool) -> dict[str, float]:
-    """The trial's metrics for objective `name` after `sessions` (measured dicts with
-    median_ms and spread): pooled value and spread, and the audit trail."""
+    """The trial's metrics for objective `name` after `sessions` (measured dicts with the
+    objective's `value`, or else median_ms, and spread): pooled value and spread, and the audit
+    trail."""
     metrics = trial.metrics or {}
     before = float(trial.values[name])
     before_spread = float(metrics.get(f"{name}_spread", 0.0))
-    medians = [float(s["median_ms"]) for s in sessions]
-    spreads = [float(s["spread"]) for s in sessions]
+    fresh = [float(s.get("value", s["median_ms"])) for s in sessions]
+    medians, spreads = list(fresh), [float(s["spread"]) for s in sessions]
     if with_original:
         medians, spreads = [before, *medians], [before_spread, *spreads]
     value, spread = pool(medians, spreads)
     out = {name: value, f"{name}_spread": spread, f"{name}_initial": before,
            f"{name}_initial_spread": before_spread, f"{name}_sessions": float(len(medians))}
-    for k, s in enumerate(sessions, start=1):
-        out[f"{name}_remeasure_{k}"] = float(s["median_ms"])
+    for k, (s, session_value) in enumerate(zip(sessions, fresh, strict=True), start=1):
+        out[f"{name}_remeasure_{k}"] = session_value
         out[f"{name}_remeasure_{k}_spread"] = float(s["spread"])
     return out
 

@@ -509,7 +509,8 @@ class _Loop:
         """Whether an end-of-search re-measurement of latency may still reorder the front: then
         `keep_weights: front` prunes only at the end, since re-measured values can move any
         trial onto the front (sessions drift well beyond one session's spread)."""
-        return bool(self.space.config.search.remeasure and self.space.latency_requests())
+        return bool(self.space.config.search.remeasure
+                    and self.space.latency_requests(timed_only=True))
 
     # -- the end: re-measuring the front ---------------------------------------------------
     def remeasure_front(self, message: str) -> str:
@@ -517,7 +518,7 @@ class _Loop:
         `search.remeasure` fresh sessions on the device that timed them; `message` (why the
         search ended) with what was done appended. Ctrl-C raises KeyboardInterrupt."""
         sessions = self.space.config.search.remeasure
-        latency = self.space.latency_requests()
+        latency = self.space.latency_requests(timed_only=True)  # memory is not noisy
         if not sessions or not latency:
             return message
         runner = self.measurer or self.executor

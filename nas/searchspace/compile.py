@@ -35,6 +35,7 @@ import networkx as nx
 from nas.blocks import get_block, list_blocks
 from nas.blocks.registry import BlockImportError, is_import_path
 from nas.errors import SpaceError, did_you_mean
+from nas.evaluate.measurement import TIMED
 from nas.searchspace.constraints import Constraint, compile_constraints, violation
 from nas.searchspace.domains import (
     Choice,
@@ -157,19 +158,25 @@ class SearchSpace:
             del content["constraints"]
         if content["model"].get("layout") is None:  # nor do spaces without a layout
             content["model"].pop("layout", None)
+        for objective in content["objectives"]:  # nor spaces that name no metric
+            if objective.get("metric") is None:
+                objective.pop("metric", None)
         search = content["search"]
         if search.get("measure") is None and search.get("remeasure") == 2:  # nor these defaults
             search.pop("measure", None)
             search.pop("remeasure", None)
         return hashlib.sha256(canonical_json(content).encode()).hexdigest()[:16]
 
-    def latency_requests(self) -> tuple[dict[str, Any], ...]:
-        """What the worker must time: one entry per latency objective."""
+    def latency_requests(self, timed_only: bool = False) -> tuple[dict[str, Any], ...]:
+        """What the worker must measure: one entry per measured objective (latency,
+        throughput, peak_memory, state_bytes; only the timed ones, latency and throughput,
+        with `timed_only`)."""
         seq_default = self.task.get("seq_len", 128)
         return tuple(
-            {"name": o.name, "batch": o.batch, "seq_len": o.seq_len or seq_default,
-             "phase": o.phase or "prefill"}
-            for o in self.config.objectives if o.is_latency
+            {"name": o.name, "metric": o.measured_metric, "batch": o.batch,
+             "seq_len": o.seq_len or seq_default, "phase": o.phase or "prefill"}
+            for o in self.config.objectives
+            if o.is_measured and (not timed_only or o.measured_metric in TIMED)
         )
 
     def proxy_requests(self) -> tuple[dict[str, Any], ...]:
@@ -785,14 +792,18 @@ class _Compiler:
                         f"{did_you_mean(part, parts)}",
                         f"its parts: {', '.join(parts)}" if parts else
                         "only tasks of several levels (mqar_sweep) have accuracy_<part>")
-            elif not objective.is_latency and objective.name not in KNOWN_METRICS:
+            elif not objective.is_measured and objective.name not in KNOWN_METRICS:
                 raise self.error(
                     f"{key}.name", f"unknown objective {objective.name!r}"
                     f"{did_you_mean(objective.name, KNOWN_METRICS)}",
-                    f"use one of {', '.join(KNOWN_METRICS)}, or a latency objective "
-                    "(a name starting with 'latency' and a `phase`: prefill, decode or "
-                    "train_step)",
+                    f"use one of {', '.join(KNOWN_METRICS)}, or a measured objective: a "
+                    "`metric` (latency, throughput, peak_memory, state_bytes) or a name "
+                    "starting with one, with a `phase` (prefill, decode or train_step)",
                 )
+            elif objective.measured_metric == "state_bytes" and objective.phase is not None:
+                raise self.error(
+                    f"{key}.phase", "state_bytes is the decode state at seq_len, computed "
+                    "from the architecture: it has no phase", "remove `phase`")
 
     # -- references --------------------------------------------------------------------------
     def _resolve_references(self) -> None:

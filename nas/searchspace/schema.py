@@ -66,23 +66,38 @@ class TrainingConfig(_Strict):
 
 
 class ObjectiveConfig(_Strict):
-    """One objective. Latency objectives name a phase and a shape; the others are metrics."""
+    """One objective. Measured objectives (latency, throughput, peak memory, decode state) name
+    a `metric` (or start with its name), a phase and a shape; the others are trained metrics."""
 
     name: str
     goal: Literal["maximize", "minimize"] | None = None
+    metric: Literal["latency", "throughput", "peak_memory", "state_bytes"] | None = None
     phase: Literal["prefill", "decode", "train_step"] | None = None
     batch: int = Field(default=1, ge=1)
     seq_len: int | None = Field(default=None, ge=1)
 
     @property
-    def is_latency(self) -> bool:
-        return self.phase is not None or self.name.startswith("latency")
+    def measured_metric(self) -> str | None:
+        """The hardware metric this objective measures (None for a trained metric): `metric`,
+        else the one its name starts with, else latency if it names a phase."""
+        if self.metric:
+            return self.metric
+        for prefix in ("throughput", "peak_memory", "state_bytes", "latency"):
+            if self.name.startswith(prefix):
+                return prefix
+        return "latency" if self.phase is not None else None
+
+    @property
+    def is_measured(self) -> bool:
+        return self.measured_metric is not None
 
     @property
     def direction(self) -> str:
         if self.goal:
             return self.goal
         if self.name.startswith("accuracy_"):  # one part of a task of several (mqar_sweep)
+            return "maximize"
+        if self.measured_metric == "throughput":
             return "maximize"
         return KNOWN_METRICS.get(self.name, "minimize")
 

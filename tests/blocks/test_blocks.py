@@ -148,6 +148,32 @@ def test_token_mixer_step_matches_forward(name, knobs, T):
     torch.testing.assert_close(y_seq, y_par, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("name,knobs", TOKEN_CASES)
+def test_token_mixer_step_leaves_its_state_alone(name, knobs):
+    """Decode latency steps from one context state again and again: a step must return a new
+    state, not write into the one it is given."""
+    mixer = make(name, knobs).eval()
+    with torch.no_grad():
+        _, state = run_steps(mixer.step, torch.randn(B, 9, D))
+        before = [t.clone() for t in tensors_in(state)]
+        token = torch.randn(B, D)
+        first, _ = mixer.step(token, state)
+        again, _ = mixer.step(token, state)
+    torch.testing.assert_close(again, first, atol=0, rtol=0)
+    for old, now in zip(before, tensors_in(state), strict=True):
+        torch.testing.assert_close(now, old, atol=0, rtol=0)
+
+
+def tensors_in(state) -> list[torch.Tensor]:
+    if isinstance(state, torch.Tensor):
+        return [state]
+    if isinstance(state, dict):
+        return [t for value in state.values() for t in tensors_in(value)]
+    if isinstance(state, list | tuple):
+        return [t for value in state for t in tensors_in(value)]
+    return []
+
+
 @pytest.mark.parametrize("name,knobs", TOKEN_CASES + CHANNEL_CASES)
 def test_gradients_reach_every_parameter(name, knobs):
     block = make(name, knobs)

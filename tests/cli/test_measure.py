@@ -6,6 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
+from nas.blocks import build_model
 from nas.cli import app
 from nas.store import Store
 
@@ -23,9 +24,13 @@ def test_measure_a_trial_fills_the_latency_cache(kept_run):
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["arch_hash"] == trial.arch_hash
+    model = build_model(trial.arch, seed=0)
     assert [(m["phase"], m["seq_len"]) for m in report["measurements"]] == \
         [("decode", 16), ("decode", 48)]
     assert all(m["median_ms"] > 0 and m["repeats"] >= 5 for m in report["measurements"])
+    for m in report["measurements"]:  # decode: one token per sequence per pass
+        assert m["tokens_per_s"] == 1 / (m["median_ms"] / 1e3)
+        assert m["peak_mib"] > 0 and m["state_bytes"] == model.state_bytes(m["seq_len"])
     assert len(store.cached_latency(trial.arch_hash)) == before + 2
 
 
@@ -37,6 +42,7 @@ def test_measure_a_spec_file(tmp_path, kept_run):
                                  "--threads", "1"])
     assert result.exit_code == 0, result.output
     assert "prefill" in result.output and "median ms" in result.output
+    assert "tokens/s" in result.output and "peak MiB" in result.output
 
 
 def test_measure_says_what_is_wrong(tmp_path):

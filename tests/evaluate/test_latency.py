@@ -50,8 +50,8 @@ def test_longer_sequences_take_longer(make_spec):
 def test_fresh_nonzero_tokens_warmups_untimed_and_inference_mode():
     model = Recorder()
     result = measure_latency(
-        model, batch=3, seq_len=50, vocab_size=2, warmup=2, min_repeats=4, max_repeats=4
-    )
+        model, batch=3, seq_len=50, vocab_size=2, warmup=2, warmup_seconds=0, min_repeats=4,
+        max_repeats=4)
     assert result.repeats == 4
     assert len(model.seen) == 2 + 4  # warmups ran, but only the repeats were counted
     assert all(t.shape == (3, 50) and t.dtype == torch.long for t in model.seen)
@@ -66,18 +66,46 @@ def test_each_pass_gets_a_fresh_batch():
     assert len(batches) == len(model.seen)
 
 
+def test_warms_up_and_times_for_at_least_the_time_floors():
+    model = Recorder(sleep=0.005)
+    start = time.perf_counter()
+    result = measure_latency(model, batch=1, seq_len=4, vocab_size=8, warmup=1,
+                             warmup_seconds=0.1, min_repeats=2, min_seconds=0.1)
+    assert time.perf_counter() - start >= 0.2
+    assert result.repeats >= 0.1 / 0.006  # a steady pass would have stopped at 2 repeats
+    assert len(model.seen) - result.repeats >= 0.1 / 0.006  # untimed warmups for 0.1 s
+
+
 def test_stops_at_max_repeats_when_spread_never_small_enough():
     result = measure_latency(
         Recorder(), batch=1, seq_len=4, vocab_size=8, warmup=0, min_repeats=3, max_repeats=7,
-        target_rel_spread=-1.0, max_seconds=60.0,
+        target_rel_spread=-1.0, target_median_error=-1.0, max_seconds=60.0,
     )
     assert result.repeats == 7
+
+
+class Alternating(Recorder):
+    """Passes that take 1 ms and 3 ms in turn: they never agree to 5 %."""
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        time.sleep(0.001 if len(self.seen) % 2 else 0.003)
+        return super().forward(tokens)
+
+
+def test_stops_once_the_median_is_pinned_down_though_passes_disagree():
+    bounds = {"batch": 1, "seq_len": 4, "vocab_size": 8, "warmup": 0, "warmup_seconds": 0,
+              "min_repeats": 5, "min_seconds": 0, "max_repeats": 200, "max_seconds": 60.0}
+    settled = measure_latency(Alternating(), target_median_error=0.2, **bounds)
+    assert settled.spread > 0.05  # the spread rule alone would never stop
+    # 0.93 x spread / sqrt(n) <= 0.2 needs n >= (4.65 x spread)^2: a few dozen, not 200
+    assert settled.repeats <= (4.65 * settled.spread) ** 2 + 16
+    assert measure_latency(Alternating(), target_median_error=-1, **bounds).repeats == 200
 
 
 def test_stops_after_max_seconds_once_min_repeats_are_done():
     result = measure_latency(
         Recorder(sleep=0.02), batch=1, seq_len=4, vocab_size=8, warmup=0, min_repeats=3,
-        max_repeats=1000, target_rel_spread=-1.0, max_seconds=0.1,
+        max_repeats=1000, target_rel_spread=-1.0, target_median_error=-1.0, max_seconds=0.1,
     )
     assert 3 <= result.repeats <= 10
     assert result.median_ms >= 20
@@ -106,11 +134,11 @@ class StepCounter(nn.Module):
 def test_decode_times_one_token_after_a_full_context():
     model = StepCounter()
     result = measure_latency(model, batch=3, seq_len=50, vocab_size=8, phase="decode", warmup=2,
-                             min_repeats=4, max_repeats=4)
+                             warmup_seconds=0, min_repeats=4, max_repeats=4)
     assert result.repeats == 4
-    # 50 untimed context steps, then warmups and timed tokens continue from context 50
+    # 50 untimed context steps, then warmups and timed tokens all decode from context 50
     assert model.contexts[:50] == list(range(50))
-    assert model.contexts[50:] == list(range(50, 56))
+    assert model.contexts[50:] == [50] * 6
 
 
 def test_decode_of_a_real_model_attends_over_the_full_context(make_spec):
@@ -128,11 +156,11 @@ def test_decode_of_a_real_model_attends_over_the_full_context(make_spec):
 
     model.step = spying_step
     result = measure_latency(model, batch=1, seq_len=64, vocab_size=16, phase="decode",
-                             warmup=1, min_repeats=3, max_repeats=3)
+                             warmup=1, warmup_seconds=0, min_repeats=3, max_repeats=3)
     assert result.median_ms > 0 and result.repeats == 3
     assert None not in cache_lengths, "the spec has attention layers"
     assert cache_lengths[63] == 64  # context fed untimed...
-    assert cache_lengths[64:] == [65, 66, 67, 68]  # ...then warmup and timed tokens beyond it
+    assert cache_lengths[64:] == [65] * 4  # ...then warmup and timed tokens, each one beyond it
 
 
 def test_train_step_trains_a_copy_and_leaves_the_model_alone(make_spec):

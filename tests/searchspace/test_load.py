@@ -15,8 +15,8 @@ def test_tiny_space_compiles(tiny_space_text):
     assert space.vocab_size == 16
     assert space.directions == ["maximize", "minimize"]
     assert space.strategy == "nsga2"
-    assert space.latency_requests() == ({"name": "latency_ms", "batch": 1, "seq_len": 32,
-                                         "phase": "prefill"},)
+    assert space.latency_requests() == ({"name": "latency_ms", "metric": "latency", "batch": 1,
+                                         "seq_len": 32, "phase": "prefill"},)
 
 
 def test_decision_graph_conditions(tiny_space_text):
@@ -174,3 +174,39 @@ def test_sinks_are_inactive_without_a_window(tiny_space_text):
     windows = {layer.mixer.knobs["window"] for s in specs for layer in s.layers
                if layer.mixer.kind == "attention"}
     assert windows == {None, 8}
+
+
+MEASURED_OBJECTIVES = """objectives:
+  - {name: accuracy, goal: maximize}
+  - {name: latency_ms, goal: minimize, batch: 1, seq_len: 32, phase: prefill}
+  - {name: throughput_decode, phase: decode, batch: 8}
+  - {name: peak_memory, phase: train_step, batch: 4}
+  - {name: cache_bytes, metric: state_bytes, seq_len: 4096}
+  - {name: prefill_ms, phase: prefill}
+"""
+
+
+def test_measured_objectives_name_their_metric_unit_and_goal(tiny_space_text):
+    head, tail = tiny_space_text.split("objectives:\n")
+    text = head + MEASURED_OBJECTIVES + tail[tail.index("search:"):]
+    space = loads(text)
+    assert space.directions == ["maximize", "minimize", "maximize", "minimize", "minimize",
+                                "minimize"]
+    assert [(r["name"], r["metric"], r["phase"], r["batch"], r["seq_len"])
+            for r in space.latency_requests()] == [
+        ("latency_ms", "latency", "prefill", 1, 32),
+        ("throughput_decode", "throughput", "decode", 8, 24),  # the task's seq_len by default
+        ("peak_memory", "peak_memory", "train_step", 4, 24),
+        ("cache_bytes", "state_bytes", "prefill", 1, 4096),
+        ("prefill_ms", "latency", "prefill", 1, 24),
+    ]
+    assert [r["name"] for r in space.latency_requests(timed_only=True)] == [
+        "latency_ms", "throughput_decode", "prefill_ms"]
+
+
+def test_space_hash_is_unchanged_by_the_metric_field(tiny_space_text):
+    plain = loads(tiny_space_text)
+    assert plain.space_hash == "0afa1e7faa4397ab"  # the hash before measured metrics existed
+    named = tiny_space_text.replace("seq_len: 32, phase: prefill}",
+                                    "seq_len: 32, phase: prefill, metric: latency}")
+    assert loads(named).space_hash != plain.space_hash

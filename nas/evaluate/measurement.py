@@ -1,0 +1,90 @@
+"""Hardware objectives of an architecture: what each measured metric means and how it is taken.
+
+A measurement entry (one per measured objective of a space) names a `metric`, a `phase` and a
+shape (`batch`, `seq_len`):
+
+| metric        | unit     | goal     | how                                                   |
+|---------------|----------|----------|-------------------------------------------------------|
+| `latency`     | ms       | minimize | median time of one pass (nas.evaluate.latency)        |
+| `throughput`  | tokens/s | maximize | tokens of one pass / that median time                 |
+| `peak_memory` | MiB      | minimize | resident + transient bytes of one pass (.memory)      |
+| `state_bytes` | bytes    | minimize | decode state (KV cache, recurrent state) of `batch`   |
+|               |          |          | sequences at `seq_len`, fp32, analytic (no pass)      |
+
+Latency and throughput are timings, noisy: they share the latency cache (a throughput objective
+at a shape the cache holds costs nothing) and are re-measured at the end of a search. The other
+two are deterministic: their spread is 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from nas.evaluate.latency import measure_latency, tokens_per_pass
+from nas.evaluate.memory import MIB, measure_peak_memory
+
+METRICS = {  # metric: (unit, goal)
+    "latency": ("ms", "minimize"),
+    "throughput": ("tokens/s", "maximize"),
+    "peak_memory": ("MiB", "minimize"),
+    "state_bytes": ("bytes", "minimize"),
+}
+TIMED = ("latency", "throughput")  # noisy, cached, re-measured
+TIMING_OPTIONS = ("warmup", "warmup_seconds", "min_repeats", "min_seconds", "max_repeats",
+                  "max_seconds", "target_rel_spread", "target_median_error")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """An entry's value in its metric's unit and its relative spread; `timing` is the fresh
+    latency-cache row (fingerprint_hash, phase, batch, seq_len, median_ms, spread, repeats)
+    when the entry was timed just now, None when it came from the cache or was not timed."""
+
+    value: float
+    spread: float
+    timing: dict[str, Any] | None = None
+
+
+def metric_of(entry: Mapping[str, Any]) -> str:
+    """The entry's metric (default latency)."""
+    return entry.get("metric") or "latency"
+
+
+def take(model: nn.Module, entry: Mapping[str, Any], *, vocab_size: int, seed: int,
+         fingerprint_key: str, cache: Mapping[tuple, Mapping[str, Any]]) -> Measurement:
+    """Measure one entry on `model` (an untrained copy the caller may spend). `cache` maps
+    (fingerprint_hash, phase, batch, seq_len) to latency rows; a timed metric found there is
+    not timed again."""
+    metric = metric_of(entry)
+    phase = entry.get("phase") or "prefill"
+    batch, seq_len = int(entry["batch"]), int(entry["seq_len"])
+    if metric == "state_bytes":
+        return Measurement(float(model.state_bytes(seq_len) * batch), 0.0)
+    if metric == "peak_memory":
+        peak = measure_peak_memory(model, batch=batch, seq_len=seq_len, vocab_size=vocab_size,
+                                   phase=phase, seed=seed)
+        return Measurement(peak / MIB, 0.0)
+    if metric not in TIMED:
+        raise ValueError(f"unknown measured metric {metric!r}; use {', '.join(METRICS)}")
+    row, fresh = cache.get((fingerprint_key, phase, batch, seq_len)), None
+    if row is None:
+        options = {k: entry[k] for k in TIMING_OPTIONS if k in entry}
+        timing = measure_latency(model, batch=batch, seq_len=seq_len, vocab_size=vocab_size,
+                                 phase=phase, seed=seed, **options)
+        row = fresh = {"fingerprint_hash": fingerprint_key, "phase": phase, "batch": batch,
+                       "seq_len": seq_len, "median_ms": timing.median_ms,
+                       "spread": timing.spread, "repeats": timing.repeats}
+    return Measurement(value_of(metric, row["median_ms"], phase, batch, seq_len),
+                       float(row["spread"]), fresh)
+
+
+def value_of(metric: str, median_ms: float, phase: str, batch: int, seq_len: int) -> float:
+    """A timed metric's value from the median time of one pass."""
+    if metric == "throughput":
+        tokens = tokens_per_pass(phase, batch=batch, seq_len=seq_len)
+        return tokens / (median_ms / 1e3) if median_ms > 0 else float("inf")
+    return float(median_ms)
