@@ -94,7 +94,9 @@ def format_value(name: str, value: float | None) -> str:
         return "-"
     if name == "params":
         return f"{value / 1e6:.3f}M" if value >= 1e5 else f"{int(value):,}"
-    return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.4e}"
+    if abs(value) < 1e4:
+        return f"{value:.4g}"
+    return f"{value:,.0f}" if abs(value) < 1e15 else f"{value:.4e}"  # tokens/s, bytes
 
 
 def describe_spec(spec: ArchSpec) -> str:

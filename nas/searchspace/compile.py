@@ -174,7 +174,8 @@ class SearchSpace:
         seq_default = self.task.get("seq_len", 128)
         return tuple(
             {"name": o.name, "metric": o.measured_metric, "batch": o.batch,
-             "seq_len": o.seq_len or seq_default, "phase": o.phase or "prefill"}
+             "seq_len": o.seq_len or seq_default,
+             **({} if o.measured_metric == "state_bytes" else {"phase": o.phase or "prefill"})}
             for o in self.config.objectives
             if o.is_measured and (not timed_only or o.measured_metric in TIMED)
         )
