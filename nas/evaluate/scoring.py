@@ -29,14 +29,15 @@ def count_correct(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Te
     return hits.sum(), scored.sum()
 
 
-def loss_metrics(loss: float) -> dict[str, float]:
+def loss_metrics(loss: float, bytes_per_token: float | None = None) -> dict[str, float]:
     """What a mean cross-entropy `loss` in nats per token implies, for every task:
 
-    * ``bits_per_byte`` = loss / ln 2: bits per token, which for the byte-level ``lm`` task is
-      bits per byte (8 = a uniform guess over the 256 bytes);
-    * ``perplexity`` = exp(loss) (inf where that overflows a float).
+    * ``bits_per_byte`` = loss / ln 2 / bytes_per_token: bits per byte of text for a task whose
+      tokens stand for text (``lm``: 1.0 for bytes, so 8 = a uniform guess over the 256 bytes;
+      val bytes / val tokens for BPE); with `bytes_per_token` None, loss / ln 2: bits per token;
+    * ``perplexity`` = exp(loss), always per token (inf where that overflows a float).
     """
     return {
-        "bits_per_byte": loss / math.log(2),
+        "bits_per_byte": loss / math.log(2) / (bytes_per_token or 1.0),
         "perplexity": math.exp(loss) if loss < 709.0 else math.inf,  # exp(709.8) overflows
     }

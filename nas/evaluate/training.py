@@ -193,7 +193,8 @@ def evaluate(
     seed: int = 0,
 ) -> dict[str, float]:
     """Accuracy and mean loss over the scored positions of `n_examples` held-out examples, with
-    what the loss implies (`loss_metrics`: bits_per_byte, perplexity).
+    what the loss implies (`loss_metrics`: bits_per_byte, per byte of text where the task has a
+    ``bytes_per_token``, else per token; perplexity, per token).
 
     The data come from the task's "val" split (``task.sample_split(..., split="val")``), drawn
     from a generator seeded with ``seed + EVAL_SEED_OFFSET``, so for the same `seed` they never
@@ -237,7 +238,8 @@ def evaluate(
     loss = loss_sum.item() / n_scored
     parts = {f"accuracy_{name}": part_correct[g].item() / max(1, part_scored[g].item())
              for g, name in enumerate(groups)}
-    return {"accuracy": correct.item() / n_scored, "loss": loss, **loss_metrics(loss), **parts}
+    metrics = loss_metrics(loss, getattr(task, "bytes_per_token", None))
+    return {"accuracy": correct.item() / n_scored, "loss": loss, **metrics, **parts}
 
 
 def aux_loss_fn(model: nn.Module) -> Callable[[], torch.Tensor] | None:

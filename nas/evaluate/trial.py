@@ -81,8 +81,8 @@ class TrialRequest:
 class TrialResult:
     """Metrics: accuracy, loss, bits_per_byte, perplexity (all held-out), params, train_seconds,
     and per latency entry `name` (in its metric's unit: median ms for latency) and
-    f"{name}_spread" (relative). The curve holds train_loss
-    points plus val_accuracy and val_loss at the last step."""
+    f"{name}_spread" (relative). The curve holds train_loss points plus val_accuracy and
+    val_loss at the last step."""
 
     metrics: dict[str, float]
     curve: list[CurvePoint] = field(default_factory=list)

@@ -29,6 +29,10 @@ class Task(ABC):
     # Tasks made of several parts (levels of difficulty) name them here; evaluation then also
     # reports accuracy per part as f"accuracy_{name}", rows assigned by `row_groups`.
     group_names: tuple[str, ...] = ()
+    # Bytes of text per token, for tasks whose tokens stand for text (``lm``: 1.0 for bytes, about
+    # 2-4 for BPE); evaluation then reports bits_per_byte = loss / ln 2 / bytes_per_token.
+    # None: tokens are the unit, and bits_per_byte is bits per token.
+    bytes_per_token: float | None = None
 
     def row_groups(self, batch_size: int) -> list[int]:
         """The part (index into group_names) of each row of a batch of `batch_size`."""

@@ -17,7 +17,7 @@ from nas.searchspace import loads
 from nas.searchspace.schema import KNOWN_METRICS
 from nas.spec import ArchSpec, LayerSpec, ModuleSpec
 from nas.tasks import LMTask, make_task, task_options, task_vocab_size
-from nas.tasks.lm import SEPARATOR, load_corpus
+from nas.tasks.corpus import SEPARATOR, load_corpus
 
 SMALL = 400_000  # bytes of the stdlib most tests use: quick to sample, still many files
 
@@ -118,7 +118,7 @@ def test_bad_configs_name_the_key_and_the_fix(config, message):
 def test_registry_options_and_no_torch_at_validation():
     assert task_options("lm") == {
         "source": "stdlib", "seq_len": 128, "val_fraction": 0.05, "max_bytes": 8_000_000,
-        "vocab_size": 256,
+        "vocab_size": None, "tokenizer": "byte", "token_dtype": "uint8",
     }
     code = (
         "import sys; from nas.tasks import task_vocab_size, make_task; "
