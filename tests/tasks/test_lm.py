@@ -22,14 +22,6 @@ from nas.tasks.corpus import SEPARATOR, load_corpus
 SMALL = 400_000  # bytes of the stdlib most tests use: quick to sample, still many files
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 

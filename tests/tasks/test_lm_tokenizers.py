@@ -28,14 +28,6 @@ SMALL = 200_000  # bytes of the stdlib: a BPE trains and encodes it in well unde
 BPE = {"kind": "lm", "tokenizer": "bpe", "vocab_size": 512, "seq_len": 32, "max_bytes": SMALL}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
