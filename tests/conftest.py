@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import textwrap
 
 import pytest
@@ -12,6 +15,12 @@ import torch
 # kernel is first decorated, so it is set before any test imports nas.kernels' Triton modules.
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+# Trained tokenizers are cached on disk; the suite keeps its own (shared by its worker
+# processes, which inherit the variable) out of the user's ~/.cache.
+if "NAS_CACHE_DIR" not in os.environ:  # worker processes importing this keep the parent's
+    os.environ["NAS_CACHE_DIR"] = tempfile.mkdtemp(prefix="nas-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["NAS_CACHE_DIR"], True)
 
 TINY_SPACE = textwrap.dedent("""\
     name: tiny

@@ -21,6 +21,7 @@ from nas.evaluate.training import evaluate, train
 from nas.searchspace import loads
 from nas.spec import ArchSpec, LayerSpec, ModuleSpec
 from nas.tasks import LMTask, MQARTask, make_task, task_vocab_size
+from nas.tasks import tokens as tokens_module
 from nas.tasks.corpus import clear_cache, load_corpus
 from nas.tasks.tokens import TokenCorpus, train_bpe
 
@@ -97,7 +98,8 @@ def test_the_bpe_never_sees_the_validation_text(tmp_path):
     assert len(train_bpe(train_text + val_text, 400).encode("xyzzyquux").ids) == 1
 
 
-def test_bpe_training_is_deterministic_across_trainings_and_processes():
+def test_bpe_training_is_deterministic_across_trainings_and_processes(monkeypatch):
+    monkeypatch.setenv("NAS_CACHE_DIR", "")  # train both times, no disk cache
     clear_cache()
     first = make_task(BPE).tokens
     clear_cache()
@@ -119,6 +121,39 @@ def test_bpe_training_is_deterministic_across_trainings_and_processes():
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True, env=env).stdout.strip()
     assert out == tokenizer_hash(first.tokenizer)
+
+
+def test_a_trained_bpe_is_kept_on_disk_and_reloaded(monkeypatch, tmp_path):
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path))
+    clear_cache()
+    trained = make_task(BPE).tokens
+    folders = list((tmp_path / "bpe").iterdir())
+    assert [f.name for f in folders] and not any(f.name.endswith(".tmp") for f in folders)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the tokenizer was trained again")
+
+    monkeypatch.setattr(tokens_module, "train_bpe", no_training)
+    clear_cache()  # a new process, as far as the in-memory cache knows
+    loaded = make_task(BPE).tokens
+    assert torch.equal(loaded.ids, trained.ids) and loaded.split == trained.split
+    assert tokenizer_hash(loaded.tokenizer) == tokenizer_hash(trained.tokenizer)
+    assert loaded.bytes_per_token == trained.bytes_per_token
+
+    # a damaged cache is not trusted: the tokenizer is trained again, to the same result
+    (folders[0] / "ids.bin").write_bytes(b"\x00" * 12)
+    monkeypatch.setattr(tokens_module, "train_bpe", train_bpe)
+    clear_cache()
+    assert torch.equal(make_task(BPE).tokens.ids, trained.ids)
+    assert (folders[0] / "ids.bin").stat().st_size == 4 * len(trained.ids)  # and repaired
+
+
+def test_an_empty_cache_dir_setting_keeps_nothing_on_disk(monkeypatch, tmp_path):
+    monkeypatch.setenv("NAS_CACHE_DIR", "")
+    monkeypatch.setattr("pathlib.Path.home", lambda: tmp_path)
+    clear_cache()
+    assert len(make_task(BPE).tokens) > 0
+    assert not any(tmp_path.iterdir())
 
 
 def test_bytes_per_token():
