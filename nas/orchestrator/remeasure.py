@@ -4,7 +4,9 @@ A latency objective is a single measurement session; a front member may owe its 
 quiet moment of the machine. When a search ends normally, every completed trial on the front
 or within measurement noise of it (no trial beats it beyond the latency spreads) has its
 latency objectives timed again in N fresh sessions, on the device that timed it first (a
-training worker, or the `search.measure` worker), one architecture at a time. The N session
+training worker, or the `search.measure` worker), one session at a time and in rounds (session 1
+of every such architecture, then session 2 of each, ...), so that one architecture's sessions
+lie apart in time and a slow phase of the machine seldom hits all of them. The N session
 medians are pooled with the original: the trial's objective becomes the median of all, its
 spread the larger of the sessions' typical spread and the spread between their medians. The
 front is recomputed; trials that join it are re-measured in turn.
@@ -15,9 +17,9 @@ for each session K, `{name}_sessions` (how many were pooled). The original is po
 the architecture's cache holds a measurement on the re-measuring device's fingerprint (else it
 came from another device, and only the new sessions count).
 
-Each architecture's update and its ledger charge (note "remeasure") are one transaction, and a
-trial that has `{name}_sessions` is never re-measured again, so a driver that dies part way
-leaves nothing counted twice: `nas resume` re-measures the rest.
+Each architecture's update and its ledger charge (note "remeasure") are one transaction, made
+after its last round, and a trial that has `{name}_sessions` is never re-measured again, so a
+driver that dies part way leaves nothing counted twice: `nas resume` re-measures the rest.
 """
 
 from __future__ import annotations
@@ -144,14 +146,35 @@ class FrontRemeasure:
             if not todo:
                 return self.report
             self.on_start(len(todo))
-            for arch_hash in dict.fromkeys(t.arch_hash for t in todo):
-                tried.add(arch_hash)
-                self._architecture(next(t for t in todo if t.arch_hash == arch_hash))
+            firsts = [next(t for t in todo if t.arch_hash == arch_hash)
+                      for arch_hash in dict.fromkeys(t.arch_hash for t in todo)]
+            tried.update(t.arch_hash for t in firsts)
+            self._in_rounds(firsts)
 
-    def _architecture(self, first: TrialRecord) -> None:
-        """Time one architecture, then update every completed trial of the run that has it."""
-        request = replace(self.template, spec_json=first.arch.to_json(), latency_cache=())
-        future = self.runner.submit(request)
+    def _in_rounds(self, firsts: Sequence[TrialRecord]) -> None:
+        """Time the architectures of `firsts` in rounds — session 1 of each, then session 2 of
+        each, ... — so that one architecture's sessions lie apart in time and a slow phase of
+        the machine (they last seconds on a shared VM) seldom hits them all; then record each."""
+        outputs: dict[str, list] = {t.arch_hash: [] for t in firsts}
+        for k in range(self.template.latency_sessions):
+            for first in firsts:
+                done = outputs.get(first.arch_hash)
+                if done is None:  # failed in an earlier round
+                    continue
+                request = replace(self.template, spec_json=first.arch.to_json(),
+                                  latency_cache=(), latency_sessions=1,
+                                  seed=self.template.seed + k)
+                output = self._wait(first, self.runner.submit(request))
+                if output is None:
+                    del outputs[first.arch_hash]
+                    continue
+                done.append(output)
+        for first in firsts:
+            if first.arch_hash in outputs:
+                self._record(first, outputs[first.arch_hash])
+
+    def _wait(self, first: TrialRecord, future) -> Any:
+        """The worker's output, or None after noting the failure."""
         while not future.done():
             self.stop()
             wait([future], timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
@@ -159,9 +182,16 @@ class FrontRemeasure:
         if exc is not None:
             self.heal()
             self.report.failures.append(f"trial {first.number}: {exc}".splitlines()[0])
-            return
-        output = future.result()
-        key = fingerprint_hash(output.result.fingerprint)
+            return None
+        return future.result()
+
+    def _record(self, first: TrialRecord, outputs: Sequence[Any]) -> None:
+        """Pool one architecture's sessions (`outputs`, one per session) into every completed
+        trial of the run that has it, and charge their time, in one transaction."""
+        measured = [{**m, "session": k} for k, output in enumerate(outputs, start=1)
+                    for m in output.result.measured]
+        seconds = sum(output.seconds for output in outputs)
+        key = fingerprint_hash(outputs[0].result.fingerprint)
         cached = self.store.cached_latency(first.arch_hash)
         same = [t for t in self.store.trials(self.run_id, states=[COMPLETE])
                 if t.arch_hash == first.arch_hash and not remeasured(t, self.latency_names)]
@@ -169,7 +199,7 @@ class FrontRemeasure:
         for trial in same:
             metrics = dict(trial.metrics or {})
             for name in self.latency_names:
-                sessions = [m for m in output.result.measured if m["name"] == name]
+                sessions = [m for m in measured if m["name"] == name]
                 if not sessions:
                     continue
                 shape = (sessions[0]["phase"], sessions[0]["batch"], sessions[0]["seq_len"])
@@ -180,9 +210,9 @@ class FrontRemeasure:
             values = {**trial.values, **{n: metrics[n] for n in self.latency_names}}
             updates[trial.number] = (values, metrics)
         self.store.record_remeasure(self.run_id, updates, charged=first.number,
-                                    device_seconds=output.seconds, wall_seconds=output.seconds)
+                                    device_seconds=seconds, wall_seconds=seconds)
         self.report.architectures += 1
-        self.report.seconds += output.seconds
+        self.report.seconds += seconds
         for trial in same:
             self.report.trials += 1
             self.on_trial(trial, trial.values, updates[trial.number][0])

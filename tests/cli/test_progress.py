@@ -101,7 +101,7 @@ class Search:
         for line in self.proc.stdout:
             self.events.put(json.loads(line))
 
-    def wait_for(self, kind: str, timeout: float = 60) -> dict:
+    def wait_for(self, kind: str, timeout: float = 180) -> dict:
         deadline = time.monotonic() + timeout
         while True:
             event = self.events.get(timeout=max(0.1, deadline - time.monotonic()))

@@ -21,9 +21,11 @@ from typer.testing import CliRunner
 
 from nas.blocks import build_model
 from nas.cli import app
+from nas.evaluate.trial import TrialRequest
 from nas.orchestrator.budget import parse_budget
+from nas.orchestrator.executor import LocalExecutor
 from nas.orchestrator.progress import NullReporter
-from nas.orchestrator.remeasure import in_doubt, pool, remeasured
+from nas.orchestrator.remeasure import FrontRemeasure, in_doubt, pool, remeasured
 from nas.orchestrator.search import SearchOptions, run_search
 from nas.searchspace import loads
 from nas.store import COMPLETE, Store
@@ -134,6 +136,48 @@ def test_throughput_is_remeasured_and_memory_is_not(tmp_path):
     mask = pareto_mask(points, ["maximize", "maximize", "minimize", "minimize"])
     assert [t.number for t in front] == [t.number for t, on in zip(trials, mask, strict=True)
                                          if on]
+
+
+class SpyRunner:
+    """A real executor that records the architecture and seed of every request it runs."""
+
+    def __init__(self) -> None:
+        self.executor, self.seen = LocalExecutor(workers=1, threads=1), []
+
+    def submit(self, request):
+        self.seen.append((json.loads(request.spec_json)["layers"], request.seed,
+                          request.latency_sessions))
+        return self.executor.submit(request)
+
+    def heal(self) -> None:
+        pass
+
+
+def test_sessions_run_in_rounds_across_architectures(tmp_path):
+    outcome, store = search(with_search(TINY_SPACE, "remeasure: 0"), tmp_path, "4trials")
+    run = store.run(outcome.run_name)
+    space = loads(with_search(TINY_SPACE, "remeasure: 0"), "space.yaml")
+    runner = SpyRunner()
+    template = TrialRequest(spec_json="", task=space.task, latency=space.latency_requests(),
+                            seed=7, num_threads=1, latency_only=True, latency_sessions=2)
+    try:
+        report = FrontRemeasure(store, run.id, run.objectives, ["latency_ms"], runner,
+                                template).run()
+    finally:
+        runner.executor.shutdown()
+    archs = [json.dumps(layers) for layers, _, _ in runner.seen]
+    seeds = [seed for _, seed, _ in runner.seen]
+    assert report.architectures == len(set(archs)) >= 1 and not report.failures
+    # round 1 times every architecture of the front once (seed 7), then round 2 again (seed 8);
+    # trials that join the front afterwards come in rounds of their own
+    n = seeds.index(8)
+    assert seeds[:2 * n] == [7] * n + [8] * n and len(set(archs[:n])) == n
+    assert archs[n:2 * n] == archs[:n]
+    assert all(sessions == 1 for _, _, sessions in runner.seen)
+    for trial in store.trials(outcome.run_name, states=[COMPLETE]):
+        if remeasured(trial, ["latency_ms"]):
+            assert trial.metrics["latency_ms_remeasure_1"] != trial.metrics[
+                "latency_ms_remeasure_2"]  # two sessions, each its own timing
 
 
 def test_remeasure_zero_leaves_the_values_alone(tmp_path):
