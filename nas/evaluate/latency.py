@@ -222,7 +222,7 @@ def _decode(model: nn.Module, fresh_tokens) -> Iterator[RunningPhase]:
             model.step(token, state)  # the new state is dropped: every pass decodes at seq_len
 
         yield RunningPhase(lambda: functools.partial(one_token, fresh_tokens(1)[:, 0]),
-                           lambda: [*_weights(model), *_tensors_in(state)])
+                           lambda: [*_weights(model), *tensors_in(state)])
 
 
 @contextmanager
@@ -240,12 +240,12 @@ def _train_step(model: nn.Module, fresh_tokens) -> Iterator[RunningPhase]:
 
     def resident() -> list[torch.Tensor]:
         grads = [p.grad for p in trainee.parameters() if p.grad is not None]
-        return [*_weights(trainee), *grads, *_tensors_in(list(optimizer.state.values()))]
+        return [*_weights(trainee), *grads, *tensors_in(list(optimizer.state.values()))]
 
     yield RunningPhase(lambda: functools.partial(step, fresh_tokens()), resident)
 
 
-def _tensors_in(tree: object) -> list[torch.Tensor]:
+def tensors_in(tree: object) -> list[torch.Tensor]:
     """Every tensor in nested lists, tuples, dicts and objects' attributes (decode states are
     per-block dataclasses or tuples)."""
     found: list[torch.Tensor] = []

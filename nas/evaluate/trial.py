@@ -262,7 +262,7 @@ def latency_options(entry: Mapping[str, Any]) -> dict[str, Any]:
             f"latency entry name {name!r} must be a non-empty string other than "
             f"{', '.join(RESERVED_METRICS)}"
         )
-    metric = entry.get("metric") or "latency"
+    metric = metric_of(entry)
     if metric not in METRICS:
         raise ValueError(f"latency entry {name!r}: unknown metric {metric!r}; "
                          f"supported: {', '.join(METRICS)}")

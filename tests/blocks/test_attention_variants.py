@@ -26,6 +26,8 @@ from nas.blocks.attention import (
     sliding_window_mask,
 )
 from nas.blocks.channel import swiglu_hidden
+from nas.evaluate.latency import tensors_in
+from nas.evaluate.memory import storage_bytes
 
 D = 32
 B = 2
@@ -73,11 +75,7 @@ def run_steps(mixer, xs: torch.Tensor, check_state=None):
 
 def held_bytes(state) -> int:
     """Bytes of the distinct tensor storages in an attention state dict."""
-    storages = {}
-    for value in state.values():
-        if isinstance(value, torch.Tensor):
-            storages[value.untyped_storage().data_ptr()] = value.untyped_storage().nbytes()
-    return sum(storages.values())
+    return storage_bytes(tensors_in(state))
 
 
 # -- the reference -----------------------------------------------------------------------------

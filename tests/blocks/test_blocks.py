@@ -31,6 +31,8 @@ from nas.blocks import (
 )
 from nas.blocks.channel import swiglu_hidden
 from nas.blocks.linear_attention import EPS
+from nas.evaluate.latency import tensors_in
+from nas.evaluate.memory import storage_bytes
 from nas.spec import ArchSpec, LayerSpec, ModuleSpec
 
 D = 32
@@ -98,21 +100,7 @@ def run_steps(step, xs: torch.Tensor):
 
 def held_bytes(state) -> int:
     """Bytes of the distinct tensor storages reachable from a (nested) state."""
-    storages = {}
-
-    def walk(obj):
-        if isinstance(obj, torch.Tensor):
-            storage = obj.untyped_storage()
-            storages[storage.data_ptr()] = storage.nbytes()
-        elif isinstance(obj, dict):
-            for value in obj.values():
-                walk(value)
-        elif isinstance(obj, list | tuple):
-            for value in obj:
-                walk(value)
-
-    walk(state)
-    return sum(storages.values())
+    return storage_bytes(tensors_in(state))
 
 
 def counted_flops(fn, *args) -> int:
@@ -162,16 +150,6 @@ def test_token_mixer_step_leaves_its_state_alone(name, knobs):
     torch.testing.assert_close(again, first, atol=0, rtol=0)
     for old, now in zip(before, tensors_in(state), strict=True):
         torch.testing.assert_close(now, old, atol=0, rtol=0)
-
-
-def tensors_in(state) -> list[torch.Tensor]:
-    if isinstance(state, torch.Tensor):
-        return [state]
-    if isinstance(state, dict):
-        return [t for value in state.values() for t in tensors_in(value)]
-    if isinstance(state, list | tuple):
-        return [t for value in state for t in tensors_in(value)]
-    return []
 
 
 @pytest.mark.parametrize("name,knobs", TOKEN_CASES + CHANNEL_CASES)
