@@ -14,6 +14,7 @@ Two measurements, on whatever device runs this (CUDA if present, else the CPU at
 
     python benchmarks/latency.py                                  # CPU, 1 thread
     python benchmarks/latency.py --threads 2 --lengths 256,1024,4096
+    python benchmarks/latency.py --eager          # on CUDA: no CUDA graphs (launch-bound)
 """
 
 from __future__ import annotations
@@ -47,21 +48,21 @@ def model_of(mixer: ModuleSpec, d_model: int, layers: int, device: str):
 
 def noise(args, device: str) -> None:
     print(f"\n## Noise: {args.sessions} measurements of one model each\n")
-    print("| model | phase | seq_len | mean ms | CV of medians | mean in-run spread |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    print("| model | phase | seq_len | mean ms | CV of medians | mean in-run spread | graphed |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
     for family in ("attention", "linear_attention"):
         model = model_of(FAMILIES[family], args.d_model, args.layers, device)
         for phase, seq_len in (("prefill", 512), ("decode", 512), ("train_step", 256)):
             results = [
                 measure_latency(model, batch=1, seq_len=seq_len, vocab_size=VOCAB, phase=phase,
-                                seed=session)
+                                seed=session, cuda_graph=not args.eager)
                 for session in range(args.sessions)
             ]
             medians = [r.median_ms for r in results]
             cv = statistics.stdev(medians) / statistics.mean(medians)
             spread = statistics.mean(r.spread for r in results)
             print(f"| {family} | {phase} | {seq_len} | {statistics.mean(medians):.3f} | "
-                  f"{cv:.1%} | {spread:.1%} |")
+                  f"{cv:.1%} | {spread:.1%} | {all(r.graphed for r in results)} |")
 
 
 def crossover(args, device: str) -> None:
@@ -76,7 +77,7 @@ def crossover(args, device: str) -> None:
             model = model_of(mixer, args.d_model, args.layers, device)
             timings[family] = [
                 measure_latency(model, batch=1, seq_len=t, vocab_size=VOCAB, phase=phase,
-                                max_seconds=args.max_seconds).median_ms
+                                max_seconds=args.max_seconds, cuda_graph=not args.eager).median_ms
                 for t in lengths
             ]
             print(f"| {family} | " + " | ".join(f"{ms:.3f}" for ms in timings[family]) + " |")
@@ -107,6 +108,7 @@ def main() -> None:
     parser.add_argument("--lengths", default="128,512,1024,2048,4096")
     parser.add_argument("--max-seconds", type=float, default=2.0)
     parser.add_argument("--skip-noise", action="store_true")
+    parser.add_argument("--eager", action="store_true", help="on CUDA, time without CUDA graphs")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -148,9 +148,8 @@ def search(
             out = errors if progress == "jsonl" else console  # stdout: JSON lines only
             out.print("[yellow]note:[/] no GPU here; the time of CPU workers is charged against "
                       "the gpuh budget")
-    ray = ray_address or compiled.config.search.ray_address
     options = SearchOptions(budget=parsed, storage=url, name=name, seed=seed,
-                            workers=resolve_workers(workers, ray), ray_address=ray_address,
+                            workers=workers, ray_address=ray_address,
                             num_cpus_per_trial=cpus_per_trial, num_gpus_per_trial=gpus_per_trial)
     _report_outcome(run_search(compiled, options, reporter), url, progress)
 
@@ -175,21 +174,9 @@ def resume(
     reporter = progress_reporter(progress)
     url = resolve_storage(storage)
     options = SearchOptions(budget=parse_budget(budget) if budget else None, storage=url,
-                            workers=resolve_workers(workers, ray_address), ray_address=ray_address,
+                            workers=workers, ray_address=ray_address,
                             num_cpus_per_trial=cpus_per_trial, num_gpus_per_trial=gpus_per_trial)
     _report_outcome(resume_search(run, options, reporter), url, progress)
-
-
-def resolve_workers(workers: int | None, ray_address: str | None) -> int:
-    """--workers, else one local worker per GPU (1 without one); with Ray, 1, which lets the
-    cluster's size decide how many trials run at once."""
-    if workers is not None:
-        return workers
-    if ray_address:
-        return 1
-    from nas.orchestrator.executor import default_workers
-
-    return default_workers()
 
 
 def _report_outcome(outcome: Any, url: str, progress: str | None = None) -> None:

@@ -50,6 +50,7 @@ def device_fingerprint(device: torch.device | str, dtype: torch.dtype = torch.fl
     if device.type == "cuda":
         found["cuda"] = torch.version.cuda
         found["capability"] = ".".join(map(str, torch.cuda.get_device_capability(device)))
+        found["timing"] = "cuda_graph"  # prefill and decode replayed from a graph (latency.py)
     else:
         found["processor"] = _cpu_model() or platform.processor() or platform.machine()
         found["threads"] = torch.get_num_threads()

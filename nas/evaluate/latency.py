@@ -16,6 +16,12 @@ Warmup passes are not timed; there are at least `warmup` of them, for at least
 `warmup_seconds`. On CPU each pass is timed with ``time.perf_counter``; on CUDA with
 a pair of CUDA events after a synchronize.
 
+On CUDA, prefill and decode passes are captured once in a CUDA graph and replayed (fresh tokens
+are copied into the graph's input before each timed replay), as a serving stack would run them:
+small models are otherwise timed by how many kernels the CPU can launch, not by the GPU's work.
+A model whose pass cannot be captured (a host synchronization, data-dependent shapes) is timed
+eagerly, with a warning; ``LatencyResult.graphed`` says which. train_step is always eager.
+
 Repeats continue until `min_repeats` are done and `min_seconds` have passed, then stop as soon
 as one of: the relative spread (IQR / median) falls to `target_rel_spread`, the median's own
 relative standard error falls to `target_median_error` (many passes that disagree still pin
@@ -33,6 +39,7 @@ from __future__ import annotations
 import copy
 import functools
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,6 +60,7 @@ class LatencyResult:
     median_ms: float
     spread: float
     repeats: int
+    graphed: bool = False  # replayed from a CUDA graph
 
 
 def measure_latency(
@@ -71,8 +79,10 @@ def measure_latency(
     target_rel_spread: float = 0.05,
     target_median_error: float = 0.01,
     seed: int = 0,
+    cuda_graph: bool = True,
 ) -> LatencyResult:
-    """Time `phase` for `model`; raises ValueError on an unsupported phase or bad bounds."""
+    """Time `phase` for `model`; raises ValueError on an unsupported phase or bad bounds.
+    `cuda_graph=False` times CUDA passes eagerly (launch by launch)."""
     if phase not in SUPPORTED_PHASES:
         raise ValueError(
             f"unsupported latency phase {phase!r}; supported: {', '.join(SUPPORTED_PHASES)}"
@@ -91,10 +101,13 @@ def measure_latency(
     timer = _time_cuda if device.type == "cuda" else _time_cpu
     times_ms: list[float] = []
     was_training = model.training
+    graphed = None
     try:
         with open_phase(model, phase, batch=batch, seq_len=seq_len, vocab_size=vocab_size,
                         seed=seed) as running:
-            one_pass = running.draw
+            if cuda_graph and device.type == "cuda" and phase in GRAPHED_PHASES:
+                graphed = cuda_graphed(running, device)
+            one_pass = graphed or running.draw
             _warm_up(one_pass, device, warmup, warmup_seconds)
             min_seconds = min(min_seconds, max_seconds)
             start = time.perf_counter()
@@ -114,6 +127,7 @@ def measure_latency(
         median_ms=quantile(times_ms, 0.5),
         spread=relative_spread(times_ms),
         repeats=len(times_ms),
+        graphed=graphed is not None,
     )
 
 
@@ -159,13 +173,17 @@ Pass = Callable[[], Callable[[], object]]
 
 @dataclass(frozen=True)
 class RunningPhase:
-    """A phase set up for repeated passes. `draw()` draws fresh inputs and returns the
-    zero-argument callable that runs one pass on them; `resident()` lists the tensors the phase
-    holds between passes (weights and buffers; for train_step the gradients and optimizer
-    state, for decode the caches)."""
+    """A phase set up for repeated passes. `inputs()` draws fresh tokens and `run(tokens)` is
+    one pass on them; `resident()` lists the tensors the phase holds between passes (weights and
+    buffers; for train_step the gradients and optimizer state, for decode the caches)."""
 
-    draw: Pass
+    run: Callable[[torch.Tensor], object]
+    inputs: Callable[[], torch.Tensor]
     resident: Callable[[], list[torch.Tensor]]
+
+    def draw(self) -> Callable[[], object]:
+        """Fresh inputs, and the zero-argument callable that runs one pass on them."""
+        return functools.partial(self.run, self.inputs())
 
 
 @contextmanager
@@ -201,8 +219,7 @@ def _weights(module: nn.Module) -> list[torch.Tensor]:
 def _prefill(model: nn.Module, fresh_tokens) -> Iterator[RunningPhase]:
     model.eval()
     with torch.inference_mode():
-        yield RunningPhase(lambda: functools.partial(model, fresh_tokens()),
-                           lambda: _weights(model))
+        yield RunningPhase(model, fresh_tokens, lambda: _weights(model))
 
 
 @contextmanager
@@ -221,7 +238,7 @@ def _decode(model: nn.Module, fresh_tokens) -> Iterator[RunningPhase]:
         def one_token(token: torch.Tensor) -> None:
             model.step(token, state)  # the new state is dropped: every pass decodes at seq_len
 
-        yield RunningPhase(lambda: functools.partial(one_token, fresh_tokens(1)[:, 0]),
+        yield RunningPhase(one_token, lambda: fresh_tokens(1)[:, 0],
                            lambda: [*_weights(model), *tensors_in(state)])
 
 
@@ -242,7 +259,7 @@ def _train_step(model: nn.Module, fresh_tokens) -> Iterator[RunningPhase]:
         grads = [p.grad for p in trainee.parameters() if p.grad is not None]
         return [*_weights(trainee), *grads, *tensors_in(list(optimizer.state.values()))]
 
-    yield RunningPhase(lambda: functools.partial(step, fresh_tokens()), resident)
+    yield RunningPhase(step, fresh_tokens, resident)
 
 
 def tensors_in(tree: object) -> list[torch.Tensor]:
@@ -264,6 +281,36 @@ def tensors_in(tree: object) -> list[torch.Tensor]:
 
 
 _PHASES = {"prefill": _prefill, "decode": _decode, "train_step": _train_step}
+GRAPHED_PHASES = ("prefill", "decode")  # train_step's optimizer update stays eager
+
+
+def cuda_graphed(running: RunningPhase, device: torch.device) -> Pass | None:
+    """`running`'s pass captured in a CUDA graph: a Pass that copies fresh tokens into the
+    graph's static input and returns the replay. None (with a warning) when the pass cannot be
+    captured. Passes run a few times on a side stream first, so lazy initialisation (cuBLAS
+    handles, Triton compilation, the caching allocator's pools) happens outside the capture."""
+    static = running.inputs()  # the graph reads its tokens from this tensor, always
+    graph = torch.cuda.CUDAGraph()
+    try:
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                running.run(static)
+        torch.cuda.current_stream(device).wait_stream(side)
+        with torch.cuda.graph(graph):
+            running.run(static)
+    except Exception as error:  # noqa: BLE001 - any capture failure means: time it eagerly
+        torch.cuda.synchronize(device)
+        warnings.warn(f"latency: pass not capturable in a CUDA graph, timed eagerly ({error})",
+                      RuntimeWarning, stacklevel=3)
+        return None
+
+    def draw() -> Callable[[], object]:
+        static.copy_(running.inputs())
+        return graph.replay
+
+    return draw
 
 
 def _time_cpu(one_pass: Pass, device: torch.device) -> float:

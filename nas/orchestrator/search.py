@@ -44,6 +44,7 @@ from nas.orchestrator.executor import (
     TrialOutOfMemory,
     WorkerLost,
     WorkerOutput,
+    default_workers,
 )
 from nas.orchestrator.fidelity import Fidelity, SuccessiveHalving
 from nas.orchestrator.heartbeat import (
@@ -75,7 +76,7 @@ class SearchOptions:
     storage: str
     name: str | None = None
     seed: int | None = None  # overrides the space's search.seed
-    workers: int = 1
+    workers: int | None = None  # None: a local worker per GPU (1 without); Ray: the cluster decides
     threads: int | None = None  # torch threads per worker; default: cores / workers
     keep_weights: str | None = None  # front | all | none; default: the space's search.keep_weights
     ray_address: str | None = None  # trials on this Ray cluster; default: search.ray_address
@@ -216,15 +217,15 @@ def make_executor(space: SearchSpace, options: SearchOptions):
     search = space.config.search
     address = options.ray_address or search.ray_address
     if not address:
-        return LocalExecutor(options.workers, options.threads or _training_threads(space,
-                                                                                   options.workers))
+        workers = options.workers or default_workers()
+        return LocalExecutor(workers, options.threads or _training_threads(space, workers))
     from nas.orchestrator.ray_executor import RayExecutor
 
     cpus = options.num_cpus_per_trial or search.num_cpus_per_trial
     gpus = search.num_gpus_per_trial if options.num_gpus_per_trial is None \
         else options.num_gpus_per_trial
     return RayExecutor(address, cpus, gpus,
-                       workers=options.workers if options.workers > 1 else None)
+                       workers=options.workers if (options.workers or 0) > 1 else None)
 
 
 def _training_threads(space: SearchSpace, workers: int) -> int | None:
