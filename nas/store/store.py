@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -260,7 +260,22 @@ class Store:
 
     # -- runs --------------------------------------------------------------------------------
     def create_run(self, *, name: str | None, base_name: str, **fields: Any) -> RunRecord:
-        """A new run named `name`, or `base_name-N` with the next free N."""
+        """A new run named `name`, or `base_name-N` with the next free N. Searches starting at
+        once on one database may pick the same N: the one that loses takes the next."""
+        for _ in range(50):
+            try:
+                run = self._insert_run(name, base_name, fields)
+            except IntegrityError:  # another driver took the name between our read and write
+                run = None
+            if run is not None or name is not None:
+                break
+        if run is None:
+            raise StoreError(f"a run named {name or base_name!r} already exists in {self.url}; "
+                             "choose another --name (or `nas rm` the old one)")
+        return run
+
+    def _insert_run(self, name: str | None, base_name: str, fields: dict) -> RunRecord | None:
+        """The new run's record; None if the given `name` is taken."""
         with self.transaction() as s:
             if name is None:
                 like = RunRow.name.like(f"{base_name}-%")
@@ -270,8 +285,7 @@ class Store:
                     n += 1
                 name = f"{base_name}-{n}"
             elif s.scalar(select(RunRow.id).where(RunRow.name == name)) is not None:
-                raise StoreError(f"a run named {name!r} already exists in {self.url}; "
-                                 "choose another --name (or `nas rm` the old one)")
+                return None
             row = RunRow(name=name, status="running", **fields)
             s.add(row)
             s.flush()

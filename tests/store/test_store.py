@@ -3,6 +3,7 @@
 import sqlite3
 
 import pytest
+from sqlalchemy import event
 
 from nas.errors import StoreError
 from nas.spec import ArchSpec, LayerSpec, ModuleSpec
@@ -52,6 +53,27 @@ def test_runs_are_named_and_listed(store):
     assert store.run(str(b.id)).name == "space-2"
     with pytest.raises(StoreError, match="recent runs: mine"):
         store.run("nope")
+
+
+def test_two_drivers_starting_at_once_get_different_names(store):
+    """The other driver inserts `space-1` after this one read the taken names but before it
+    wrote: this one's insert fails on the unique name and it takes `space-2`."""
+    other = Store(store.url)
+    raced = []
+
+    @event.listens_for(store._sessions, "before_flush")
+    def other_driver_first(session, context, instances):
+        if not raced:
+            raced.append(new_run(other).name)
+
+    try:
+        assert new_run(store).name == "space-2"
+        assert raced == ["space-1"]
+    finally:
+        event.remove(store._sessions, "before_flush", other_driver_first)
+        other.close()
+    with pytest.raises(StoreError, match="already exists"):
+        new_run(store, name="space-2")
 
 
 def test_trials_front_ledger(store):
