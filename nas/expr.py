@@ -132,9 +132,10 @@ class Expr:
         return self.text
 
 
-def parse(text: str) -> Expr:
+def parse(text: str, *, strings: bool = False) -> Expr:
     """Parse and check `text`; ExprError (one line, naming the offending part) if it is not in
-    the language."""
+    the language. `strings=True` also admits quoted string constants (to compare text columns,
+    e.g. ``state == 'COMPLETE'``)."""
     if not isinstance(text, str):
         raise ExprError(f"an expression must be a string, got {type(text).__name__}")
     original = text
@@ -153,7 +154,7 @@ def parse(text: str) -> Expr:
                         f"{(exc.msg or 'syntax error').split('(')[0].strip()}") from None
     except (RecursionError, MemoryError, ValueError):
         raise ExprError(f"cannot parse {original.strip()!r}: too deeply nested") from None
-    checker = _Checker(source)
+    checker = _Checker(source, strings)
     try:
         checker.visit(tree.body)
     except RecursionError:
@@ -206,8 +207,8 @@ def _known(env: Mapping[str, Any], callables: bool) -> str:
 class _Checker:
     """Walks a parsed tree; raises ExprError at the first node outside the whitelist."""
 
-    def __init__(self, source: str) -> None:
-        self.source = source
+    def __init__(self, source: str, strings: bool = False) -> None:
+        self.source, self.strings = source, strings
         self.names: dict[str, None] = {}
         self.calls: dict[str, CallInfo] = {}
 
@@ -222,7 +223,7 @@ class _Checker:
     def visit(self, node: ast.AST) -> None:
         if isinstance(node, ast.Constant):
             value = node.value
-            if isinstance(value, bool | int | float):
+            if isinstance(value, bool | int | float) or (self.strings and isinstance(value, str)):
                 return
             kind = "strings" if isinstance(value, str | bytes) else type(value).__name__
             raise self.fail(node, f"{kind} are not allowed")

@@ -17,9 +17,10 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from nas.errors import NasError
-from nas.store import DEFAULT_URL, Store
+from nas.store import DEFAULT_URL, TRIAL_STATES, Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,6 +39,8 @@ StorageOpt = typer.Option(None, "--storage", help="Database URL (default: $NAS_S
                           f"{DEFAULT_URL}).")
 WorkersOpt = typer.Option(None, "--workers", "-w", min=1, help="Trials run at once (default: "
                           "one worker per GPU, 1 on a CPU machine; with Ray, the cluster's size).")
+ThreadsOpt = typer.Option(None, "--threads", "-t", min=1, help="Torch CPU threads per local "
+                          "worker (default: OMP_NUM_THREADS if set, else cores / workers).")
 FormatOpt = typer.Option("table", "--format", "-f", help="Output format: table or json.")
 QueryFormatOpt = typer.Option("table", "--format", "-f", help="Output format: table, json or "
                               "csv.")
@@ -51,7 +54,8 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except NasError as exc:
-            errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            errors.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False,
+                         soft_wrap=True)
             raise typer.Exit(2) from None
         except BrokenPipeError:  # e.g. `nas trials RUN | head`
             sys.stderr.close()
@@ -126,6 +130,7 @@ def search(
     ray_address: str = RayAddressOpt,
     cpus_per_trial: float = CpusPerTrialOpt,
     gpus_per_trial: float = GpusPerTrialOpt,
+    threads: int | None = ThreadsOpt,
     progress: str = ProgressOpt,
 ) -> None:
     """Search SPACE until the budget is spent; print the Pareto front."""
@@ -149,7 +154,7 @@ def search(
             out.print("[yellow]note:[/] no GPU here; the time of CPU workers is charged against "
                       "the gpuh budget")
     options = SearchOptions(budget=parsed, storage=url, name=name, seed=seed,
-                            workers=workers, ray_address=ray_address,
+                            workers=workers, threads=threads, ray_address=ray_address,
                             num_cpus_per_trial=cpus_per_trial, num_gpus_per_trial=gpus_per_trial)
     _report_outcome(run_search(compiled, options, reporter), url, progress)
 
@@ -165,6 +170,7 @@ def resume(
     ray_address: str = RayAddressOpt,
     cpus_per_trial: float = CpusPerTrialOpt,
     gpus_per_trial: float = GpusPerTrialOpt,
+    threads: int | None = ThreadsOpt,
     progress: str = ProgressOpt,
 ) -> None:
     """Continue a stopped, interrupted or crashed run until its budget is spent."""
@@ -174,7 +180,7 @@ def resume(
     reporter = progress_reporter(progress)
     url = resolve_storage(storage)
     options = SearchOptions(budget=parse_budget(budget) if budget else None, storage=url,
-                            workers=workers, ray_address=ray_address,
+                            workers=workers, threads=threads, ray_address=ray_address,
                             num_cpus_per_trial=cpus_per_trial, num_gpus_per_trial=gpus_per_trial)
     _report_outcome(resume_search(run, options, reporter), url, progress)
 
@@ -192,7 +198,7 @@ def _report_outcome(outcome: Any, url: str, progress: str | None = None) -> None
     run = Store(url).run(outcome.run_name)
     if progress != "quiet" and not (progress is None and not sys.stdout.isatty()):
         # (quiet, chosen or the default off a terminal: its last line said how it ended)
-        console.print(f"\n[bold]{outcome.status}[/]: {outcome.message}")
+        console.print(f"\n[bold]{outcome.status}[/]: {escape(outcome.message)}")
     console.print(trials_table(f"Pareto front of {run.name} ({len(outcome.front)} of "
                                f"{run.trials_complete} completed trials)", run, outcome.front))
     from nas.evaluate.ranking import describe_agreement, proxy_agreement, proxy_names
@@ -315,6 +321,8 @@ def _list_trials(run_ref: str, storage: str | None, fmt: str, front_only: bool,
     )
 
     check_format(fmt, FORMATS)
+    if state and state.upper() not in TRIAL_STATES:
+        raise NasError(f"unknown --state {state!r}; use one of {', '.join(TRIAL_STATES)}")
     store = Store(resolve_storage(storage), create=False)
     run = store.run(run_ref)
     records = store.pareto(run.id) if front_only else store.trials(
@@ -379,10 +387,14 @@ def filter_trials(run: Any, records: list[Any], where: str) -> list[Any]:
     from nas.expr import ExprError, parse
 
     try:
-        condition = parse(where)
+        condition = parse(where, strings=True)
     except ExprError as exc:
         raise NasError(f"--where: {exc}") from None
-    if not condition.is_condition or condition.calls:
+    if condition.calls:
+        raise NasError(f"--where: {condition.calls[0].text} is not available here: --where "
+                       "compares the stored columns and metrics (constraints' functions such as "
+                       "count() apply to a space's candidates), e.g. \"short_form == 'C-A'\"")
+    if not condition.is_condition:
         raise NasError(f"--where needs a condition such as 'accuracy > 0.9', got {where!r}")
     envs = [{**(t.metrics or {}), **trial_row(run, t)} for t in records]
     known = set(trial_columns(run)) | {m for env in envs for m in env}

@@ -21,7 +21,8 @@ from nas.errors import NasError
 def measure(
     target: str = typer.Argument(..., metavar="RUN/NUMBER|SPEC.json",
                                  help="A trial (e.g. quickstart-1/7) or an ArchSpec JSON file."),
-    seq_len: list[int] = typer.Option([512], "--seq-len", help="Context length (repeatable)."),
+    seq_len: list[int] = typer.Option([512], "--seq-len", min=1,
+                                      help="Context length (repeatable)."),
     batch: int = typer.Option(1, "--batch", min=1),
     phase: list[str] = typer.Option(["prefill", "decode"], "--phase",
                                     help="prefill, decode or train_step (repeatable)."),

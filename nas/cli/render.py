@@ -8,6 +8,7 @@ from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from nas.orchestrator.budget import format_seconds
@@ -207,7 +208,7 @@ def trial_detail(run: RunRecord, trial: TrialRecord,
         shown = " → ".join(f"{v:.3f}@{s}" for s, v in dict(picks).items())
         parts.append(f"[bold]train loss[/]  {shown}")
     if trial.error:
-        parts.append(f"[bold red]error[/]\n{trial.error}")
+        parts.append(f"[bold red]error[/]\n{escape(trial.error)}")
     return parts
 
 

@@ -99,7 +99,12 @@ class WorkerOutput:
 
 
 def default_threads(workers: int) -> int:
-    """CPU threads per worker: the machine's cores shared evenly, at least one."""
+    """CPU threads per worker: OMP_NUM_THREADS when it is set (the usual way to say how many
+    threads a program may use on a shared machine), else the machine's cores shared evenly;
+    at least one."""
+    from_env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if from_env.isdigit() and int(from_env) > 0:
+        return int(from_env)
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 

@@ -18,6 +18,7 @@ from typing import IO, Any, Protocol
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
@@ -93,7 +94,7 @@ def format_value(name: str, value: float | None) -> str:
     if value is None:
         return "-"
     if name == "params":
-        return f"{value / 1e6:.3f}M" if value >= 1e5 else f"{int(value):,}"
+        return f"{int(value):,}"
     if abs(value) < 1e4:
         return f"{value:.4g}"
     return f"{value:,.0f}" if abs(value) < 1e15 else f"{value:.4e}"  # tokens/s, bytes
@@ -146,7 +147,7 @@ class RichReporter:
 
     def trial_failed(self, number, spec, error) -> None:
         self._duplicate_run = 0
-        first = error.splitlines()[0] if error else "failed"
+        first = escape(error.splitlines()[0]) if error else "failed"
         self.console.print(f"  trial {number:>3}  {describe_spec(spec):<28} [red]FAILED[/] {first}")
 
     def trial_infeasible(self, number, spec, reason) -> None:
@@ -157,7 +158,7 @@ class RichReporter:
         only its first few lines."""
         self._duplicate_run += 1
         if self._duplicate_run <= _DUPLICATES_SHOWN:
-            why = why or f"same as trial {of}: answered from the database"
+            why = escape(why) if why else f"same as trial {of}: answered from the database"
             self.console.print(f"  trial {number:>3}  {describe_spec(spec):<28} [dim]{why}[/]",
                                highlight=False)
         elif self._duplicate_run == _DUPLICATES_SHOWN + 1:
@@ -165,7 +166,7 @@ class RichReporter:
 
     def trial_retry(self, number, spec, error, retries) -> None:
         self._duplicate_run = 0
-        first = error.splitlines()[0] if error else "worker lost"
+        first = escape(error.splitlines()[0]) if error else "worker lost"
         self.console.print(f"  trial {number:>3}  {describe_spec(spec):<28} [yellow]retry "
                            f"{retries}[/] {first}", highlight=False)
 

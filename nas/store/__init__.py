@@ -9,6 +9,7 @@ from nas.store.store import (
     PAUSED,
     PRUNED,
     RUNNING,
+    TRIAL_STATES,
     ArtifactRecord,
     LedgerEntry,
     RunRecord,
@@ -18,6 +19,7 @@ from nas.store.store import (
 
 __all__ = [
     "COMPLETE", "DEFAULT_URL", "DUPLICATE", "FAIL", "INFEASIBLE", "PAUSED", "PRUNED", "RUNNING",
+    "TRIAL_STATES",
     "ArtifactRecord", "LedgerEntry",
     "RunRecord", "Store", "TrialRecord",
 ]

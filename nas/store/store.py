@@ -45,6 +45,7 @@ RUNNING, COMPLETE, FAIL, DUPLICATE = "RUNNING", "COMPLETE", "FAIL", "DUPLICATE"
 INFEASIBLE = "INFEASIBLE"  # failed the space's constraints: never trained, charged nothing
 PAUSED = "PAUSED"  # multi-fidelity: stopped at a rung, may be promoted and resumed
 PRUNED = "PRUNED"  # multi-fidelity: stopped at a rung for good (its curve is kept)
+TRIAL_STATES = (RUNNING, COMPLETE, FAIL, DUPLICATE, INFEASIBLE, PAUSED, PRUNED)
 
 
 @dataclass(frozen=True)

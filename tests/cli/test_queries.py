@@ -222,9 +222,29 @@ def test_where_filters_with_the_safe_expression_language(db):
                    f"latency_ms <= {threshold} and params < 1M and not (accuracy > 1)")
     assert [t["number"] for t in both] == expected
     for bad, words in (("__import__('os')", "--where"), ("accuracyy > 1", "unknown name"),
-                       ("accuracy", "needs a condition")):
+                       ("accuracy", "needs a condition"),
+                       ("count(attention) >= 1", "count(attention) is not available"),
+                       ("short_form > 1", "cannot compare")):
         out = nas("trials", "q", "--storage", db, "--where", bad)
         assert out.returncode == 2 and words in out.stderr and "Traceback" not in out.stderr
+
+
+def test_where_compares_text_columns_and_state_is_checked(db):
+    everything = as_json("trials", "q", "--storage", db)
+    form = everything[0]["short_form"]
+    same = as_json("trials", "q", "--storage", db, "--where",
+                   f"short_form == '{form}' and state == 'COMPLETE'")
+    assert [t["number"] for t in same] == [
+        t["number"] for t in everything if t["short_form"] == form and t["state"] == "COMPLETE"]
+    out = nas("trials", "q", "--storage", db, "--state", "BOGUS")
+    assert out.returncode == 2 and "unknown --state 'BOGUS'" in out.stderr
+    assert "COMPLETE" in out.stderr
+
+
+def test_an_error_message_is_printed_verbatim_brackets_and_all(db):
+    out = nas("trials", "x[/]y[red]z", "--storage", db)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "x[/]y[red]z" in out.stderr.replace("\n", "")
 
 
 def test_pareto_marks_trials_within_measurement_noise(tmp_path):
