@@ -552,7 +552,8 @@ class _Loop:
         return f"{message}; {note}" if note else message
 
     def _checkpoint_file(self, number: int) -> str:
-        return str(self.artifacts_root / self.state.run_name / f"{number}.checkpoint.pt")
+        return str(self.artifacts_root / self.store.run_folder(self.state.run_name)
+                   / f"{number}.checkpoint.pt")
 
     def _drop_checkpoint(self, number: int) -> None:
         if self.fidelity is not None:
@@ -572,10 +573,13 @@ class _Loop:
         self.paused.clear()
         self.state.paused = 0
 
+    def _weights_path(self, number: int) -> str:
+        return weights_path(self.store.run_folder(self.state.run_name), number)
+
     def _weights_file(self, number: int) -> str | None:
         if self.keep == "none":
             return None
-        return str(self.artifacts_root / weights_path(self.state.run_name, number))
+        return str(self.artifacts_root / self._weights_path(number))
 
     def _answer_infeasible(self, trial: optuna.Trial, spec: ArchSpec, reason: str) -> None:
         """A candidate that fails a constraint: recorded INFEASIBLE with the reason, never
@@ -662,7 +666,7 @@ class _Loop:
         artifact = None
         if result.weights is not None:
             size, sha256 = result.weights
-            artifact = ArtifactFile(weights_path(self.state.run_name, number), size, sha256)
+            artifact = ArtifactFile(self._weights_path(number), size, sha256)
         self.store.complete_trial(
             self.run_id, number, values=values, metrics=pending.metrics, curve=pending.curve,
             device=result.device, device_seconds=output.seconds, wall_seconds=output.seconds,

@@ -378,7 +378,7 @@ class Store:
 
         for artifact in files:
             remove_quietly(artifact.file)
-        sweep_orphans(self.artifacts_root, record.name, kept=set())
+        sweep_orphans(self.artifacts_root, self.run_folder(record.name), kept=set())
         return record
 
     def _summarize(self, s: Session, row: RunRow) -> RunRecord:
@@ -655,6 +655,12 @@ class Store:
 
         return artifacts_root(self.url)
 
+    def run_folder(self, run_name: str) -> str:
+        """The folder of a run's files, relative to artifacts_root (see nas.store.artifacts)."""
+        from nas.store.artifacts import run_folder
+
+        return run_folder(self.url, run_name)
+
     def _artifact_query(self, run_id: int):
         return (select(ArtifactRow, TrialRow.number).join(TrialRow)
                 .where(TrialRow.run_id == run_id).order_by(TrialRow.number, ArtifactRow.kind))
@@ -705,8 +711,8 @@ class Store:
             remove_quietly(artifact.file)
             removed.append(artifact.file)
         if sweep:
-            removed += sweep_orphans(self.artifacts_root, run_name, kept)
-        folder = self.artifacts_root / run_name
+            removed += sweep_orphans(self.artifacts_root, self.run_folder(run_name), kept)
+        folder = self.artifacts_root / self.run_folder(run_name)
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
         return removed

@@ -33,11 +33,11 @@ def test_only_the_front_keeps_weights(kept_run):
     complete = {t.number for t in store.trials(kept_run.name, states=[COMPLETE])}
     artifacts = store.artifacts(kept_run.name)
     assert front and {a.number for a in artifacts} == front
+    folder = kept_run.root / "nas-artifacts" / "results.db" / "k"  # beside the database, its own
     for artifact in artifacts:
-        assert artifact.file == kept_run.root / "nas-artifacts" / "k" / f"{artifact.number}" \
-            ".safetensors"
+        assert artifact.file == folder / f"{artifact.number}.safetensors"
         assert digest(artifact.file) == (artifact.bytes, artifact.sha256)
-    on_disk = {int(p.stem) for p in (kept_run.root / "nas-artifacts" / "k").iterdir()}
+    on_disk = {int(p.stem) for p in folder.iterdir()}
     assert on_disk == front, f"files of trials off the front {on_disk - front} remain"
     off_front = sorted(complete - front)
     if off_front:

@@ -76,10 +76,11 @@ def finish(store, run, number, acc, lat, seconds=2.0, weights: bytes | None = No
     store.start_trial(run.id, number, spec(d_model=16 * (number + 1)), worker="w")
     artifact = None
     if weights is not None:
-        path = store.artifacts_root / weights_path(run.name, number)
+        relative = weights_path(store.run_folder(run.name), number)
+        path = store.artifacts_root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(weights)
-        artifact = ArtifactFile(weights_path(run.name, number), *digest(path))
+        artifact = ArtifactFile(relative, *digest(path))
     store.complete_trial(run.id, number, values={"accuracy": acc, "latency_ms": lat},
                          metrics={"accuracy": acc, "latency_ms": lat, "params": 1000 + number,
                                   "latency_ms_spread": 0.01},
@@ -133,7 +134,8 @@ def test_weights_policies_and_delete(store):
     finish(store, run, 0, 0.5, 1.0, weights=b"zero")
     finish(store, run, 1, 0.9, 2.0, weights=b"one")
     finish(store, run, 2, 0.4, 3.0, weights=b"two")  # dominated
-    stray = store.artifacts_root / run.name / "7.safetensors"  # a crashed worker's file
+    folder = store.artifacts_root / store.run_folder(run.name)
+    stray = folder / "7.safetensors"  # a crashed worker's file
     stray.write_bytes(b"stray")
     assert [a.number for a in store.artifacts(run.name)] == [0, 1, 2]
     assert store.prune_artifacts(run.id, "all") == []
@@ -147,16 +149,31 @@ def test_weights_policies_and_delete(store):
     finish(store, run, 3, 0.95, 0.5, weights=b"three")  # dominates 0 and 1
     store.prune_artifacts(run.id, "front")
     assert [a.number for a in store.artifacts(run.name)] == [3]
-    assert sorted(p.name for p in (store.artifacts_root / run.name).iterdir()) == [
-        "3.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["3.safetensors"]
     with pytest.raises(StoreError, match="unknown keep_weights"):
         store.prune_artifacts(run.id, "some")
     store.prune_artifacts(run.id, "none")
-    assert store.artifacts(run.name) == [] and not (store.artifacts_root / run.name).exists()
+    assert store.artifacts(run.name) == [] and not folder.exists()
 
     finish(store, run, 4, 0.99, 0.1, weights=b"four")
     store.delete_run(run.name)
-    assert store.runs() == [] and not (store.artifacts_root / run.name).exists()
+    assert store.runs() == [] and not folder.exists()
+
+
+def test_databases_sharing_an_artifacts_root_keep_their_runs_apart(store, tmp_path):
+    """Run names restart at NAME-1 in every database: a run of another database in the same
+    root, of the same name, neither overwrites nor sweeps this one's files."""
+    other = Store(f"sqlite:///{tmp_path}/other.db")
+    try:
+        mine, theirs = new_run(store), new_run(other)
+        assert mine.name == theirs.name and store.artifacts_root == other.artifacts_root
+        finish(store, mine, 0, 0.5, 1.0, weights=b"mine")
+        finish(other, theirs, 0, 0.9, 1.0, weights=b"theirs")
+        other.prune_artifacts(theirs.id, "front", sweep=True)
+        other.delete_run(theirs.name)
+        assert store.artifact(mine.name, 0).file.read_bytes() == b"mine"
+    finally:
+        other.close()
 
 
 def test_python_api(store, monkeypatch):
