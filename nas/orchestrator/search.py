@@ -60,7 +60,18 @@ from nas.orchestrator.progress import Reporter, SearchState
 from nas.orchestrator.remeasure import FrontRemeasure
 from nas.searchspace import SearchSpace
 from nas.spec import ArchSpec
-from nas.store import PAUSED, PRUNED, RUNNING, RunRecord, Store, TrialRecord
+from nas.store import (
+    COMPLETE,
+    DUPLICATE,
+    FAIL,
+    INFEASIBLE,
+    PAUSED,
+    PRUNED,
+    RUNNING,
+    RunRecord,
+    Store,
+    TrialRecord,
+)
 from nas.store.artifacts import ArtifactFile, weights_path
 from nas.strategies.optuna_strategy import create_study, load_study, mark_feasibility
 
@@ -261,14 +272,18 @@ def make_measurer(space: SearchSpace) -> Measurer | None:
 
 def _drive(space: SearchSpace, options: SearchOptions, store: Store, run: RunRecord,
            study: optuna.Study, seed: int, reporter: Reporter) -> SearchOutcome:
-    """The part new and resumed searches share: run the loop, record how it ended."""
-    executor = make_executor(space, options)
-    measurer = make_measurer(space)
+    """The part new and resumed searches share: run the loop, record how it ended. The counts
+    shown (complete, failed, ...) are the run's, earlier sessions included."""
+    executor, measurer = _start_workers(space, options, store, run)
+    counts = store.state_counts(run.id)
     state = SearchState(run_name=run.name, storage=options.storage, budget=options.budget,
                         objectives=run.objectives,
                         started=time.monotonic() - run.elapsed_seconds,
                         workers=executor.workers, threads=executor.threads,
-                        complete=run.trials_complete, front=store.pareto(run.id))
+                        complete=counts.get(COMPLETE, 0), failed=counts.get(FAIL, 0),
+                        duplicates=counts.get(DUPLICATE, 0),
+                        infeasible=counts.get(INFEASIBLE, 0), pruned=counts.get(PRUNED, 0),
+                        front=store.pareto(run.id))
     interrupts = Interrupts()
     loop = _Loop(space, options, store, run.id, study, executor, state, reporter, seed,
                  interrupts, measurer)
@@ -308,6 +323,24 @@ def _drive(space: SearchSpace, options: SearchOptions, store: Store, run: RunRec
     outcome = SearchOutcome(run.name, status, message, store.pareto(run.id))
     store.close()
     return outcome
+
+
+def _start_workers(space: SearchSpace, options: SearchOptions, store: Store, run: RunRecord):
+    """(executor, measurer or None). If either cannot start (a Ray cluster that cannot be
+    reached or cannot place a trial, ...) the run is marked failed with the reason, not left
+    `running` with no driver."""
+    executor = None
+    try:
+        executor = make_executor(space, options)
+        return executor, make_measurer(space)
+    except BaseException as exc:
+        if executor is not None:
+            executor.shutdown(cancel=True)
+        try:
+            store.finish_run(run.id, "failed", f"could not start the workers: {exc}")
+        except SQLAlchemyError:
+            pass
+        raise
 
 
 def _record_cancelled(loop: _Loop, status: str) -> None:

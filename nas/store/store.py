@@ -316,15 +316,24 @@ class Store:
     def reopen_run(self, run_id: int, *, driver_pid: int, host: str,
                    budget: tuple[str, str, float] | None = None) -> list[int]:
         """Take a stopped (or crashed) run up again: status running, new driver, optionally a
-        new (text, unit, amount) budget. Trials left RUNNING by a dead driver become FAIL;
+        new (text, unit, amount) budget. Trials left RUNNING by a dead driver become FAIL and
+        are charged from their start to the old driver's last heartbeat (ledger note `lost`);
         returns their numbers."""
         with self.transaction() as s:
             row = s.get(RunRow, run_id)
+            last_seen = row.heartbeat_at
+            lost = self._fail_running(s, run_id, "lost: the search driver stopped mid-trial")
+            for number in lost:
+                trial = self._trial_row(s, run_id, number)
+                seconds = max(0.0, ((last_seen or trial.started_at) - trial.started_at)
+                              .total_seconds())
+                trial.device_seconds = seconds
+                self._charge(s, run_id, number, seconds, seconds, "lost")
             row.status, row.message, row.finished_at = "running", None, None
             row.driver_pid, row.host = driver_pid, host
             if budget is not None:
                 row.budget, row.budget_unit, row.budget_amount = budget
-            return self._fail_running(s, run_id, "lost: the search driver stopped mid-trial")
+            return lost
 
     def beat(self, run_id: int) -> None:
         """The run's driver is alive now: stamp nas_runs.heartbeat_at."""
@@ -388,6 +397,12 @@ class Store:
         used = s.scalar(select(func.coalesce(func.sum(LedgerRow.device_seconds), 0.0)).where(
             LedgerRow.run_id == row.id))
         return _run_record(row, complete or 0, total or 0, float(used or 0.0))
+
+    def state_counts(self, run_id: int) -> dict[str, int]:
+        """How many of the run's trials are in each state (states with none are absent)."""
+        with self.transaction() as s:
+            return dict(s.execute(select(TrialRow.state, func.count())
+                                  .where(TrialRow.run_id == run_id).group_by(TrialRow.state)).all())
 
     # -- trials (writes) ---------------------------------------------------------------------
     def start_trial(self, run_id: int, number: int, spec: ArchSpec, worker: str) -> None:

@@ -11,7 +11,7 @@ import time
 import optuna
 import pytest
 
-from nas.errors import StoreError
+from nas.errors import NasError, StoreError
 from nas.orchestrator.budget import parse_budget
 from nas.orchestrator.progress import NullReporter
 from nas.orchestrator.search import SearchOptions, resume_search, run_search
@@ -39,6 +39,43 @@ def test_resume_continues_a_finished_run_with_a_larger_budget(tmp_path, tiny_spa
     assert len(study.trials) == len(trials)
     run = store.run(first.run_name)
     assert run.budget == "4trials" and run.elapsed_seconds > 0
+
+
+class LastState(NullReporter):
+    """Keeps the state the search reported at its stop."""
+
+    def stop(self, state):
+        self.state = state
+
+
+def test_a_resumed_search_reports_the_runs_counts_and_a_failed_start_marks_the_run(
+        tmp_path, tiny_space_text, monkeypatch):
+    url = f"sqlite:///{tmp_path}/nas.db"
+    first = run_search(loads(tiny_space_text, "space.yaml"),
+                       SearchOptions(budget=parse_budget("2trials"), storage=url, threads=1),
+                       NullReporter())
+    store = Store(url)
+    run = store.run(first.run_name)  # a trial a dead driver left running: failed on resume
+    store.start_trial(run.id, 99, store.trial(run.name, 0).arch, worker="gone")
+    reporter = LastState()
+    resume_search(first.run_name, SearchOptions(budget=parse_budget("3trials"), storage=url,
+                                                threads=1), reporter)
+    trials = Store(url).trials(first.run_name)
+    assert reporter.state.complete == sum(t.state == COMPLETE for t in trials)
+    assert reporter.state.duplicates == sum(t.state == DUPLICATE for t in trials)
+    assert reporter.state.failed == sum(t.state == FAIL for t in trials) >= 1
+
+    import nas.orchestrator.search as search
+
+    def unreachable(space, options):
+        raise NasError("cannot reach a Ray cluster at 127.0.0.1:1")
+
+    monkeypatch.setattr(search, "make_executor", unreachable)
+    with pytest.raises(NasError, match="cannot reach"):
+        resume_search(first.run_name, SearchOptions(budget=parse_budget("4trials"), storage=url,
+                                                     threads=1), NullReporter())
+    run = Store(url).run(first.run_name)
+    assert run.status == "failed" and "cannot reach a Ray cluster" in run.message
 
 
 def test_resume_after_the_driver_was_killed(tmp_path, tiny_space_text):

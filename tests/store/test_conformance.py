@@ -7,6 +7,7 @@ Each PostgreSQL test gets a fresh database, created and dropped around it."""
 from __future__ import annotations
 
 import os
+import time
 import uuid
 
 import pytest
@@ -124,7 +125,13 @@ def test_runs_trials_front_ledger(store):
     assert (summary.trials_complete, summary.trials_total, summary.device_seconds) == (3, 7, 7.0)
     assert summary.space_text == "name: space ✓"
     assert store.find_complete(run.id, spec(d_model=32).config_hash).number == 1
+    time.sleep(0.05)
+    store.beat(run.id)  # the old driver's last sign of life, after trial 4 started
     assert store.reopen_run(run.id, driver_pid=1, host="h2") == [4]  # a lost RUNNING trial
+    lost = store.trial(run.name, 4)
+    assert lost.state == FAIL and 0.04 < lost.device_seconds < 60  # charged until the beat
+    assert store.ledger(run.id) == (7.0 + lost.device_seconds, 7.0 + lost.device_seconds, 5)
+    assert store.ledger_entries(run.name)[-1].note == "lost"
     store.finish_run(run.id, "finished", "done", elapsed_seconds=12.5)
     assert store.run(run.id).status == "finished" and store.run(run.id).elapsed_seconds == 12.5
 
