@@ -411,7 +411,7 @@ class _Loop:
         so far, told to the strategy as failed."""
         for pending in self.pending.values():
             seconds = time.monotonic() - pending.started
-            error = "cancelled: the search was interrupted (Ctrl-C) while it ran"
+            error = f"cancelled: the search was interrupted ({self.interrupts.cause}) while it ran"
             self.store.fail_trial(self.run_id, pending.trial.number, error=error,
                                   device_seconds=seconds, wall_seconds=seconds,
                                   note="cancelled")
@@ -425,14 +425,16 @@ class _Loop:
 
     def interrupted_message(self) -> str:
         """How a Ctrl-C ended the search: drained, or with running trials cancelled."""
+        cause = self.interrupts.cause
         if self.remeasuring is not None:
-            return (f"interrupted by the user (Ctrl-C) while re-measuring the front, after "
+            return (f"interrupted ({cause}) while re-measuring the front, after "
                     f"{self.remeasuring.report.trials} trial(s); `nas resume "
                     f"{self.state.run_name}` re-measures the rest")
         if self.pending:  # about to be cancelled
-            return (f"interrupted by the user (Ctrl-C twice): {len(self.pending)} running "
+            twice = "" if self.interrupts.terminated else " twice"
+            return (f"interrupted ({cause}{twice}): {len(self.pending)} running "
                     "trial(s) cancelled")
-        return "interrupted by the user (Ctrl-C); running trials were let finish"
+        return f"interrupted ({cause}); running trials were let finish"
 
     # -- budget ------------------------------------------------------------------------------
     def _refresh_budget(self) -> None:

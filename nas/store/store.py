@@ -504,12 +504,17 @@ class Store:
                                                                       dict[str, float]]],
                          *, charged: int, device_seconds: float, wall_seconds: float) -> None:
         """The end-of-search re-measurement of one architecture: each trial numbered in
-        `updates` gets its (values, metrics); trial `charged` is charged the seconds (ledger
-        note "remeasure"); the front is refreshed. One transaction."""
+        `updates` gets its (values, metrics), and so do the DUPLICATE trials that repeat it;
+        trial `charged` is charged the seconds (ledger note "remeasure"); the front is
+        refreshed. One transaction."""
         with self.transaction() as s:
             for number, (values, metrics) in updates.items():
                 row = self._trial_row(s, run_id, number)
                 row.values, row.metrics = values, metrics
+                for copy in s.scalars(select(TrialRow).where(
+                        TrialRow.run_id == run_id, TrialRow.state == DUPLICATE,
+                        TrialRow.duplicate_of == number)):
+                    copy.values, copy.metrics = values, metrics
             row = self._trial_row(s, run_id, charged)
             row.device_seconds = (row.device_seconds or 0.0) + device_seconds
             self._charge(s, run_id, charged, device_seconds, wall_seconds, "remeasure")

@@ -108,8 +108,8 @@ class Search:
             if event["event"] == kind:
                 return event
 
-    def interrupt(self) -> None:
-        os.kill(self.proc.pid, signal.SIGINT)
+    def interrupt(self, signum: int = signal.SIGINT) -> None:
+        os.kill(self.proc.pid, signum)
 
     def finish(self) -> int:
         try:
@@ -155,4 +155,18 @@ def test_second_ctrl_c_cancels_the_running_trial(tmp_path):
     assert run.status == "interrupted" and "cancelled" in run.message
     [trial] = store.trials("c")
     assert trial.state == FAIL and trial.error.startswith("cancelled")
+    assert search.ledger(store) == ["cancelled"]
+
+
+def test_sigterm_cancels_the_running_trial_and_marks_the_run(tmp_path):
+    search = Search(tmp_path)
+    search.wait_for("trial_started")
+    time.sleep(2)
+    search.interrupt(signal.SIGTERM)  # as `timeout`, `kill` or a job scheduler would
+    failed = search.wait_for("trial_failed")
+    assert failed["number"] == 0 and "SIGTERM" in failed["error"]
+    assert search.finish() == 1, search.proc.stderr.read()
+    store = Store(search.url)
+    run = store.run("c")
+    assert run.status == "interrupted" and "SIGTERM" in run.message
     assert search.ledger(store) == ["cancelled"]

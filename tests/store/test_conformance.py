@@ -134,6 +134,11 @@ def test_runs_trials_front_ledger(store):
     assert store.ledger_entries(run.name)[-1].note == "lost"
     store.finish_run(run.id, "finished", "done", elapsed_seconds=12.5)
     assert store.run(run.id).status == "finished" and store.run(run.id).elapsed_seconds == 12.5
+    remeasured = {"accuracy": 0.9, "latency_ms": 7.5}
+    store.record_remeasure(run.id, {0: (remeasured, {**t0.metrics, **remeasured})}, charged=0,
+                           device_seconds=1.0, wall_seconds=1.0)
+    duplicate = store.trial(run.name, 6)  # repeats trial 0: mirrors its re-measured values
+    assert duplicate.values == remeasured and duplicate.metrics["latency_ms"] == 7.5
 
 
 def test_weights_policies_and_delete(store):
