@@ -46,6 +46,7 @@ class SearchState:
     spent: float = 0.0  # in the budget's unit
     device_seconds: float = 0.0
     front: list[TrialRecord] = field(default_factory=list)
+    proxies: list[dict] = field(default_factory=list)  # at the end: proxy-target rank agreement
     status: str = "running"  # then how it ended: finished | interrupted | failed
     message: str = ""  # why it ended
 
@@ -295,9 +296,11 @@ def _spent(state: SearchState) -> float:
     return state.elapsed() if state.budget.unit == "wall_seconds" else state.spent
 
 
-def _finite(values: dict[str, float]) -> dict[str, float | None]:
-    """JSON has no NaN or infinity: those become null."""
-    return {k: (float(v) if math.isfinite(v) else None) for k, v in values.items()}
+def _finite(values: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no NaN or infinity: those become null; numbers become floats, other values
+    (names, counts) stay as they are."""
+    return {k: (float(v) if math.isfinite(v) else None)
+            if isinstance(v, float) else v for k, v in values.items()}
 
 
 class JsonlReporter:
@@ -384,7 +387,8 @@ class JsonlReporter:
         self._emit("stop", status=state.status, message=state.message,
                    complete=state.complete, failed=state.failed, infeasible=state.infeasible,
                    duplicates=state.duplicates, pruned=state.pruned,
-                   front=[t.number for t in state.front])
+                   front=[t.number for t in state.front],
+                   proxies=[_finite(row) for row in state.proxies])
 
 
 def make_reporter(mode: str | None, stream: IO[str] | None = None, console: Console | None = None):

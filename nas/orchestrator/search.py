@@ -307,6 +307,7 @@ def _drive(space: SearchSpace, options: SearchOptions, store: Store, run: RunRec
                 measurer.shutdown(cancel=True)
             _record_cancelled(loop, status)
             state.status, state.message = status, message
+            state.proxies = _proxy_agreement(store, run.id)
             reporter.stop(state)
         try:  # no worker writes any more: files of trials off the policy go, orphans too
             # a run that ended before its front was re-measured keeps every file for resume
@@ -341,6 +342,18 @@ def _start_workers(space: SearchSpace, options: SearchOptions, store: Store, run
         except SQLAlchemyError:
             pass
         raise
+
+
+def _proxy_agreement(store: Store, run_id: int) -> list[dict]:
+    """How each proxy task ranks the run's completed trials against the target (see
+    nas.evaluate.ranking); empty without proxies or when the database cannot be read."""
+    from nas.evaluate.ranking import proxy_agreement, proxy_names
+
+    try:
+        complete = store.trials(run_id, states=[COMPLETE])
+    except SQLAlchemyError:
+        return []
+    return proxy_agreement(complete, proxy_names(complete))
 
 
 def _record_cancelled(loop: _Loop, status: str) -> None:

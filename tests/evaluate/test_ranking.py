@@ -3,6 +3,8 @@ trains a proxy task beside the target."""
 
 from __future__ import annotations
 
+import io
+import json
 import math
 import random
 from itertools import permutations
@@ -37,7 +39,7 @@ def test_kendall_counts_pairs_like_the_definition():
 
 def test_a_search_scores_every_trial_on_its_proxy(tmp_path, tiny_space_text):
     from nas.orchestrator.budget import parse_budget
-    from nas.orchestrator.progress import NullReporter
+    from nas.orchestrator.progress import make_reporter
     from nas.orchestrator.search import SearchOptions, run_search
     from nas.searchspace import loads
     from nas.store import COMPLETE, Store
@@ -47,10 +49,14 @@ def test_a_search_scores_every_trial_on_its_proxy(tmp_path, tiny_space_text):
         "num_kv_pairs: 2}, steps: 8}\n")
     url = f"sqlite:///{tmp_path}/nas.db"
     options = SearchOptions(budget=parse_budget("3trials"), storage=url, threads=1)
-    outcome = run_search(loads(text, "space.yaml"), options, NullReporter())
+    log = io.StringIO()
+    outcome = run_search(loads(text, "space.yaml"), options, make_reporter("jsonl", log))
     trials = Store(url).trials(outcome.run_name, states=[COMPLETE])
     assert len(trials) == 3 and proxy_names(trials) == ["short"]
     assert all(0 <= t.metrics["short_accuracy"] <= 1 and t.metrics["short_loss"] > 0
                for t in trials)
     [row] = proxy_agreement(trials, ["short"])
     assert row["n"] == 3 and -1 <= row["spearman"] <= 1
+    stop = json.loads(log.getvalue().splitlines()[-1])  # --progress jsonl tells programs too
+    assert stop["event"] == "stop" and stop["proxies"] == [
+        {k: (None if v != v else v) for k, v in row.items()}]
