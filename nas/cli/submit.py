@@ -8,7 +8,9 @@ space's folder (the job's working_dir, uploaded by Ray). The search driver runs 
 and is the only writer of the database, so `--storage` must be a database the head can reach
 after the job ends: PostgreSQL, or SQLite at an absolute path on the head. Trials go to the
 cluster through `nas search`'s Ray options, which read NAS_RAY_ADDRESS (set to "auto" here),
-NAS_RAY_CPUS_PER_TRIAL and NAS_RAY_GPUS_PER_TRIAL from the job's runtime environment.
+NAS_RAY_CPUS_PER_TRIAL and NAS_RAY_GPUS_PER_TRIAL from the job's runtime environment. The space,
+budget and storage are checked here before anything is uploaded; errors from the job server (an
+unknown job, a server that does not answer) are one-line NasErrors.
 Ray itself is imported only when the command runs.
 """
 
@@ -19,6 +21,8 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +31,12 @@ import typer
 from nas.errors import NasError
 
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+# The job's first command: a head node whose `python` lacks nas (a cluster started outside the
+# environment nas is installed in) fails the job with this hint, not only an ImportError.
+IMPORT_CHECK = ("python -c 'import nas.cli' || { echo \"nas submit: the head node's python "
+                "($(command -v python || echo 'not found')) cannot import nas: start the Ray "
+                "cluster (ray start) from the activated environment where nas is installed\" >&2; "
+                "exit 1; }")
 EXCLUDES = [".git", ".venv", "venv", "__pycache__", "*.db", "*.db-wal", "*.db-shm", "ray_results"]
 
 
@@ -58,30 +68,42 @@ def submit(
     verbs = [v for v in (status, logs, stop) if v]
     if len(verbs) > 1 or (verbs and space is not None):
         raise NasError("give SPACE to submit, or one of --status/--logs/--stop JOB")
-    client = job_client(address)
-    if status:
-        typer.echo(client.get_job_status(status).value)
-    elif logs:
-        show_logs(client, logs, follow)
-    elif stop:
-        stopped = client.stop_job(stop)
-        typer.echo(f"{stop}: {'stop requested' if stopped else 'already ended'}")
-    elif space is None:
+    if verbs:
+        job_verb(job_client(address), address, status, logs, follow, stop)
+        return
+    if space is None:
         raise NasError("nothing to do: give SPACE to submit, or --status/--logs/--stop JOB")
-    else:
-        folder = (working_dir or space.parent).resolve()
-        entrypoint = search_entrypoint(space, folder, budget, storage, name, seed)
-        env = runtime_env(folder, cpus, gpus, pip or [], ship_nas)
+    folder = (working_dir or space.parent).resolve()
+    # the space, budget and storage are checked here: a job that cannot start is not submitted
+    entrypoint = search_entrypoint(space, folder, budget, storage, name, seed)
+    env = runtime_env(folder, cpus, gpus, pip or [], ship_nas)
+    client = job_client(address)
+    with job_errors(address):
         job = client.submit_job(entrypoint=entrypoint, runtime_env=env,
                                 metadata={"tool": "nas", "space": space.name})
-        typer.echo(job)
-        print(f"follow it: nas submit --logs {job} --follow --address {client.get_address()}",
-              file=sys.stderr)
-        if wait:
+    typer.echo(job)
+    print(f"follow it: nas submit --logs {job} --follow --address {client.get_address()}",
+          file=sys.stderr)
+    if wait:
+        with job_errors(address, job):
             final = wait_for(client, job)
-            print(f"{job}: {final}", file=sys.stderr)
-            if final != "SUCCEEDED":
-                raise typer.Exit(1)
+        print(f"{job}: {final}", file=sys.stderr)
+        if final != "SUCCEEDED":
+            raise typer.Exit(1)
+
+
+def job_verb(client: Any, address: str, status: str | None, logs: str | None, follow: bool,
+             stop: str | None) -> None:
+    """--status, --logs or --stop JOB; an unknown JOB is a one-line error."""
+    job = status or logs or stop
+    with job_errors(address, job):
+        if status:
+            typer.echo(client.get_job_status(job).value)
+        elif logs:
+            show_logs(client, job, follow)
+        else:
+            stopped = client.stop_job(job)
+            typer.echo(f"{job}: {'stop requested' if stopped else 'already ended'}")
 
 
 def job_client(address: str | None) -> Any:
@@ -94,19 +116,43 @@ def job_client(address: str | None) -> Any:
         from ray.job_submission import JobSubmissionClient
     except ImportError:
         raise NasError("nas submit needs Ray Jobs: pip install 'ray[default]'") from None
-    try:
+    if "://" not in address:  # a GCS address (HOST:6379): Ray would retry it for minutes
+        from nas.orchestrator.ray_executor import unreachable
+
+        reason = unreachable(address)
+        if reason:
+            raise NasError(f"cannot reach the Ray job server at {address} ({reason}); pass "
+                           "--address http://HEAD:8265 (the Ray dashboard port)")
+    with job_errors(address):
         return JobSubmissionClient(address)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        auth = ""
-        if "auth" in str(exc).lower() or "token" in str(exc).lower():
-            auth = ("; this cluster wants a token: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN "
-                    "(or ~/.ray/auth_token)")
-        raise NasError(f"cannot reach the Ray job server at {address}: {exc}{auth}") from None
+
+
+@contextmanager
+def job_errors(address: str, job: str | None = None) -> Iterator[None]:
+    """Ray's errors from the job server at `address` as one-line NasErrors: no such `job`, a
+    server that cannot be reached, refuses the client or fails the request."""
+    from ray.exceptions import RayError
+
+    try:
+        yield
+    except BrokenPipeError:  # our stdout closed (`--logs JOB | head`): not the server's fault
+        raise
+    except (OSError, RuntimeError, ValueError, RayError) as exc:
+        text = " ".join(str(exc).split())[:500]
+        if job and ("status code 404" in text or "does not exist" in text):
+            raise NasError(f"no job {job} at {address}") from None
+        if "Authentication" in type(exc).__name__ or "token" in text.lower():
+            text += ("; this cluster wants a token: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN "
+                     "(or ~/.ray/auth_token)")
+        verb = "reach" if isinstance(exc, OSError) else "use"
+        raise NasError(f"cannot {verb} the Ray job server at {address}: {text}") from None
 
 
 def search_entrypoint(space: Path, folder: Path, budget: str | None, storage: str | None,
                       name: str | None, seed: int | None) -> str:
-    """The shell command the job runs in `folder`: `python -m nas search ...`."""
+    """The shell command the job runs in `folder`: `python -m nas search ...`, after a check
+    that the head node's `python` can import nas."""
+    from nas.orchestrator.budget import parse_budget
     from nas.searchspace import load
 
     compiled = load(space)  # a broken space fails here, not on the cluster
@@ -119,6 +165,7 @@ def search_entrypoint(space: Path, folder: Path, budget: str | None, storage: st
     if not budget:
         raise NasError(f"no budget: pass --budget (e.g. 2gpuh, 30m, 50trials) or set `budget:` "
                        f"in {space}")
+    parse_budget(budget)  # a malformed budget fails here, not on the cluster
     url = storage or os.environ.get("NAS_STORAGE") or compiled.config.storage
     check_storage(url)
     words = ["python", "-m", "nas", "search", relative.as_posix(), "--budget", budget,
@@ -127,7 +174,7 @@ def search_entrypoint(space: Path, folder: Path, budget: str | None, storage: st
         words += ["--name", name]
     if seed is not None:
         words += ["--seed", str(seed)]
-    return shlex.join(words)
+    return f"{IMPORT_CHECK}; {shlex.join(words)}"
 
 
 def check_storage(url: str | None) -> None:
@@ -176,6 +223,7 @@ def show_logs(client: Any, job: str, follow: bool) -> None:
     if not follow:
         typer.echo(client.get_job_logs(job), nl=False)
         return
+    client.get_job_info(job)  # an unknown job: Ray's 404 here, not a failed websocket
 
     async def stream() -> None:
         async for lines in client.tail_job_logs(job):

@@ -9,12 +9,14 @@ trains on it. Workers return plain data and never touch the database.
 
 Connecting: `address` is what `ray.init` takes — "auto", "127.0.0.1:6379", "ray://HOST:10001".
 Only `address=None` or "local" starts a Ray instance (in-process, for convenience). An existing
-connection in this process is reused and left open at shutdown.
+connection in this process is reused and left open at shutdown. A HOST:PORT where nothing accepts
+a connection within CONNECT_TIMEOUT is refused at once (ray.init would retry it for minutes).
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -29,6 +31,7 @@ from nas.evaluate.trial import TrialRequest, TrialResult
 from nas.orchestrator.executor import TrialFailed, WorkerLost, WorkerOutput, worker_failure
 
 TASK_NAME = "nas-trial"
+CONNECT_TIMEOUT = 15.0  # seconds to wait for the cluster's port to accept a connection
 # Errors meaning the process (or node) running the trial is gone, not that the trial failed.
 _LOST = (rex.WorkerCrashedError, rex.NodeDiedError, rex.LocalRayletDiedError,
          rex.ObjectLostError, rex.OutOfMemoryError, rex.TaskCancelledError)
@@ -148,6 +151,8 @@ def connect(address: str | None, runtime_env: dict[str, Any] | None = None) -> b
     if ray.is_initialized():
         return False
     local = address in (None, "", "local")
+    if not local:
+        probe(address)
     try:
         ray.init(address=None if local else address, runtime_env=runtime_env,
                  include_dashboard=False if local else None, log_to_driver=True,
@@ -157,6 +162,29 @@ def connect(address: str | None, runtime_env: dict[str, Any] | None = None) -> b
                        "with `ray start --head` or check the address (auto, HOST:6379, "
                        "ray://HOST:10001)") from None
     return True
+
+
+def probe(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Fail fast when nothing accepts connections at `address`: ray.init would retry for many
+    minutes."""
+    reason = unreachable(address, timeout)
+    if reason:
+        raise NasError(f"cannot reach a Ray cluster at {address} ({reason}); start one with "
+                       "`ray start --head` or check the address (auto, HOST:6379, "
+                       "ray://HOST:10001)")
+
+
+def unreachable(address: str, timeout: float = CONNECT_TIMEOUT) -> str | None:
+    """Why nothing accepts a TCP connection at HOST:PORT (or ray://HOST:PORT) within `timeout`
+    seconds; None when something does, or for addresses Ray resolves itself ("auto")."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        return "timed out" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+    return None
 
 
 def translate(exc: BaseException) -> BaseException:

@@ -1,6 +1,6 @@
 """The `ray` tests' cluster: one real Ray cluster on 127.0.0.1 for the session (free ports,
 its own temp dir and auth token), torn down in a finaliser even when tests fail. Every test
-module here is marked `ray` (run: pytest -m ray)."""
+module here that uses it is marked `ray` (run: pytest -m ray); test_cli_errors.py needs none."""
 
 from __future__ import annotations
 

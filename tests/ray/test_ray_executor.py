@@ -10,7 +10,7 @@ import pytest
 
 from nas.evaluate.trial import TrialRequest
 from nas.orchestrator.executor import LocalExecutor, TrialFailed, WorkerLost
-from nas.orchestrator.ray_executor import TASK_NAME, RayExecutor
+from nas.orchestrator.ray_executor import TASK_NAME, RayExecutor, probe
 from nas.searchspace import loads
 
 pytestmark = pytest.mark.ray
@@ -52,6 +52,10 @@ def test_a_trial_matches_the_local_executor(executor, tiny_space_text):
         assert remote.result.metrics[name] == local.result.metrics[name]
     assert remote.result.metrics["latency_ms"] > 0
     assert remote.result.curve == local.result.curve
+
+
+def test_a_live_cluster_passes_the_connect_probe(ray_cluster):
+    probe(ray_cluster.address)  # its GCS port accepts connections: no error
 
 
 def test_the_cluster_sets_how_many_trials_run_at_once(executor):

@@ -8,6 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from nas.cli import app as nas_app
 from nas.cli.submit import check_storage, job_client, submit, wait_for
 from nas.errors import NasError
 from nas.store import COMPLETE, Store
@@ -69,3 +70,11 @@ def test_stop_ends_a_running_job(ray_cluster, tiny_space_file, tmp_path):
 def test_verbs_need_a_job_server():
     with pytest.raises(NasError, match="--address"):
         job_client(None)
+
+
+@pytest.mark.parametrize("verb", [["--status"], ["--stop"], ["--logs"], ["--follow", "--logs"]])
+def test_an_unknown_job_is_a_one_line_error(ray_cluster, verb):
+    result = CliRunner().invoke(nas_app, ["submit", *verb, "raysubmit_nosuch", "--address",
+                                          ray_cluster.dashboard])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"error: no job raysubmit_nosuch at {ray_cluster.dashboard}\n"
