@@ -74,9 +74,9 @@ def run_row(run: RunRecord) -> dict[str, Any]:
     return data
 
 
-RUN_COLUMNS = ("name", "status", "created_at", "finished_at", "trials_complete", "trials_total",
-               "budget", "device_seconds", "strategy", "seed", "objectives", "space_path",
-               "space_hash", "host", "versions", "message")
+RUN_COLUMNS = ("name", "status", "stalled", "created_at", "finished_at", "trials_complete",
+               "trials_total", "budget", "device_seconds", "strategy", "seed", "objectives",
+               "space_path", "space_hash", "host", "versions", "message")
 
 
 def near_front(run: RunRecord, trials: Sequence[TrialRecord]) -> list[TrialRecord]:
@@ -126,10 +126,11 @@ def trials_table(title: str, run: RunRecord, trials: Sequence[TrialRecord],
 
 
 def run_status(run: RunRecord) -> str:
-    """The stored status, with 'running' told apart from a run whose driver stopped beating."""
-    from nas.orchestrator.heartbeat import driver_alive
+    """The stored status, with 'running' told apart from a run whose driver is gone (stopped
+    beating, or its process on this host has exited)."""
+    from nas.orchestrator.heartbeat import driver_gone
 
-    if run.status == "running" and driver_alive(run) is False:
+    if driver_gone(run):
         return "stalled (driver gone: nas resume)"
     return run.status
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 from datetime import datetime
 
@@ -52,6 +53,28 @@ def driver_alive(run: RunRecord, now: datetime | None = None) -> bool | None:
     if age is None:
         return None
     return age < STALE_INTERVALS * interval_seconds()
+
+
+def driver_gone(run: RunRecord) -> bool:
+    """Whether `run` is marked running but its driver is certainly gone: its heartbeat is
+    stale, or it ran on this host and its process no longer exists."""
+    if run.status != "running":
+        return False
+    if driver_alive(run) is False:
+        return True
+    return (run.host == socket.gethostname() and bool(run.driver_pid)
+            and not process_exists(run.driver_pid))
+
+
+def process_exists(pid: int) -> bool:
+    """Whether a process with this id runs on this host (one we may not signal counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Heartbeat:

@@ -51,6 +51,7 @@ from nas.orchestrator.heartbeat import (
     STALE_INTERVALS,
     Heartbeat,
     driver_alive,
+    driver_gone,
     heartbeat_age,
     interval_seconds,
 )
@@ -188,7 +189,7 @@ def _refuse_if_alive(run: RunRecord, url: str) -> None:
         return
     alive = driver_alive(run)
     if run.host == socket.gethostname():
-        if alive is False or not _process_exists(run.driver_pid):
+        if driver_gone(run):
             return  # it died without finishing the run: safe to take over
         server = "" if sqlite_path(url) is None else (
             " (a SQLite database takes one search driver per run; several need PostgreSQL)")
@@ -208,17 +209,6 @@ def _refuse_if_alive(run: RunRecord, url: str) -> None:
             f"{run.host}; a SQLite database takes one search driver per run — several "
             "drivers need a server database (postgresql://...). If that driver is dead, "
             "resume from its host")
-
-
-def _process_exists(pid: int) -> bool:
-    """Whether a process with this id runs on this host (one we may not signal counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def make_executor(space: SearchSpace, options: SearchOptions):

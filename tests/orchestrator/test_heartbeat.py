@@ -4,6 +4,9 @@ running may be taken over — from this host or another one."""
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -89,3 +92,7 @@ def test_runs_listing_marks_a_stalled_run(tmp_path, tiny_space_text, fast_beats)
     time.sleep(0.4)
     assert run_status(store.run(name)).startswith("stalled")
     assert run_to_dict(store.run(name))["stalled"] is True
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a driver on this host whose process has exited: stalled at once, fresh beat
+    mark_running(store, name, host=socket.gethostname(), pid=gone.pid)
+    assert run_status(store.run(name)).startswith("stalled")
