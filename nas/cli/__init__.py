@@ -485,7 +485,7 @@ def rm(
     storage: str = StorageOpt,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
-    """Delete RUN: its trials, curves, budget ledger and Optuna study."""
+    """Delete RUN: its trials, curves, kept weights, budget ledger and Optuna study."""
     url = resolve_storage(storage)
     store = Store(url, create=False)
     record = store.run(run)

@@ -109,7 +109,7 @@ def _budget_text(store: Store, run: RunRecord) -> str:
     spent = {"device_seconds": device_seconds, "wall_seconds": run.elapsed_seconds,
              "trials": charged}[budget.unit]
     return (f"{run.budget}: used {budget.describe(spent)} "
-            f"({100 * budget.fraction(spent):.0f}%), left {budget.describe_left(spent)}")
+            f"({100 * spent / budget.amount:.0f}%), left {budget.describe_left(spent)}")
 
 
 def _first_line(text: str | None) -> str:

@@ -49,8 +49,10 @@ def export_trial(store: Store, run_ref: str | int, number: int, out: str | Path)
                        "trained weights")
     artifact = store.artifact(run.id, source.number)
     if artifact is None:
+        repeats = (f"trial {run.name}/{number} repeats {run.name}/{source.number}, which"
+                   if source is not trial else f"trial {run.name}/{number}")
         raise NasError(
-            f"trial {run.name}/{source.number} kept no weights: by default a search keeps only "
+            f"{repeats} kept no weights: by default a search keeps only "
             "the weights of its Pareto front (this trial is not, or left it); set "
             "`search: {keep_weights: all}` in the space to keep every trial's")
     if not artifact.file.is_file():

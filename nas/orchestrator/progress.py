@@ -179,8 +179,8 @@ class RichReporter:
                            "running trial(s) to finish — Ctrl-C again cancels them")
 
     def remeasuring(self, count, sessions) -> None:
-        self.console.print(f"re-measuring {count} front member(s): {sessions} fresh latency "
-                           "session(s) each")
+        self.console.print(f"re-measuring {count} trial(s) on or near the front: {sessions} "
+                           "fresh latency session(s) each")
 
     def trial_remeasured(self, number, spec, before, after) -> None:
         self.console.print(f"  re-measured trial {number:>3}  {describe_spec(spec):<28} "
@@ -278,7 +278,7 @@ class QuietReporter:
                     "to finish; Ctrl-C again cancels them")
 
     def remeasuring(self, count, sessions) -> None:
-        self._print(f"re-measuring {count} front member(s): {sessions} fresh latency "
+        self._print(f"re-measuring {count} trial(s) on or near the front: {sessions} fresh latency "
                     "session(s) each")
 
     def trial_remeasured(self, number, spec, before, after) -> None:
@@ -342,7 +342,7 @@ class JsonlReporter:
 
     def _budget(self, state: SearchState) -> None:
         self._last_budget = time.monotonic()
-        spent = _spent(state)
+        spent = float(_spent(state))
         self._emit("budget", spent=spent, left=max(0.0, state.budget.amount - spent),
                    unit=state.budget.unit, device_seconds=state.device_seconds,
                    complete=state.complete, running=state.running, failed=state.failed)

@@ -101,7 +101,7 @@ class RemeasureReport:
     def describe(self, sessions: int) -> str:
         if not self.trials and not self.failures:
             return ""
-        text = (f"re-measured the latency of {self.trials} front trial(s) "
+        text = (f"re-measured the latency of {self.trials} trial(s) on or near the front "
                 f"({sessions} session(s) each)")
         if self.failures:
             text += f"; {len(self.failures)} could not be: {self.failures[0]}"

@@ -466,6 +466,8 @@ class _Loop:
     def _fill_workers(self) -> str | None:
         """Start trials until every worker is busy; a reason string once no more may start."""
         while len(self.pending) < self.executor.workers:
+            if self.interrupts.count:  # a Ctrl-C while filling: start nothing more
+                return None
             if self.halving is not None and self._budget_left(new_trial=False):
                 promotion = self.halving.next_promotion()
                 if promotion is not None:

@@ -33,7 +33,7 @@ from typing import Any
 import networkx as nx
 
 from nas.blocks import get_block, list_blocks
-from nas.blocks.registry import BlockImportError, is_import_path
+from nas.blocks.registry import BlockImportError, Knob, is_import_path
 from nas.errors import SpaceError, did_you_mean
 from nas.evaluate.measurement import TIMED
 from nas.searchspace.constraints import Constraint, compile_constraints, violation
@@ -47,8 +47,11 @@ from nas.searchspace.domains import (
     FloatRange,
     Reference,
     Suggester,
+    number_as_text,
     parse_domain,
     parse_reference,
+    split_fix,
+    type_fault,
 )
 from nas.searchspace.layout import (
     ATTENTION,
@@ -77,14 +80,16 @@ NORMS = ("rmsnorm", "layernorm")
 MAX_SIZE = 65_536  # largest d_model, n_layers or pattern repeat a space may ask for
 MAX_TASK_SIZE = 1 << 24  # largest vocabulary or sequence length of a task
 _MAX_COMBINATIONS = 20_000  # knob combinations checked per block at load time
-_TRAINING_BOUNDS = {  # key: (minimum, exclusive upper bound or None, integer?)
-    "steps": (1, None, True),
-    "batch_size": (1, None, True),
-    "lr": (1e-12, None, False),
-    "warmup_fraction": (0.0, 1.0, False),
-    "weight_decay": (0.0, None, False),
-    "grad_clip": (0.0, None, False),
+_TRAINING_BOUNDS = {  # key: (type, lowest value, excluded?, exclusive upper bound or None)
+    "steps": (int, 1, False, None),
+    "batch_size": (int, 1, False, None),
+    "lr": (float, 0.0, True, None),
+    "warmup_fraction": (float, 0.0, False, 1.0),
+    "weight_decay": (float, 0.0, False, None),
+    "grad_clip": (float, 0.0, False, None),
 }
+_TRAINING_EXAMPLES = {"steps": 600, "batch_size": 32, "lr": 3.0e-3, "warmup_fraction": 0.1,
+                      "weight_decay": 0.0, "grad_clip": 1.0}
 Gates = list[tuple[str, "Condition"]] | None  # None: always active
 
 
@@ -318,6 +323,12 @@ class _Compiler:
     def error(self, key: str, problem: str, fix: str = "") -> SpaceError:
         return SpaceError(self.path, key, problem, fix)
 
+    def error_of(self, key: str, exc: Exception, fix: str = "") -> SpaceError:
+        """The error at `key` for an exception whose message is 'PROBLEM; fix: FIX' (or just
+        PROBLEM: then `fix`)."""
+        problem, found = split_fix(str(exc))
+        return self.error(key, problem, found or fix)
+
     # -- decisions and gates -----------------------------------------------------------------
     def parse(self, name: str, raw: Any, allowed: tuple | None = None) -> Domain:
         """The domain written at `name`, checked against `allowed` values; no node is added."""
@@ -327,7 +338,7 @@ class _Compiler:
         try:
             domain = parse_domain(raw)
         except DomainError as exc:
-            raise self.error(name, str(exc)) from None
+            raise self.error_of(name, exc) from None
         if allowed is not None:
             bad = [v for v in domain.values() if v not in allowed]
             if bad:
@@ -362,7 +373,7 @@ class _Compiler:
         try:
             reference = parse_reference(raw)
         except DomainError as exc:
-            raise self.error(name, str(exc)) from None
+            raise self.error_of(name, exc) from None
         if reference is None:
             self.node(name, self.parse(name, raw), gates)
             return
@@ -419,7 +430,7 @@ class _Compiler:
             task = make_task(config)
             vocab_size = task_vocab_size(config)
         except ValueError as exc:
-            raise self.error("task", str(exc)) from None
+            raise self.error_of("task", exc) from None
         for key, value in (("vocab_size", vocab_size), ("seq_len", task.seq_len)):
             if value > MAX_TASK_SIZE:
                 where = f"task.{key}" if key in config else "task"
@@ -444,14 +455,16 @@ class _Compiler:
             try:
                 make_task(proxy.task.model_dump())
             except ValueError as exc:
-                raise self.error(f"proxies.{i}.task", str(exc)) from None
+                raise self.error_of(f"proxies.{i}.task", exc) from None
 
     def _positive_ints(self, key: str, domain: Domain) -> None:
         """Widths and depths: positive, and small enough to build (a typo such as 10**9 layers
         would otherwise exhaust memory while counting or building)."""
         for value in domain.values():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise self.error(key, f"must be a positive integer, got {value!r}")
+                fix = (type_fault(value, int)[1] if number_as_text(value) is not None else
+                       "write a whole number >= 1")
+                raise self.error(key, f"must be a positive integer, got {value!r}", fix)
             if value > MAX_SIZE:
                 raise self.error(key, f"{value} is larger than nas builds (at most {MAX_SIZE})",
                                  "check for a typo")
@@ -506,7 +519,9 @@ class _Compiler:
         ratios = list(ratio.values())
         for value in ratios:
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-                raise self.error(RATIO, f"must be a number in [0, 1], got {value!r}")
+                fix = type_fault(value, float)[1] if number_as_text(value) is not None else ""
+                raise self.error(RATIO, f"must be a number in [0, 1], got {value!r}",
+                                 fix or "write a share of the layers from 0 to 1, e.g. 0.25")
             if value > 0 and ATTENTION not in mixers:
                 raise self.error(RATIO, f"{value} needs attention", "declare `attention:` under "
                                  "model.token_mixers, or use ratio 0")
@@ -646,7 +661,8 @@ class _Compiler:
                                  f"model.token_mixers{did_you_mean(kind, mixers)}",
                                  f"declare it, or use one of {', '.join(mixers)}")
             if free.index(kind) != i:
-                raise self.error(f"model.layout.free.{i}", f"{kind!r} is listed twice")
+                raise self.error(f"model.layout.free.{i}", f"{kind!r} is listed twice",
+                                 "list each mixer once")
         priors = self._priors(free)
         for i in range(max(depths)):
             below = frozenset(n for n in depths if n > i)
@@ -719,8 +735,7 @@ class _Compiler:
         raw = dict(self.config.model.channel_mixer)
         per_layer = raw.pop("per_layer", False)
         if not isinstance(per_layer, bool):
-            raise self.error("model.channel_mixer.per_layer", f"must be true or false, got "
-                             f"{per_layer!r}")
+            raise self.error("model.channel_mixer.per_layer", *type_fault(per_layer, bool))
         kinds = self.parse(CHANNEL_KIND, raw.pop("kind", "swiglu"),
                            allowed=tuple(list_blocks(role="channel_mixer")))
         infos = {kind: get_block(str(kind), "channel_mixer") for kind in kinds.values()}
@@ -754,17 +769,12 @@ class _Compiler:
 
     def _training(self) -> None:
         raw = self.config.training.model_dump()
-        for key, (minimum, upper, integer) in _TRAINING_BOUNDS.items():
+        for key in _TRAINING_BOUNDS:
             name = f"training.{key}"
-            domain = self.decision(name, raw[key])
-            for value in domain.values():
-                ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
-                if isinstance(value, bool) or not ok_type:
-                    kind = "an integer" if integer else "a number"
-                    raise self.error(name, f"must be {kind}, got {value!r}")
-                if value < minimum or (upper is not None and value >= upper):
-                    bound = f"in [{minimum}, {upper})" if upper is not None else f">= {minimum}"
-                    raise self.error(name, f"must be {bound}, got {value!r}")
+            for value in self.decision(name, raw[key]).values():
+                fault = _training_fault(key, value)
+                if fault:
+                    raise self.error(name, *fault)
         fidelity = self.config.search.fidelity
         if fidelity is not None:
             steps = raw["steps"]
@@ -782,7 +792,8 @@ class _Compiler:
         for i, objective in enumerate(self.config.objectives):
             key = f"objectives.{i}"
             if objective.name in seen:
-                raise self.error(f"{key}.name", f"objective {objective.name!r} is listed twice")
+                raise self.error(f"{key}.name", f"objective {objective.name!r} is listed twice",
+                                 "list each objective once")
             seen.add(objective.name)
             part = objective.name.removeprefix("accuracy_")
             if part != objective.name:  # accuracy on one part of the task
@@ -817,7 +828,7 @@ class _Compiler:
             try:
                 resolved = resolve(item.reference, item.name, exists, self._constants)
             except ReferenceProblem as exc:
-                raise self.error(item.name, str(exc), NAMES_HELP) from None
+                raise self.error_of(item.name, exc, NAMES_HELP) from None
             self.node(item.name, resolved.domain, item.gates)
             for source in resolved.domain.inputs:
                 self.graph.add_edge(source, item.name, condition=Condition(), input=True)
@@ -872,7 +883,8 @@ class _Compiler:
         """Every value decision `name` can take (a Derived one's over its inputs' values)."""
         domain = self.domain_of(name)
         if isinstance(domain, FloatRange):
-            raise self.error(name, "a continuous decision cannot gate a computed value")
+            raise self.error(name, "a continuous decision cannot gate a computed value",
+                             "make it a choice or an int domain")
         if not isinstance(domain, Derived):
             return set(domain.values())
         roots = self._roots([name])
@@ -920,14 +932,59 @@ class _Compiler:
             full = info.cls.canonicalize({**info.defaults, **chosen})
             for knob_name, value in full.items():
                 knob = info.knob(knob_name)
-                problem = knob.check(value) if knob else None
-                if problem:
-                    raise self.error(f"{key}.{knob_name}", problem)
+                fault = _knob_fault(knob, value) if knob else None
+                if fault:
+                    node = knobs.get(knob_name)
+                    if node is not None and isinstance(self.domain_of(node), Derived) \
+                            and knob.type is int and isinstance(value, float):
+                        fault = fault[0], "make the expr give whole numbers: divide with //"
+                    raise self.error(f"{key}.{knob_name}", *fault)
             problems = info.cls.validate(int(d_model), **full)
             if problems:
                 where = "" if "d_model" in problems[0] else f" at d_model={d_model}"
                 raise self.error(key, f"{problems[0]}{where} (searched knobs {picked})",
                                  "choose values that work with every d_model in the space")
+
+
+def _of_type(value: Any, kind: type) -> bool:
+    """Whether `value` is a `kind` as a knob reads it: an int is a float too, a bool no int."""
+    if isinstance(value, bool):
+        return kind is bool
+    return isinstance(value, kind) or (kind is float and isinstance(value, int))
+
+
+def _knob_fault(knob: Knob, value: Scalar) -> tuple[str, str] | None:
+    """(problem, fix) when `value` is not one `knob` accepts (Knob.check), else None; an
+    unknown value of a knob with choices gets a did-you-mean."""
+    problem = knob.check(value)
+    if problem is None:
+        return None
+    if knob.choices is not None and isinstance(value, knob.type) and value not in knob.choices:
+        return (f"unknown value {value!r}{did_you_mean(value, knob.choices)}",
+                f"use one of {', '.join(map(str, knob.choices))}")
+    if not _of_type(value, knob.type):
+        example = knob.default if knob.default is not None else knob.minimum
+        return type_fault(value, knob.type, example)
+    if knob.minimum is not None and value < knob.minimum:
+        return problem, f"use a value >= {knob.minimum:g}"
+    return problem, "use a smaller value"
+
+
+def _training_fault(key: str, value: Any) -> tuple[str, str] | None:
+    """(problem, fix) when `value` is no valid training.`key`, else None."""
+    kind, low, open_low, upper = _TRAINING_BOUNDS[key]
+    example = _TRAINING_EXAMPLES[key]
+    if not _of_type(value, kind):
+        return type_fault(value, kind, example)
+    if open_low and value <= low:
+        bound = f"> {low:g}"
+    elif value < low:
+        bound = f">= {low:g}"
+    elif upper is not None and value >= upper:
+        bound = f"in [{low}, {upper})"
+    else:
+        return None
+    return f"must be {bound}, got {value!r}", f"write a value {bound}, e.g. {example!r}"
 
 
 def parse_reference_safe(raw: Any) -> Reference | None:

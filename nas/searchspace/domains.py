@@ -44,7 +44,59 @@ class Suggester(Protocol):
 
 
 class DomainError(ValueError):
-    """A malformed domain; the message says what is wrong and how to write it."""
+    """A malformed domain; the message is 'PROBLEM; fix: FIX' (see `split_fix`)."""
+
+
+FIX = "; fix: "  # how a ValueError's message carries its fix, e.g. a task's or a DomainError's
+
+
+def split_fix(message: str) -> tuple[str, str]:
+    """(problem, fix) of a message written 'PROBLEM; fix: FIX' ('' when it names no fix)."""
+    problem, _, fix = message.partition(FIX)
+    return problem, fix
+
+
+def number_as_text(value: Any) -> float | None:
+    """The number a text such as '1e-3' spells (YAML 1.1 reads it as text: it wants a dot and a
+    signed exponent), else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def type_fault(value: Any, wanted: type, example: Any = None) -> tuple[str, str]:
+    """(problem, fix) for `value`, which is not of type `wanted` (int, float, bool or str)."""
+    words = {int: "an integer", float: "a number", bool: "true or false", str: "text"}
+    shown = str(value).lower() + " (a boolean)" if isinstance(value, bool) else repr(value)
+    problem = f"must be {words.get(wanted, wanted.__name__)}, got {shown}"
+    number = number_as_text(value)
+    if number is not None and wanted in (int, float):
+        if wanted is int and number.is_integer():
+            return problem, f"YAML reads {value} as text; write {int(number)}"
+        return problem, f"YAML reads {value} as text; write {yaml_float(value)} (or {number!r})"
+    if wanted is int and isinstance(value, float) and value.is_integer():
+        return problem, f"write {int(value)}"
+    if wanted in (int, float):
+        kind = "a whole number" if wanted is int else "a number"
+        return problem, f"write {kind}" + (f" such as {example!r}" if example is not None else "")
+    if wanted is bool:
+        return problem, "write true or false"
+    return problem, "quote it: \"...\""
+
+
+def yaml_float(text: str) -> str:
+    """`text` as YAML reads a float: a dot in the mantissa, a sign on the exponent (1e-3 ->
+    1.0e-3, 1e4 -> 1.0e+4)."""
+    mantissa, e, exponent = text.replace("E", "e").partition("e")
+    if "." not in mantissa:
+        mantissa += ".0"
+    if e and exponent[:1] not in ("+", "-"):
+        exponent = "+" + exponent
+    return mantissa + e + exponent
 
 
 @dataclass(frozen=True)
@@ -231,12 +283,13 @@ def parse_reference(raw: Any) -> Reference | None:
     malformed (an `expr` must be text, `same_as` a dotted name, and nothing else beside)."""
     if not isinstance(raw, dict) or not any(k in raw for k in REFERENCE_KEYWORDS):
         return None
+    example = '{expr: "d_model // 32"} or {same_as: attention.heads}'
     if len(raw) != 1:
-        raise DomainError(f"a reference has one key, expr or same_as; got keys {sorted(raw)}")
+        raise DomainError(f"a reference has one key, expr or same_as; got keys {sorted(raw)}"
+                          f"{FIX}write it alone, e.g. {example}")
     keyword, text = next(iter(raw.items()))
     if not isinstance(text, str) or not text.strip():
-        raise DomainError(f"{keyword} needs text, e.g. {{expr: \"d_model // 32\"}} or "
-                          f"{{same_as: attention.heads}}; got {text!r}")
+        raise DomainError(f"{keyword} needs text, got {text!r}{FIX}write e.g. {example}")
     return Reference(keyword, text.strip())
 
 
@@ -244,57 +297,76 @@ def is_scalar(value: Any) -> bool:
     return value is None or isinstance(value, bool | int | float | str)
 
 
+_EXAMPLES = {"fixed": "{fixed: 64}", "choice": "{choice: [32, 64]}", "int": "{int: [2, 8]}",
+             "uniform": "{uniform: [0.0, 0.2]}", "loguniform": "{loguniform: [1.0e-4, 1.0e-2]}"}
+
+
 def parse_domain(raw: Any) -> Domain:
-    """Turn a YAML value into a Domain; raises DomainError with the fix in the message."""
+    """Turn a YAML value into a Domain; raises DomainError ('PROBLEM; fix: FIX')."""
     if _non_finite(raw):
-        raise DomainError(f"{raw!r} holds .inf or .nan; write finite numbers")
+        raise DomainError(f"{raw!r} holds .inf or .nan{FIX}write finite numbers")
     if is_scalar(raw):
         return Fixed(raw)
     if isinstance(raw, list):
-        raise DomainError(
-            f"a bare list {raw!r} is ambiguous; write {{choice: {raw!r}}} to search over it"
-        )
+        raise DomainError(f"a bare list {raw!r} is ambiguous{FIX}write {{choice: {raw!r}}} to "
+                          "search over it")
     if not isinstance(raw, dict):
-        raise DomainError(f"expected a value or a domain mapping, got {type(raw).__name__}")
+        raise DomainError(f"expected a value or a domain mapping, got {type(raw).__name__}"
+                          f"{FIX}write a value such as 64, or a domain such as "
+                          f"{_EXAMPLES['choice']}")
     keyword = [k for k in raw if k in DOMAIN_KEYWORDS]
     if len(keyword) != 1:
         raise DomainError(
             f"a domain mapping needs exactly one of {', '.join(DOMAIN_KEYWORDS)}; got keys "
             f"{sorted(map(str, raw))}{did_you_mean(next(iter(raw), ''), DOMAIN_KEYWORDS)}"
+            f"{FIX}write one, e.g. {_EXAMPLES['choice']} or {_EXAMPLES['int']}"
         )
     kind = keyword[0]
-    unknown = set(raw) - {kind} - _EXTRA_KEYS.get(kind, set())
+    extra = sorted(_EXTRA_KEYS.get(kind, ()))
+    unknown = set(raw) - {kind} - set(extra)
     if unknown:
         raise DomainError(f"unknown key(s) {sorted(map(str, unknown))} in a {kind!r} domain"
-                          f"{did_you_mean(min(map(str, unknown)), _EXTRA_KEYS.get(kind, ()))}")
+                          f"{did_you_mean(min(map(str, unknown)), extra)}{FIX}remove it"
+                          + (f" ({kind} also takes {', '.join(extra)})" if extra else ""))
     arg = raw[kind]
     if kind == "fixed":
         if not is_scalar(arg):
-            raise DomainError(f"fixed needs a single value, got {arg!r}")
+            raise DomainError(f"fixed needs a single value, got {arg!r}{FIX}write one value, "
+                              f"or {{choice: [...]}} to search over several")
         return Fixed(arg)
     if kind == "choice":
         if not isinstance(arg, list) or not arg or not all(is_scalar(v) for v in arg):
-            raise DomainError(f"choice needs a non-empty list of values like [32, 64]; got {arg!r}")
+            raise DomainError(f"choice needs a non-empty list of plain values (numbers, text, "
+                              f"true/false, null); got {arg!r}{FIX}write e.g. "
+                              f"{_EXAMPLES['choice']}")
         if len(set(map(repr, arg))) != len(arg):
-            raise DomainError(f"choice lists a value twice: {arg!r}")
+            raise DomainError(f"choice lists a value twice: {arg!r}{FIX}list each value once")
         return Choice(tuple(arg))
     low, high = _bounds(kind, arg)
     if kind == "int":
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high)):
-            raise DomainError(f"int needs integer bounds, got {arg!r}")
-        step = raw.get("step", 1)
-        log = bool(raw.get("log", False))
-        if not isinstance(step, int) or step < 1:
-            raise DomainError(f"int step must be a positive integer, got {step!r}")
-        if log and (low < 1 or step != 1):
-            raise DomainError("int with log: true needs low >= 1 and no step")
-        if (high - low) // step >= _MAX_INT_VALUES:  # every value is checked at load time
-            raise DomainError(f"int {arg!r} has more than {_MAX_INT_VALUES:,} values; narrow it "
-                              "or add a `step:`")
-        return IntRange(low, high, step, log)
+        return _int_range(arg, low, high, raw.get("step", 1), raw.get("log", False))
     if kind == "loguniform" and low <= 0:
-        raise DomainError(f"loguniform needs a positive lower bound, got {low!r}")
+        raise DomainError(f"loguniform needs a positive lower bound, got {low!r}{FIX}start above "
+                          f"0, e.g. {_EXAMPLES['loguniform']}, or use uniform:")
     return FloatRange(float(low), float(high), log=kind == "loguniform")
+
+
+def _int_range(arg: Any, low: Any, high: Any, step: Any, log: Any) -> IntRange:
+    """The IntRange `{int: arg, step:, log:}`, checked."""
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high)):
+        raise DomainError(f"int needs integer bounds, got {arg!r}{FIX}write whole numbers, e.g. "
+                          f"{_EXAMPLES['int']}, or use uniform: for real numbers")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+        raise DomainError(f"int step must be a positive integer, got {step!r}{FIX}write a whole "
+                          "number >= 1, e.g. step: 2")
+    log = bool(log)
+    if log and (low < 1 or step != 1):
+        raise DomainError(f"int with log: true needs low >= 1 and no step{FIX}start the range "
+                          "at 1 or more and remove step:, or remove log:")
+    if (high - low) // step >= _MAX_INT_VALUES:  # every value is checked at load time
+        raise DomainError(f"int {arg!r} has more than {_MAX_INT_VALUES:,} values{FIX}narrow it "
+                          "or add a `step:`")
+    return IntRange(low, high, step, log)
 
 
 def _non_finite(raw: Any) -> bool:
@@ -312,8 +384,12 @@ def _bounds(kind: str, arg: Any) -> tuple[Any, Any]:
         or len(arg) != 2
         or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in arg)
     ):
-        raise DomainError(f"{kind} needs [low, high], two numbers; got {arg!r}")
+        texts = [v for v in arg if number_as_text(v) is not None] if isinstance(arg, list) else []
+        fix = (f"YAML reads {texts[0]} as text; write {yaml_float(texts[0])}" if texts
+               else f"write e.g. {_EXAMPLES[kind]}")
+        raise DomainError(f"{kind} needs [low, high], two numbers; got {arg!r}{FIX}{fix}")
     low, high = arg
     if low > high:
-        raise DomainError(f"{kind} bounds are reversed: low {low} > high {high}")
+        raise DomainError(f"{kind} bounds are reversed: low {low} > high {high}{FIX}write "
+                          f"[{high}, {low}]")
     return low, high

@@ -33,7 +33,8 @@ def load(path: str | Path) -> SearchSpace:
         raise SpaceError(str(path), "", "is a directory, not a file",
                          "name the space's .yaml file") from None
     except OSError as exc:
-        raise SpaceError(str(path), "", f"cannot read the file ({exc.strerror or exc})") from None
+        raise SpaceError(str(path), "", f"cannot read the file ({exc.strerror or exc})",
+                         "check its permissions") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -73,8 +74,9 @@ def loads(text: str, path: str = "<string>") -> SearchSpace:
     except SpaceError as exc:
         if exc.line is not None or exc.path != path:
             raise
-        if exc.key == "task":
-            exc = _task_error(exc, raw.get("task"))
+        task = _task_at(raw, exc.key)
+        if task is not None:
+            exc = _task_error(exc, task, exc.key)
         raise exc.at(*locate(root, exc.key)) from None
     return space
 
@@ -102,33 +104,54 @@ def _check_defaults(path: str, config: SpaceFile) -> None:
                              "write e.g. sqlite:///nas.db or postgresql://user@host/db") from None
 
 
-def _task_error(exc: SpaceError, task: dict) -> SpaceError:
-    """Point a task's own complaint at the task key it is about (`task.kind`, `task.seq_len`)
-    and suggest the nearest known kind."""
+def _task_at(raw: dict, key: str) -> dict | None:
+    """The task config written at `key` (`task` or `proxies.<i>.task`), or None when `key` is
+    not a task's."""
+    parts = key.split(".")
+    if parts == ["task"]:
+        return raw.get("task")
+    if len(parts) == 3 and parts[0] == "proxies" and parts[2] == "task":
+        return raw["proxies"][int(parts[1])]["task"]
+    return None
+
+
+def _task_error(exc: SpaceError, task: dict, at: str = "task") -> SpaceError:
+    """Point a task's own complaint at the task key it is about (`task.kind`, `task.seq_len`;
+    under `at`, e.g. `proxies.0.task`) and suggest the nearest known kind."""
     from nas.tasks import TASK_KINDS, task_options
 
     kind = task.get("kind")
     if kind not in TASK_KINDS:
-        return SpaceError(exc.path, "task.kind",
+        return SpaceError(exc.path, f"{at}.kind",
                           f"unknown task kind {kind!r}{did_you_mean(kind, TASK_KINDS)}",
                           f"use one of {', '.join(TASK_KINDS)}")
     accepted = task_options(kind)
     if accepted is None:  # a python task: its factory checks its own keys
         problem, _, fix = exc.problem.partition("; fix: ")
-        about_entrypoint = any(w in problem for w in ("entrypoint", "import", "callable"))
-        key = "task.entrypoint" if about_entrypoint and "entrypoint" in task else "task"
+        about_entrypoint = problem.startswith("python task: ")  # not the factory's own words
+        key = (f"{at}.entrypoint" if about_entrypoint and "entrypoint" in task
+               else _task_key(problem, {k: v for k, v in task.items() if k != "entrypoint"}, at))
         return SpaceError(exc.path, key, problem, exc.fix or fix)
     unknown = [k for k in task if k != "kind" and k not in accepted]
     if unknown:
-        return SpaceError(exc.path, f"task.{unknown[0]}", f"unknown key {unknown[0]!r} of task "
+        return SpaceError(exc.path, f"{at}.{unknown[0]}", f"unknown key {unknown[0]!r} of task "
                           f"{kind!r}{did_you_mean(unknown[0], accepted)}",
                           f"keys allowed here: kind, {', '.join(accepted)}")
     problem, _, fix = exc.problem.partition("; fix: ")  # tasks put their fix in the message
-    said = problem.split(";")[0]
-    first = {said.find(m.group()): k for k in task if k != "kind"
-             for m in [re.search(rf"\b{re.escape(str(k))}\b", said)] if m}
-    key = f"task.{first[min(first)]}" if first else "task"
-    return SpaceError(exc.path, key, problem, exc.fix or fix)
+    return SpaceError(exc.path, _task_key(problem.split(";")[0], task, at), problem,
+                      exc.fix or fix)
+
+
+def _task_key(said: str, task: dict, at: str = "task") -> str:
+    """The task key a task's complaint names first, under `at`: `task.seq_len`;
+    `task.levels.0.seq_len` for an item written `levels[0].seq_len`; `task` when it names
+    none."""
+    found = {}
+    for k in task:
+        match = re.search(rf"\b{re.escape(str(k))}\b(?:\[(\d+)\](?:\.(\w+))?)?", said)
+        if k != "kind" and match:
+            found[match.start()] = ".".join(p for p in (str(k), *match.groups()) if p)
+    return f"{at}.{found[min(found)]}" if found else at
 
 
 def _syntax_error(path: str, exc: yaml.YAMLError) -> SpaceError:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from nas.expr import ExprError, parse
-from nas.searchspace.domains import Derived, Reference
+from nas.searchspace.domains import FIX, Derived, Reference
 from nas.spec import Scalar
 
 _DOTTED = re.compile(r"(?<![\w.])[A-Za-z]\w*(?:\.[A-Za-z]\w*)+")
@@ -36,18 +36,24 @@ NAMES_HELP = ("a name is a decision: a knob of the same mixer (heads), a model v
 
 
 class ReferenceProblem(ValueError):
-    """A reference that cannot be resolved or evaluated; the message says why."""
+    """A reference that cannot be resolved or evaluated; the message says why (and may name
+    its fix: 'PROBLEM; fix: FIX')."""
 
 
 def resolve_name(name: str, key: str, exists: Callable[[str], bool]) -> str | None:
     """The full decision path `name` means when written at `key`, innermost scope first; None
     when nothing by that name exists in any enclosing scope."""
-    parts = key.split(".")[:-1]
-    candidates = [".".join([*parts[:depth], name]) for depth in range(len(parts), -1, -1)]
-    for candidate in [*candidates, f"{TOKEN_MIXERS}.{name}"]:
+    for candidate in _candidates(name, key):
         if candidate != key and exists(candidate):
             return candidate
     return None
+
+
+def _candidates(name: str, key: str) -> list[str]:
+    """The paths `name` may mean at `key`, innermost scope first, the token mixers last."""
+    parts = key.split(".")[:-1]
+    scopes = [".".join([*parts[:depth], name]) for depth in range(len(parts), -1, -1)]
+    return [*scopes, f"{TOKEN_MIXERS}.{name}"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,10 @@ def resolve(reference: Reference, key: str, exists: Callable[[str], bool],
 
     def lookup(name: str) -> str:
         found = resolve_name(name, key, lambda p: exists(p) or p in constants)
+        if found is None and key in _candidates(name, key):
+            raise ReferenceProblem(f"{reference.keyword} {reference.text!r} refers to {key} "
+                                   f"itself{FIX}name another decision (d_model, n_layers, or "
+                                   "another mixer's knob written MIXER.KNOB), or write a value")
         if found is None:
             raise ReferenceProblem(f"unknown name {name!r} in {reference.keyword} "
                                    f"{reference.text!r}")

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from nas.errors import did_you_mean
+from nas.searchspace.domains import FIX, split_fix, type_fault
 
 LATENCY_PHASES = ("prefill", "decode", "train_step")
 KNOWN_METRICS = {
@@ -121,7 +122,8 @@ class MeasureConfig(_Strict):
     @classmethod
     def _known_device(cls, value: str) -> str:
         if not re.fullmatch(r"cpu|cuda(:\d+)?", value):
-            raise ValueError(f"unknown measurement device {value!r}; use cpu, cuda or cuda:N")
+            raise ValueError(f"unknown measurement device {value!r}{FIX}use cpu, cuda or "
+                             "cuda:N")
         return value
 
 
@@ -203,15 +205,23 @@ def describe_validation_error(error: ValidationError) -> tuple[str, str, str]:
     if kind in ("string_type", "str_type"):
         return key, f"expected text, got {_kind_of(got)}", "quote it: \"...\""
     if kind in ("int_type", "int_parsing", "int_from_float"):
-        return key, f"expected a whole number, got {got!r}", ""
+        return key, f"expected a whole number, got {got!r}", type_fault(got, int)[1]
+    if kind in ("float_type", "float_parsing"):
+        return key, f"expected a number, got {got!r}", type_fault(got, float)[1]
     if kind == "too_short":
         return key, "must not be empty", "give at least one entry"
-    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        return key, f"{first['msg'].replace('Input should be', 'must be')}, got {got!r}", ""
+    if kind in _BOUNDS:
+        limit = next(iter(first.get("ctx", {}).values()), "?")
+        bound = f"{_BOUNDS[kind]} {limit}"
+        return key, f"must be {bound}, got {got!r}", f"use a value {bound}"
     if kind == "string_too_long":
         return key, first["msg"].replace("String should", "must"), "shorten it"
     message = str(first["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    return key, message, ""
+    return key, *split_fix(message)
+
+
+_BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
+           "less_than": "<"}  # pydantic's error types for Field(ge=...) and the like
 
 
 def _kind_of(value: Any) -> str:

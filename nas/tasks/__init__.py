@@ -15,6 +15,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from nas.errors import did_you_mean
 from nas.tasks.base import IGNORE_INDEX, SPLITS, Task
 from nas.tasks.custom import PythonTask, make_python_task
 from nas.tasks.lm import LMTask
@@ -54,7 +55,8 @@ def make_task(config: Mapping[str, Any]) -> Task:
     """Build the task a config describes; raises ValueError on an unknown kind or key."""
     options = dict(config)
     if "kind" not in options:
-        raise ValueError(f"task config needs a 'kind'; known kinds: {', '.join(TASK_KINDS)}")
+        raise ValueError(f"task config needs a 'kind'; fix: add kind: one of the known kinds: "
+                         f"{', '.join(TASK_KINDS)}")
     kind = options.pop("kind")
     if kind == PYTHON_TASK:
         return make_python_task(options)
@@ -62,8 +64,9 @@ def make_task(config: Mapping[str, Any]) -> Task:
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ValueError(
-            f"task {kind!r}: unknown config key(s) {', '.join(map(repr, unknown))}; "
-            f"accepted: kind, {', '.join(accepted)}"
+            f"task {kind!r}: unknown config key(s) {', '.join(map(repr, unknown))}"
+            f"{did_you_mean(unknown[0], accepted)}; fix: use only the accepted keys: kind, "
+            f"{', '.join(accepted)}"
         )
     return _task_class(kind)(**options)
 
@@ -76,7 +79,8 @@ def task_vocab_size(config: Mapping[str, Any]) -> int:
 def _task_class(kind: str) -> type[Task]:
     cls = TASK_KINDS.get(kind)
     if cls is None:
-        raise ValueError(f"unknown task kind {kind!r}; known kinds: {', '.join(TASK_KINDS)}")
+        raise ValueError(f"unknown task kind {kind!r}{did_you_mean(kind, TASK_KINDS)}; fix: use "
+                         f"one of the known kinds: {', '.join(TASK_KINDS)}")
     return cls
 
 

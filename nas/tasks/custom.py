@@ -21,13 +21,17 @@ it the same way. `examples/custom_task/` holds a worked example.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
+from types import ModuleType
 from typing import Any
 
+from nas.errors import did_you_mean
 from nas.tasks.base import IGNORE_INDEX, SPLITS, Task
 
 REQUIRED = ("vocab_size", "seq_len", "sample")
+SPELLING = "write entrypoint: \"MODULE:FUNCTION\", e.g. \"mytasks:make_task\""
 
 
 def load_entrypoint(entrypoint: str, path: str | None = None):
@@ -35,7 +39,8 @@ def load_entrypoint(entrypoint: str, path: str | None = None):
     module_name, sep, attribute = str(entrypoint).partition(":")
     if not sep or not module_name or not attribute:
         raise ValueError(
-            f"python task: entrypoint {entrypoint!r} must look like 'package.module:function'"
+            f"python task: entrypoint {entrypoint!r} must look like 'package.module:function'; "
+            f"fix: {SPELLING}"
         )
     for folder in (path, os.getcwd()):
         if folder and os.path.abspath(folder) not in map(os.path.abspath, sys.path):
@@ -49,8 +54,20 @@ def load_entrypoint(entrypoint: str, path: str | None = None):
         ) from None
     target = getattr(module, attribute, None)
     if not callable(target):
-        raise ValueError(f"python task: {module_name!r} has no callable {attribute!r}")
+        names = callables(module)
+        fix = (f"name one of its callables: {', '.join(f'{module_name}:{n}' for n in names)}"
+               if names else f"define the function in {module_name}, then {SPELLING}")
+        raise ValueError(f"python task: {module_name!r} has no callable {attribute!r}"
+                         f"{did_you_mean(attribute, names)}; fix: {fix}")
     return target
+
+
+def callables(module: ModuleType, limit: int = 10) -> list[str]:
+    """The public functions and classes `module` defines itself (not those it imports), sorted;
+    at most `limit`."""
+    return sorted(name for name, value in vars(module).items()
+                  if not name.startswith("_") and callable(value)
+                  and getattr(value, "__module__", None) == module.__name__)[:limit]
 
 
 def make_python_task(options: dict[str, Any]) -> Task:
@@ -58,12 +75,10 @@ def make_python_task(options: dict[str, Any]) -> Task:
     options = dict(options)
     entrypoint = options.pop("entrypoint", None)
     if entrypoint is None:
-        raise ValueError("python task needs `entrypoint: 'package.module:function'`")
+        raise ValueError(f"python task needs `entrypoint: 'package.module:function'`; "
+                         f"fix: {SPELLING}")
     factory = load_entrypoint(entrypoint, options.pop("path", None))
-    try:
-        task = factory(**options)
-    except TypeError as exc:  # usually: an option the factory does not take
-        raise ValueError(f"python task {entrypoint}: {exc}") from None
+    task = _call(factory, entrypoint, options)
     missing = [name for name in REQUIRED if not hasattr(task, name)]
     if missing:
         raise ValueError(
@@ -76,6 +91,26 @@ def make_python_task(options: dict[str, Any]) -> Task:
             raise ValueError(f"python task {entrypoint}: {name} must be a positive int, got "
                              f"{value!r}")
     return PythonTask(task, entrypoint)
+
+
+def _call(factory: Any, entrypoint: str, options: dict[str, Any]) -> Any:
+    """`factory(**options)`; ValueError (one line, with the fix) when the options do not fit its
+    signature or it raises."""
+    name = entrypoint.partition(":")[2]
+    try:
+        inspect.signature(factory).bind(**options)
+    except TypeError as exc:  # an option the factory does not take, or one it needs
+        raise ValueError(f"python task {entrypoint}: {exc}; fix: give the task only the keys "
+                         f"{name} takes: {inspect.signature(factory)}") from None
+    except ValueError:  # no signature to read (a builtin): the call says
+        pass
+    try:
+        return factory(**options)
+    except Exception as exc:  # noqa: BLE001 - anything the user's code raises is their error
+        said = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        given = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "no arguments"
+        raise ValueError(f"{name} raised {said}; fix: correct the task's keys ({given}) or "
+                         f"{entrypoint} itself") from None
 
 
 class PythonTask(Task):

@@ -16,7 +16,7 @@ The corpus is a byte string. Sources:
   first `max_bytes` bytes. A text file is its bytes; a ``.bin`` file is token ids, uint8 by
   default (for a 256-token vocabulary the same thing as bytes) or, with ``token_dtype: uint16``,
   little-endian uint16 (nanoGPT's format; `max_bytes` rounded down to an even count; a
-  `vocab_size` above the largest id is required, checked when the file is first read). The
+  `vocab_size` above the largest id is required, checked when the task is made). The
   validation split is the last `val_fraction` of the bytes (of the tokens for uint16), cut there.
 
 Tokens (`tokenizer`):
@@ -40,11 +40,12 @@ over bytes): 1.0 for bytes (and a uint8 .bin), val bytes / val tokens for bpe (a
 stdlib at vocab 1024), None for a uint16 .bin, whose bits_per_byte is bits per token. Perplexity
 is always per token.
 
-Nothing is read when a task is made (a config is validated from file metadata only); the corpus
-is read on the first `sample` and cached for the life of the process, keyed by the resolved
-source and the settings that shape it (plus the tokenizer and vocab_size for bpe), so a worker
-running many trials reads it once (8 MB of the stdlib in about 0.1 s). A BPE is trained once
-and kept on disk with its ids (nas.tasks.tokens.bpe_cache_dir), so other processes reload it:
+Little is read when a task is made (a config is validated from file metadata, and a uint16
+.bin's largest id through a memory map: milliseconds for 8 MB); the corpus is read on the first
+`sample` and cached for the life of the process, keyed by the resolved source and the settings
+that shape it (plus the tokenizer and vocab_size for bpe), so a worker running many trials
+reads it once (8 MB of the stdlib in about 0.1 s). A BPE is trained once and kept on disk with
+its ids (nas.tasks.tokens.bpe_cache_dir), so other processes reload it:
 for the default 8 MB stdlib corpus at vocab 1024, training takes 2-4 s and encoding both splits
 (3.1M tokens) 5 s more, 7-10 s in all (a busy 2-core CPU VM; the encoding, the GPT-2
 pre-tokenizer mostly, runs in parallel where there are more cores); a reload 1.7 s, torch's
@@ -59,7 +60,7 @@ from typing import TYPE_CHECKING
 
 from nas.tasks.base import SPLITS, Task
 from nas.tasks.corpus import STDLIB, Corpus, load_corpus, resolve, stdlib_dir
-from nas.tasks.tokens import TokenCorpus, load_bpe_tokens, load_uint16_tokens
+from nas.tasks.tokens import TokenCorpus, load_bpe_tokens, load_uint16_tokens, uint16_max_id
 
 if TYPE_CHECKING:
     import torch
@@ -127,6 +128,7 @@ class LMTask(Task):
         n_bytes = min(path.stat().st_size, self.max_bytes)
         if self.token_dtype == "uint16":
             self._check_size(n_bytes // 2, str(path), unit="uint16 tokens")
+            self._check_ids(uint16_max_id(path, n_bytes // 2), str(path))
         else:
             self._check_size(n_bytes, str(path))
 
@@ -191,6 +193,14 @@ class LMTask(Task):
                 f"{BYTE_VOCAB} or leave it out (or set tokenizer: bpe for a larger vocabulary)"
             )
 
+    def _check_ids(self, max_id: int, origin: str) -> None:
+        """Every token id of a .bin file must lie below vocab_size."""
+        if max_id >= self.vocab_size:
+            raise ValueError(
+                f"lm: vocab_size={self.vocab_size} is too small for {origin}: its largest token "
+                f"id is {max_id}; fix: set vocab_size to at least {max_id + 1}"
+            )
+
     def _check_size(
         self, n_tokens: int, origin: str, split: int | None = None, unit: str = "bytes"
     ) -> None:
@@ -221,12 +231,7 @@ class LMTask(Task):
         trained on first use; both cached per process). Both have len, split and tensor()."""
         if self.token_dtype == "uint16":
             tokens = load_uint16_tokens(self.source, self.max_bytes, self.val_fraction)
-            if tokens.max_id >= self.vocab_size:
-                raise ValueError(
-                    f"lm: vocab_size={self.vocab_size} is too small for {tokens.origin}: its "
-                    f"largest token id is {tokens.max_id}; fix: set vocab_size to at least "
-                    f"{tokens.max_id + 1}"
-                )
+            self._check_ids(tokens.max_id, tokens.origin)  # again: the file may have changed
         elif self.tokenizer == "bpe":
             tokens = load_bpe_tokens(
                 self.source, self.max_bytes, self.val_fraction, self.vocab_size

@@ -93,6 +93,8 @@ class MQARTask(Task):
         return inputs, targets
 
 
+LEVEL_KEYS = ("num_kv_pairs", "seq_len")  # required in every level; vocab_size is optional
+LEVEL = "{num_kv_pairs, seq_len[, vocab_size]}"
 DEFAULT_LEVELS = (
     {"num_kv_pairs": 4, "seq_len": 64},
     {"num_kv_pairs": 8, "seq_len": 128},
@@ -115,27 +117,35 @@ class MQARSweepTask(Task):
 
     def __post_init__(self) -> None:
         if not isinstance(self.levels, (list, tuple)) or not self.levels:
-            raise ValueError("mqar_sweep: levels must be a non-empty list of "
-                             "{num_kv_pairs, seq_len[, vocab_size]} mappings")
-        parts = []
-        for i, level in enumerate(self.levels):
-            if not isinstance(level, dict):
-                raise ValueError(f"mqar_sweep: levels[{i}] must be a mapping, got {level!r}")
-            unknown = sorted(set(level) - {"num_kv_pairs", "seq_len", "vocab_size"})
-            if unknown:
-                raise ValueError(f"mqar_sweep: levels[{i}] has unknown key(s) {unknown}; "
-                                 "allowed: num_kv_pairs, seq_len, vocab_size")
-            vocab = level.get("vocab_size", self.vocab_size)
-            if not isinstance(vocab, int) or isinstance(vocab, bool) or vocab > self.vocab_size:
-                raise ValueError(f"mqar_sweep: levels[{i}].vocab_size={vocab!r} must be an int "
-                                 f"<= the task's vocab_size={self.vocab_size}")
-            try:
-                parts.append(MQARTask(vocab_size=vocab, **{k: v for k, v in level.items()
-                                                           if k != "vocab_size"}))
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"mqar_sweep: levels[{i}]: {exc}") from None
+            raise ValueError(f"mqar_sweep: levels must be a non-empty list of {LEVEL} mappings; "
+                             f"fix: write e.g. levels: [{{num_kv_pairs: 4, seq_len: 64}}]")
+        parts = [self._level(i, level) for i, level in enumerate(self.levels)]
         object.__setattr__(self, "levels", tuple(dict(level) for level in self.levels))
         object.__setattr__(self, "_parts", tuple(parts))
+
+    def _level(self, i: int, level: object) -> MQARTask:
+        """The MQARTask of levels[i], checked: a mapping with num_kv_pairs and seq_len."""
+        if not isinstance(level, dict):
+            raise ValueError(f"mqar_sweep: levels[{i}] must be a mapping, got {level!r}; fix: "
+                             f"write it as {LEVEL}")
+        unknown = sorted(set(level) - {*LEVEL_KEYS, "vocab_size"})
+        if unknown:
+            raise ValueError(f"mqar_sweep: levels[{i}] has unknown key(s) {unknown}; fix: use "
+                             "only num_kv_pairs, seq_len, vocab_size")
+        for key in LEVEL_KEYS:
+            if key not in level:
+                raise ValueError(f"mqar_sweep: levels[{i}].{key} is missing: a level is {LEVEL}; "
+                                 f"fix: add {key} to levels[{i}], e.g. {{num_kv_pairs: 4, "
+                                 "seq_len: 64}")
+        vocab = level.get("vocab_size", self.vocab_size)
+        if not isinstance(vocab, int) or isinstance(vocab, bool) or vocab > self.vocab_size:
+            raise ValueError(f"mqar_sweep: levels[{i}].vocab_size={vocab!r} must be an int "
+                             f"<= the task's vocab_size={self.vocab_size}; fix: lower it, or "
+                             "raise the task's vocab_size")
+        try:
+            return MQARTask(vocab_size=vocab, **{k: level[k] for k in LEVEL_KEYS})
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"mqar_sweep: levels[{i}]: {exc}") from None
 
     @property
     def seq_len(self) -> int:  # type: ignore[override]

@@ -44,7 +44,7 @@ def test_report_html_and_markdown(kept_run, tmp_path):
     assert (out / "front.png").read_bytes()[:4] == b"\x89PNG" and "](front.png)" in markdown
 
     for text in (page, markdown):
-        assert "used 4 of 3 trials (100%), left 0 trials" in text  # 3 + the failure
+        assert "used 4 of 3 trials (133%), left 0 trials" in text  # 3 + the failure
         assert f"Pareto front ({len(front)} trial" in text
         for trial in front:
             assert f"{trial.short_form}" in text

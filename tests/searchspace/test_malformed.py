@@ -4,7 +4,8 @@
 
 The expectation is a prefix of the error's one line; ` … ` in it skips any text (the fragments
 must appear in that order). Every file must fail with a SpaceError — never another exception —
-that names its position and key.
+that names its position, its key and a fix. `corpus_tasks.py` holds the user tasks of the
+`task_python_*` files.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from typer.testing import CliRunner
 from nas.cli import app
 from nas.errors import SpaceError, did_you_mean
 from nas.searchspace import load, loads
+from nas.searchspace.domains import type_fault, yaml_float
 from nas.searchspace.locate import locate, parse
 
 CORPUS = Path(__file__).parent / "malformed"
 FILES = sorted(CORPUS.glob("*.yaml"))
-SECTIONS = ("top", "yaml", "encoding", "name", "task", "model",
+SECTIONS = ("top", "yaml", "encoding", "name", "task", "proxy", "model",
             "domain", "choice", "fixed", "mixers", "mixer", "knob", "hybrid", "channel",
             "training", "objective", "objectives", "search", "constraint", "constraints",
             "budget", "storage")
@@ -60,10 +62,12 @@ def test_malformed_space_gives_its_message(path, monkeypatch):
     error = info.value
     assert error.line is not None and error.column is not None, message
     assert message.startswith(f"{path.name}:{error.line}:{error.column}: ")
+    assert error.fix and " — fix: " in message, f"no fix: {message}"
 
 
 @pytest.mark.parametrize("name", ["mixer_typo", "yaml_duplicate_key", "top_empty",
-                                  "encoding_not_utf8", "constraint_unknown_name"])
+                                  "encoding_not_utf8", "constraint_unknown_name",
+                                  "task_sweep_level_no_seq_len", "training_lr_text_exponent"])
 def test_cli_prints_one_line_and_exits_2(name, monkeypatch):
     monkeypatch.chdir(CORPUS)
     path = CORPUS / f"{name}.yaml"
@@ -86,6 +90,26 @@ def test_did_you_mean():
     assert did_you_mean("zebra", known) == ""
     assert did_you_mean("attention", known) == ""  # a known word is not a typo
     assert did_you_mean(3, known) == ""
+
+
+@pytest.mark.parametrize("text,spelled", [
+    ("1e-3", "1.0e-3"), ("1.0e3", "1.0e+3"), ("1E+4", "1.0e+4"), ("-2e-5", "-2.0e-5"),
+])
+def test_yaml_float_spells_what_yaml_reads_as_a_float(text, spelled):
+    import yaml
+
+    assert yaml_float(text) == spelled
+    assert isinstance(yaml.safe_load(text), str) and yaml.safe_load(spelled) == float(text)
+
+
+def test_type_fault_says_what_to_write():
+    assert type_fault("1e3", int) == ("must be an integer, got '1e3'",
+                                      "YAML reads 1e3 as text; write 1000")
+    assert type_fault(4.0, int)[1] == "write 4"
+    assert type_fault(False, int, 4) == ("must be an integer, got false (a boolean)",
+                                         "write a whole number such as 4")
+    assert type_fault("yes please", bool) == ("must be true or false, got 'yes please'",
+                                              "write true or false")
 
 
 TEXT = """\

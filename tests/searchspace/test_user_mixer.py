@@ -94,7 +94,7 @@ def test_user_mixer_compiles_samples_and_counts(user_module):
     (f"{MODULE}.Missing", "{}", "has no attribute 'Missing'"),
     ("nas_no_such_module_here.Mixer", "{}", "cannot import module 'nas_no_such_module_here'"),
     (f"{MODULE}.PrefixMean", "{width: 3}", "unknown knob"),
-    (f"{MODULE}.PrefixMean", "{hidden: 2.5}", "must be int"),
+    (f"{MODULE}.PrefixMean", "{hidden: 2.5}", "must be an integer"),
 ])
 def test_user_mixer_errors_name_the_key(user_module, name, knobs, words):
     model = MODEL.replace(f"{MODULE}.PrefixMean: {{scale: {{choice: [0.5, 1.0]}}, hidden: 2}}",

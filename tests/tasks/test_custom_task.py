@@ -36,20 +36,29 @@ def test_the_example_task_follows_the_protocol():
 @pytest.mark.parametrize("config,message", [
     ({"entrypoint": "no_colon"}, "must look like 'package.module:function'"),
     ({"entrypoint": "surely_not_a_module_xyz:f"}, "cannot import 'surely_not_a_module_xyz'"),
-    ({"entrypoint": "tasks_ok:missing"}, "has no callable 'missing'"),
-    ({"entrypoint": "tasks_ok:make", "colour": 3}, "unexpected keyword argument 'colour'"),
+    ({"entrypoint": "tasks_ok:missing"}, "has no callable 'missing'; fix: name one of its "
+     "callables: tasks_ok:broken, tasks_ok:make, tasks_ok:not_a_task"),
+    ({"entrypoint": "tasks_ok:mak"}, "has no callable 'mak' (did you mean 'make'?)"),
+    ({"entrypoint": "tasks_ok:make", "colour": 3}, "unexpected keyword argument 'colour'; fix: "
+     "give the task only the keys make takes: (length=4)"),
+    ({"entrypoint": "tasks_ok:broken", "length": 3}, "broken raised RuntimeError: boom; fix: "
+     "correct the task's keys (length=3) or tasks_ok:broken itself"),
     ({"entrypoint": "tasks_ok:not_a_task"}, "lacks vocab_size, seq_len, sample"),
     ({}, "needs `entrypoint:"),
 ])
 def test_bad_python_tasks_say_what_is_wrong(tmp_path, config, message):
     write_module(tmp_path, "tasks_ok", """
+        from collections import OrderedDict  # imported: not one of its own callables
         def make(length=4):
             raise AssertionError("not called in these cases")
+        def broken(length=4):
+            raise RuntimeError("boom")
         def not_a_task():
             return object()
     """)
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):
+    with pytest.raises(ValueError) as info:
         make_task({"kind": "python", "path": str(tmp_path), **config})
+    assert message in str(info.value) and "\n" not in str(info.value), str(info.value)
 
 
 @pytest.mark.parametrize("batch,message", [

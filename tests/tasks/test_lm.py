@@ -99,7 +99,8 @@ def test_text_and_bin_file_sources_split_at_the_exact_byte(tmp_path):
         ({"seq_len": 0}, r"seq_len must be a positive integer"),
         ({"val_fraction": 1.0}, r"val_fraction must be a number strictly between 0 and 1"),
         ({"max_bytes": 1000, "seq_len": 128}, r"too small for seq_len=128.*fix:"),
-        ({"seqlen": 64}, r"unknown config key\(s\) 'seqlen'; accepted: kind, source, seq_len"),
+        ({"seqlen": 64}, r"unknown config key\(s\) 'seqlen' \(did you mean 'seq_len'\?\); "
+                         r"fix: use only the accepted keys: kind, source, seq_len"),
     ],
 )
 def test_bad_configs_name_the_key_and_the_fix(config, message):

@@ -18,7 +18,7 @@ import torch
 from nas.errors import SpaceError
 from nas.evaluate.scoring import loss_metrics
 from nas.evaluate.training import evaluate, train
-from nas.searchspace import loads
+from nas.searchspace import load, loads
 from nas.spec import ArchSpec, LayerSpec, ModuleSpec
 from nas.tasks import LMTask, MQARTask, make_task, task_vocab_size
 from nas.tasks import tokens as tokens_module
@@ -217,11 +217,39 @@ def test_uint16_bin_files_are_read_as_tokens(tmp_path):
                     max_bytes=1001, val_fraction=0.5)  # 1001 bytes: 500 tokens
     assert capped.tokens.ids.tolist() == values[:500] and capped.split_range("val") == (250, 500)
 
-    small = LMTask(source=str(path), token_dtype="uint16", vocab_size=1000, seq_len=16)
-    with pytest.raises(ValueError, match=rf"vocab_size=1000 is too small for .*train\.bin: its "
-                                         rf"largest token id is {max(values)}; fix: set "
-                                         rf"vocab_size to at least {max(values) + 1}"):
-        small.sample(2, gen(0))
+    too_small = rf"vocab_size=1000 is too small for .*train\.bin: its largest token id is " \
+                rf"{max(values)}; fix: set vocab_size to at least {max(values) + 1}"
+    with pytest.raises(ValueError, match=too_small):  # checked when the task is made
+        LMTask(source=str(path), token_dtype="uint16", vocab_size=1000, seq_len=16)
+    # only the ids within max_bytes count: the first 100 tokens are all below 40000
+    head = LMTask(source=str(path), token_dtype="uint16", vocab_size=max(values[:100]) + 1,
+                  seq_len=16, max_bytes=200, val_fraction=0.5)
+    assert head.tokens.max_id == max(values[:100])
+
+
+def test_a_uint16_bin_with_ids_above_vocab_size_fails_when_the_space_loads(tmp_path,
+                                                                          tiny_space_text):
+    """The tester's file: ids 0..499, vocab_size 300. An error at task.vocab_size, exit 2, not a
+    failure in every trial."""
+    path = tmp_path / "tokens.bin"
+    write_uint16(path, [i % 500 for i in range(20_000)])
+    task = (f"task: {{kind: lm, source: {path}, token_dtype: uint16, vocab_size: 300, "
+            "seq_len: 32}")
+    space = tmp_path / "space.yaml"
+    space.write_text(tiny_space_text.replace(
+        "task: {kind: mqar, vocab_size: 16, seq_len: 24, num_kv_pairs: 3}", task))
+    column = task.index("vocab_size: 300") + 1
+    with pytest.raises(SpaceError, match=rf"space\.yaml:2:{column}: task\.vocab_size: lm: "
+                                         r"vocab_size=300 is too small for .*tokens\.bin: its "
+                                         r"largest token id is 499 — fix: set vocab_size to at "
+                                         r"least 500$"):
+        load(space)
+    result = subprocess.run([sys.executable, "-m", "nas", "validate", str(space)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "task.vocab_size" in result.stderr and "Traceback" not in result.stderr
+    space.write_text(space.read_text().replace("vocab_size: 300", "vocab_size: 500"))
+    assert load(space).vocab_size == 500
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,10 @@ def test_a_level_row_equals_that_level_sampled_alone():
     ([{"num_kv_pairs": 2, "seqlen": 8}], "unknown key"),
     ([{"num_kv_pairs": 9, "seq_len": 12}], r"levels\[0\]: mqar: seq_len=12 is too short"),
     ([{"num_kv_pairs": 2, "seq_len": 12, "vocab_size": 64}], "<= the task's vocab_size=32"),
+    # a level names both: no silent seq_len 64 or 8 pairs from MQAR's defaults
+    ([{"num_kv_pairs": 2}], r"levels\[0\]\.seq_len is missing.*fix: add seq_len to levels\[0\]"),
+    ([{"num_kv_pairs": 2, "seq_len": 12}, {"seq_len": 12}],
+     r"levels\[1\]\.num_kv_pairs is missing.*fix: add num_kv_pairs"),
 ])
 def test_bad_levels_say_which(levels, message):
     with pytest.raises(ValueError, match=message):

@@ -24,7 +24,8 @@ def test_unknown_kind_lists_known_kinds():
 
 
 def test_unknown_key_lists_accepted_keys():
-    with pytest.raises(ValueError, match="'num_pairs'.*accepted: kind, vocab_size"):
+    with pytest.raises(ValueError, match="'num_pairs' .did you mean 'num_kv_pairs'.*; fix: use "
+                                         "only the accepted keys: kind, vocab_size"):
         make_task({"kind": "mqar", "num_pairs": 4})
 
 
