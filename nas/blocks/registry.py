@@ -100,6 +100,17 @@ def is_import_path(name: str) -> bool:
     return "." in name
 
 
+def _within_this_package(module_name: str) -> str:
+    """`module_name`, or for a module of nas the same module of the package this registry was
+    loaded from: inside an exported model.py nas's modules are bundled under another name, and
+    a block named by its nas import path must subclass the bundle's base classes, not an
+    installed nas's."""
+    package = __name__.split(".")[0]
+    if package != "nas" and (module_name == "nas" or module_name.startswith("nas.")):
+        return package + module_name[len("nas"):]
+    return module_name
+
+
 def import_block(path: str, role: Role = "token_mixer") -> BlockInfo:
     """Import `package.module.ClassName`, check it is a `role` block, register it under `path`.
 
@@ -111,7 +122,7 @@ def import_block(path: str, role: Role = "token_mixer") -> BlockInfo:
     if not module_name or not attr:
         raise BlockImportError(f"{path!r} is not an import path like package.module.ClassName")
     try:
-        module = importlib.import_module(module_name)
+        module = importlib.import_module(_within_this_package(module_name))
     except ImportError as exc:
         raise BlockImportError(f"cannot import module {module_name!r} ({exc})") from None
     cls = getattr(module, attr, None)

@@ -121,3 +121,19 @@ def test_export_errors_are_one_line(kept_run, tmp_path):
 def test_export_json_is_plain(exported):
     out, _ = exported
     json.loads((out / "arch.json").read_text())
+
+
+def test_model_py_builds_a_block_named_by_its_nas_import_path(tmp_path):
+    """A space may name one of nas's own mixers by import path: model.py builds it from its
+    bundled copy (was: 'not a subclass of TokenMixer', checked against an installed nas)."""
+    from nas.export.bundle import model_source
+    from nas.spec import LayerSpec, ModuleSpec
+
+    layer = LayerSpec(ModuleSpec.make("nas.blocks.controls.MeanPool"), ModuleSpec.make("mlp"))
+    spec = nas.ArchSpec(d_model=16, vocab_size=16, layers=(layer,))
+    (tmp_path / "model.py").write_text(model_source(spec))
+    script = "import model; print(sum(p.numel() for p in model.build_model().parameters()))"
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)  # nas itself importable, as for the user
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) == sum(p.numel() for p in nas.build_model(spec).parameters())
