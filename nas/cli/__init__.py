@@ -379,6 +379,9 @@ def sort_trials(run: Any, records: list[Any], key: str) -> list[Any]:
     return sorted(present, key=value, reverse=descending) + missing
 
 
+YAML_BOOLEANS = {"true": True, "false": False}  # `pareto == true` as YAML spells it
+
+
 def filter_trials(run: Any, records: list[Any], where: str) -> list[Any]:
     """The trials for which the condition `where` holds (parsed by nas.expr, never eval'ed).
     A trial lacking a value the condition names (a failed trial has no accuracy) is left out;
@@ -396,7 +399,7 @@ def filter_trials(run: Any, records: list[Any], where: str) -> list[Any]:
                        "count() apply to a space's candidates), e.g. \"short_form == 'C-A'\"")
     if not condition.is_condition:
         raise NasError(f"--where needs a condition such as 'accuracy > 0.9', got {where!r}")
-    envs = [{**(t.metrics or {}), **trial_row(run, t)} for t in records]
+    envs = [{**(t.metrics or {}), **trial_row(run, t), **YAML_BOOLEANS} for t in records]
     known = set(trial_columns(run)) | {m for env in envs for m in env}
     unknown = [n for n in condition.names if n not in known]
     if unknown:

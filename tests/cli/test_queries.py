@@ -236,6 +236,8 @@ def test_where_compares_text_columns_and_state_is_checked(db):
                    f"short_form == '{form}' and state == 'COMPLETE'")
     assert [t["number"] for t in same] == [
         t["number"] for t in everything if t["short_form"] == form and t["state"] == "COMPLETE"]
+    front = as_json("trials", "q", "--storage", db, "--where", "pareto == true")
+    assert [t["number"] for t in front] == [t["number"] for t in everything if t["pareto"]]
     out = nas("trials", "q", "--storage", db, "--state", "BOGUS")
     assert out.returncode == 2 and "unknown --state 'BOGUS'" in out.stderr
     assert "COMPLETE" in out.stderr
