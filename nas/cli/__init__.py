@@ -145,6 +145,7 @@ def search(
         raise NasError("no budget: pass --budget (e.g. 30m, 2cpuh, 20trials) or set `budget:` "
                        f"in {space}")
     parsed = parse_budget(budget_text)
+    print_notes(compiled, errors if progress == "jsonl" else console)  # stdout: JSON lines only
     url = resolve_storage(storage, compiled.config.storage)
     if parsed.device_kind == "gpu":
         import torch
@@ -183,6 +184,13 @@ def resume(
                             workers=workers, threads=threads, ray_address=ray_address,
                             num_cpus_per_trial=cpus_per_trial, num_gpus_per_trial=gpus_per_trial)
     _report_outcome(resume_search(run, options, reporter), url, progress)
+
+
+def print_notes(space: Any, out: Console) -> None:
+    """The space's notes (legal, probably unintended), one line each."""
+    for note in space.notes:
+        out.print(f"[yellow]note:[/] {space.path}: {escape(note)}", highlight=False,
+                  soft_wrap=True)
 
 
 def _report_outcome(outcome: Any, url: str, progress: str | None = None) -> None:
@@ -224,6 +232,7 @@ def validate(space: Path = typer.Argument(..., help="The search-space YAML file.
     compiled = load(space)
     console.print(f"[green]ok[/]: {space} — space [bold]{compiled.name}[/], task "
                   f"{compiled.task['kind']}, strategy {compiled.strategy}")
+    print_notes(compiled, console)
     for name in compiled.order:
         domain = compiled.domain(name)
         conditions = compiled.describe_when(name)

@@ -132,6 +132,7 @@ class SearchSpace:
     constraints: tuple[Constraint, ...] = field(default=())
     layer_mixers: Callable[[Mapping[str, Scalar]], tuple[str, ...]] = hybrid_kinds
     channel_per_layer: bool = False
+    notes: tuple[str, ...] = ()  # legal but probably unintended, e.g. a mixer no layer can use
 
     # -- facts about the space ---------------------------------------------------------------
     @property
@@ -314,6 +315,7 @@ class _Compiler:
         self.path, self.text, self.config = path, text, config
         self.graph = nx.DiGraph()
         self._declared: list[str] = []  # node names in declaration order, for a stable walk
+        self.notes: list[str] = []  # see SearchSpace.notes
         self._pending: list[_Pending] = []
         self._constants: dict[str, Scalar] = {}  # registry defaults of knobs a file leaves out
         self._blocks: dict[tuple[str, str], dict[str, str]] = {}  # (kind, role) -> knob: node
@@ -419,7 +421,8 @@ class _Compiler:
         index = {name: i for i, name in enumerate(self._declared)}
         order = tuple(nx.lexicographical_topological_sort(self.graph, key=index.__getitem__))
         return SearchSpace(self.path, self.text, self.config, self.graph, vocab_size, order,
-                           constraints, self.layer_mixers, self.channel_per_layer)
+                           constraints, self.layer_mixers, self.channel_per_layer,
+                           tuple(self.notes))
 
     # -- sections ----------------------------------------------------------------------------
     def _task(self) -> int:
@@ -574,6 +577,8 @@ class _Compiler:
                 {PATTERN: p, REPEAT: 1}))
             if using:
                 self._mixer_knobs(kind, [(PATTERN, Condition(allowed=using))])
+            else:
+                self._unused_mixer(kind, "no letter of the pattern is bound to it")
         self.layer_mixers = pattern_layout.kinds
         return depths
 
@@ -671,7 +676,14 @@ class _Compiler:
         for kind in free:
             self._mixer_knobs(kind, [(layer_decision(i), Condition(allowed=frozenset({kind})))
                                      for i in range(max(depths))])
+        for kind in mixers:
+            if kind not in free:
+                self._unused_mixer(kind, "it is not in model.layout.free")
         self.layer_mixers = free_kinds
+
+    def _unused_mixer(self, kind: str, why: str) -> None:
+        self.notes.append(f"model.token_mixers.{kind} is declared but no layer can use it "
+                          f"({why}); its knobs are not searched")
 
     def _priors(self, free: list[str]) -> dict[str, tuple[float, float]]:
         """`priors: {kind: p | [bottom, top]}`, checked: in (0, 1], something left for the

@@ -77,3 +77,16 @@ def test_errors_are_one_line(tmp_path, tiny_space_file):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr == f"error: {tmp_path / 'no.yaml'}: file not found — fix: check the path\n"
+
+
+
+def test_validate_notes_a_mixer_no_layer_can_use(tmp_path, tiny_space_text):
+    hybrid = ("  hybrid:\n    full_attention_ratio: {choice: [0, 0.5, 1]}\n"
+              "    placement: {choice: [interleave, first, last]}\n")
+    assert hybrid in tiny_space_text
+    (tmp_path / "space.yaml").write_text(
+        tiny_space_text.replace(hybrid, "  layout: {pattern: LA}\n").replace(
+            "n_layers: {choice: [2, 3]}", "n_layers: 2"))
+    result = runner.invoke(app, ["validate", str(tmp_path / "space.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "note:" in result.output and "short_conv is declared but no layer" in result.output

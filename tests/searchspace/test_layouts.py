@@ -119,6 +119,18 @@ def test_pattern_fills_a_fixed_depth_and_rebinds_letters():
     assert "model.layout.repeat" not in space.graph
 
 
+def test_mixers_no_layer_can_use_are_noted():
+    assert loads(space_text(PATTERN)).notes == ()
+    rebound = loads(space_text(PATTERN.replace("[LLLA, C-A, LA]", "[LLLA, LA]")))
+    assert rebound.notes == ("model.token_mixers.short_conv is declared but no layer can use it "
+                             "(no letter of the pattern is bound to it); its knobs are not "
+                             "searched",)
+    free = loads(space_text(FREE.replace("[attention, linear_attention, short_conv]",
+                                         "[attention, short_conv]")))
+    assert len(free.notes) == 1 and "linear_attention" in free.notes[0]
+    assert "not in model.layout.free" in free.notes[0]
+
+
 @pytest.mark.parametrize("edit, key, words", [
     ("[LLLA, C-A, LA]|[LLQA]", "model.layout.pattern",
      "unknown letter 'Q' in pattern 'LLQA' — fix: letters of the declared mixers: A (attention), "
