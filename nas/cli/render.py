@@ -88,7 +88,7 @@ def near_front(run: RunRecord, trials: Sequence[TrialRecord]) -> list[TrialRecor
     names = run.objective_names
     points = [[t.values[n] for n in names] for t in done]
     spreads = [[(t.metrics or {}).get(f"{n}_spread", 0.0) for n in names] for t in done]
-    near = within_noise_of_front(points, spreads, run.directions)
+    near = within_noise_of_front(points, spreads, run.directions, [t.arch_hash for t in done])
     return [t for t, flag in zip(done, near, strict=True) if flag]
 
 

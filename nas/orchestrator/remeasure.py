@@ -58,7 +58,7 @@ def in_doubt(trials: Sequence[TrialRecord], names: Sequence[str],
     points = [[float(t.values[n]) for n in names] for t in done]
     spreads = [[float((t.metrics or {}).get(f"{n}_spread", 0.0)) for n in names] for t in done]
     front = pareto_mask(points, directions)
-    near = within_noise_of_front(points, spreads, directions)
+    near = within_noise_of_front(points, spreads, directions, [t.arch_hash for t in done])
     return [t for t, a, b in zip(done, front, near, strict=True) if a or b]
 
 

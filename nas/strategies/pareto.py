@@ -92,13 +92,29 @@ def robustly_dominates(a: Sequence[float], a_spread: Sequence[float], b: Sequenc
 
 
 def within_noise_of_front(points: Sequence[Sequence[float]],
-                          spreads: Sequence[Sequence[float]], directions: Directions) -> list[bool]:
+                          spreads: Sequence[Sequence[float]], directions: Directions,
+                          groups: Sequence[object] | None = None) -> list[bool]:
     """For each point off the Pareto front, whether no point dominates it robustly (beyond the
-    measurement spreads): its place off the front may be noise. False for front points."""
+    measurement spreads): its place off the front may be noise. False for front points.
+
+    Points of one group (`groups`, e.g. the architecture's hash) have the same true value of
+    every measured objective (spread > 0): between them those objectives tie and only the
+    exact ones decide, so a trial beaten by another trial of its own architecture on accuracy
+    is beaten for certain."""
     front = pareto_mask(points, directions)
-    return [
-        not on_front and not any(
-            robustly_dominates(q, sq, p, sp, directions)
-            for q, sq in zip(points, spreads, strict=True) if q is not p)
-        for p, sp, on_front in zip(points, spreads, front, strict=True)
-    ]
+    groups = groups if groups is not None else list(range(len(points)))
+    flags = []
+    for p, sp, gp, on_front in zip(points, spreads, groups, front, strict=True):
+        beaten = False
+        for q, sq, gq in zip(points, spreads, groups, strict=True):
+            if q is p:
+                continue
+            if gq == gp:  # one design: its measured objectives are equal in truth
+                q = [pv if (a or b) else qv for qv, a, pv, b in zip(q, sq, p, sp, strict=True)]
+                beaten = dominates(q, p, directions)
+            else:
+                beaten = robustly_dominates(q, sq, p, sp, directions)
+            if beaten:
+                break
+        flags.append(not on_front and not beaten)
+    return flags

@@ -40,3 +40,19 @@ def test_points_off_the_front_within_measurement_noise():
     assert not robustly_dominates(points[0], spreads[0], points[1], spreads[1], directions)
     exact = [(0, 0)] * 5  # without spreads it is plain dominance: nothing is within noise
     assert not any(within_noise_of_front(points, exact, directions))
+
+
+def test_a_trial_beaten_by_its_own_architecture_is_not_within_noise():
+    """Two trials of one architecture share its latency (same true value, one measurement):
+    the less accurate one is beaten for certain, whatever the latency spread."""
+    from nas.strategies.pareto import within_noise_of_front
+
+    directions = ("maximize", "minimize")
+    points = [(0.9, 10.0), (0.8, 10.0), (0.85, 10.2)]
+    spreads = [(0, 0.5)] * 3
+    assert within_noise_of_front(points, spreads, directions) == [False, True, True]
+    assert within_noise_of_front(points, spreads, directions, ["a", "a", "b"]) == [
+        False, False, True]
+    # one architecture measured twice, the latencies apart: still a tie on latency
+    assert within_noise_of_front([(0.9, 9.0), (0.8, 11.0)], [(0, 0.5)] * 2, directions,
+                                 ["a", "a"]) == [False, False]
