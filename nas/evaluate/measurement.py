@@ -18,7 +18,7 @@ two are deterministic: their spread is 0.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,9 @@ METRICS = {  # metric: (unit, goal)
     "state_bytes": ("bytes", "minimize"),
 }
 TIMED = ("latency", "throughput")  # noisy, cached, re-measured
+# A timing whose relative IQR is above this is not kept in the latency cache: it was taken in a
+# disturbed moment (a busy machine), and every later trial of the architecture would inherit it.
+CACHEABLE_SPREAD = 0.25
 TIMING_OPTIONS = ("warmup", "warmup_seconds", "min_repeats", "min_seconds", "max_repeats",
                   "max_seconds", "target_rel_spread", "target_median_error")
 
@@ -47,6 +50,11 @@ class Measurement:
     value: float
     spread: float
     timing: dict[str, Any] | None = None
+
+
+def cacheable(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The fresh latency rows steady enough to answer later trials (CACHEABLE_SPREAD)."""
+    return [row for row in rows if row["spread"] <= CACHEABLE_SPREAD]
 
 
 def metric_of(entry: Mapping[str, Any]) -> str:

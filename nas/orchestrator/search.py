@@ -36,6 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 import nas
 from nas.errors import NasError, StoreError
+from nas.evaluate.measurement import cacheable
 from nas.evaluate.trial import TrialRequest
 from nas.orchestrator.budget import Budget, parse_budget
 from nas.orchestrator.executor import (
@@ -698,7 +699,8 @@ class _Loop:
             self._fail(pending, _describe_failure(exc))
             return
         result = output.result
-        self.store.record_latency(pending.spec.arch_hash, result.fingerprint, result.measured)
+        self.store.record_latency(pending.spec.arch_hash, result.fingerprint,
+                                  cacheable(result.measured))
         values = {name: float(pending.metrics[name]) for name in names}
         if self.halving is not None and self._at_rung(pending, values, output):
             return

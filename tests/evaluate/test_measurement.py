@@ -75,3 +75,11 @@ def test_a_latency_only_request_reports_every_metric(make_spec):
 def test_an_unknown_metric_is_refused():
     with pytest.raises(ValueError, match="unknown metric 'energy'"):
         latency_options(entry("joules", "energy"))
+
+
+def test_only_steady_timings_are_kept_for_later_trials():
+    from nas.evaluate.measurement import CACHEABLE_SPREAD, cacheable
+
+    rows = [{"phase": "prefill", "spread": 0.02}, {"phase": "decode", "spread": 1.15},
+            {"phase": "train_step", "spread": CACHEABLE_SPREAD}]
+    assert [r["phase"] for r in cacheable(rows)] == ["prefill", "train_step"]
