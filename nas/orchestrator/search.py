@@ -663,16 +663,22 @@ class _Loop:
         if reason is not None:
             self._answer_infeasible(trial, spec, reason)
             return True
-        earlier = self.store.find_complete(self.run_id, spec.config_hash)
+        earlier = self.store.find_trained(self.run_id, spec.config_hash)
         if earlier is not None:
             self._answer_duplicate(trial, spec, earlier)
             return True
         return False
 
     def _answer_duplicate(self, trial: optuna.Trial, spec: ArchSpec, earlier: TrialRecord) -> None:
+        """A config trained before, or training now (running, paused at a rung, pruned there):
+        never trained twice. The sampler is told the earlier trial's final values, or, while it
+        has none (it may never: pruned), that this one was pruned."""
         self.store.add_duplicate(self.run_id, trial.number, spec, earlier)
         mark_feasibility(trial, True)
-        self.study.tell(trial, [earlier.values[o["name"]] for o in self.state.objectives])
+        if earlier.state == COMPLETE:
+            self.study.tell(trial, [earlier.values[o["name"]] for o in self.state.objectives])
+        else:
+            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         self.duplicate_streak += 1
         self.state.duplicates += 1
         self.reporter.trial_duplicate(trial.number, spec, earlier.number)

@@ -229,6 +229,11 @@ def make_engine(url: str) -> Engine:
         raise StoreError(f"cannot open storage {url!r}: {exc}") from None
 
 
+def row_params(metrics: dict[str, float] | None) -> int | None:
+    """The parameter count a trial's metrics report, for its `params` column."""
+    return int(metrics["params"]) if metrics and "params" in metrics else None
+
+
 class Store:
     """All reads and writes of nas results. Thread-safe for readers; one writer (the driver)."""
 
@@ -426,7 +431,7 @@ class Store:
         with self.transaction() as s:
             row = self._trial_row(s, run_id, number)
             row.state, row.values, row.metrics, row.device = COMPLETE, values, metrics, device
-            row.params = int(metrics["params"]) if "params" in metrics else None
+            row.params = row_params(metrics)
             row.finished_at = utcnow()
             row.device_seconds = (row.device_seconds or 0.0) + device_seconds  # all segments
             row.curve = [MetricRow(step=st, name=n, value=float(v)) for st, n, v in curve]
@@ -434,8 +439,18 @@ class Store:
                 row.artifacts.append(ArtifactRow(kind=artifact.kind, path=artifact.path,
                                                  bytes=artifact.bytes, sha256=artifact.sha256))
             self._charge(s, run_id, number, device_seconds, wall_seconds, "complete")
+            self._mirror_to_duplicates(s, run_id, number, values, metrics)
             s.flush()
             self._refresh_front(s, run_id)
+
+    def _mirror_to_duplicates(self, s: Session, run_id: int, number: int,
+                              values: dict[str, float], metrics: dict[str, float]) -> None:
+        """The DUPLICATE trials that repeat trial `number` show its values as they change
+        (it may have been running or paused when they were sampled, or be re-measured)."""
+        for copy in s.scalars(select(TrialRow).where(
+                TrialRow.run_id == run_id, TrialRow.state == DUPLICATE,
+                TrialRow.duplicate_of == number)):
+            copy.values, copy.metrics, copy.params = values, metrics, row_params(metrics)
 
     def record_rung(
         self, run_id: int, number: int, *, state: str, values: dict[str, float],
@@ -450,12 +465,13 @@ class Store:
         with self.transaction() as s:
             row = self._trial_row(s, run_id, number)
             row.state, row.values, row.metrics, row.device = state, values, metrics, device
-            row.params = int(metrics["params"]) if "params" in metrics else None
+            row.params = row_params(metrics)
             row.device_seconds = (row.device_seconds or 0.0) + device_seconds
             row.curve = [MetricRow(step=st, name=n, value=float(v)) for st, n, v in curve]
             if state == PRUNED:
                 row.finished_at = utcnow()
             self._charge(s, run_id, number, device_seconds, wall_seconds, "rung")
+            self._mirror_to_duplicates(s, run_id, number, values, metrics)
 
     def set_trial_state(self, run_id: int, number: int, state: str) -> None:
         """Move a paused trial on (RUNNING, when promoted) or retire it (PRUNED)."""
@@ -511,10 +527,7 @@ class Store:
             for number, (values, metrics) in updates.items():
                 row = self._trial_row(s, run_id, number)
                 row.values, row.metrics = values, metrics
-                for copy in s.scalars(select(TrialRow).where(
-                        TrialRow.run_id == run_id, TrialRow.state == DUPLICATE,
-                        TrialRow.duplicate_of == number)):
-                    copy.values, copy.metrics = values, metrics
+                self._mirror_to_duplicates(s, run_id, number, values, metrics)
             row = self._trial_row(s, run_id, charged)
             row.device_seconds = (row.device_seconds or 0.0) + device_seconds
             self._charge(s, run_id, charged, device_seconds, wall_seconds, "remeasure")
@@ -589,11 +602,19 @@ class Store:
 
     def find_complete(self, run_id: int, config_hash: str) -> TrialRecord | None:
         """A completed trial of this run with the same architecture and training recipe."""
+        return self.find_trained(run_id, config_hash, states=(COMPLETE,))
+
+    def find_trained(self, run_id: int, config_hash: str,
+                     states: Sequence[str] = (COMPLETE, RUNNING, PAUSED, PRUNED)
+                     ) -> TrialRecord | None:
+        """A trial of this run with the same architecture and training recipe that was trained
+        (or is training) in one of `states`; a completed one first."""
         with self.transaction() as s:
-            row = s.scalar(select(TrialRow).where(
+            rows = list(s.scalars(select(TrialRow).where(
                 TrialRow.run_id == run_id, TrialRow.config_hash == config_hash,
-                TrialRow.state == COMPLETE).limit(1))
-            return _trial_record(row) if row is not None else None
+                TrialRow.state.in_(states)).order_by(TrialRow.number)))
+            rows.sort(key=lambda r: r.state != COMPLETE)
+            return _trial_record(rows[0]) if rows else None
 
     def ledger(self, run_id: int) -> tuple[float, float, int]:
         """(device-seconds, trial wall-seconds, charged trials) spent by a run so far; a trial

@@ -15,7 +15,7 @@ from nas.orchestrator.executor import LocalExecutor, WorkerLost
 from nas.orchestrator.progress import NullReporter
 from nas.orchestrator.search import SearchOptions, run_search
 from nas.searchspace import loads
-from nas.store import COMPLETE, FAIL, Store
+from nas.store import COMPLETE, DUPLICATE, FAIL, Store
 
 
 def search(text, tmp_path, budget, **kw):
@@ -52,6 +52,26 @@ def test_a_failing_trial_is_recorded_and_the_search_goes_on(tmp_path, tiny_space
     assert all("TrialDiverged" in t.error for t in trials)
     assert store.ledger(store.run(outcome.run_name).id)[2] == 2  # failures are charged
     assert outcome.front == [] and outcome.status == "finished"
+
+
+ONE_CONFIG = """\
+name: one
+task: {kind: mqar, vocab_size: 16, seq_len: 16, num_kv_pairs: 2}
+model: {d_model: 16, n_layers: 1, token_mixers: {short_conv: {kernel_size: 3}}}
+training: {steps: 40, batch_size: 4, lr: 3.0e-3}
+objectives: [{name: accuracy}]
+"""
+
+
+def test_a_config_in_training_is_never_trained_again(tmp_path):
+    """Two workers, one possible config: while trial 0 trains, every new sample of the same
+    config is a DUPLICATE of it (was: trained again in parallel), later showing its values."""
+    outcome, store = search(ONE_CONFIG, tmp_path, "3trials", workers=2)
+    trials = store.trials(outcome.run_name)
+    assert [t.state for t in trials].count(COMPLETE) == 1 and "exhausted" in outcome.message
+    assert all(t.state == DUPLICATE and t.duplicate_of == 0 for t in trials[1:])
+    assert all(t.values == trials[0].values for t in trials[1:])  # mirrored on completion
+    assert store.ledger(store.run(outcome.run_name).id)[2] == 1  # one trial charged
 
 
 def test_same_seed_same_candidates(tmp_path, tiny_space_text):
