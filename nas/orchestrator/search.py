@@ -108,6 +108,7 @@ class _Pending:
     metrics: dict[str, float] = field(default_factory=dict)  # of earlier segments (latency...)
     curve: list[tuple[int, str, float]] = field(default_factory=list)  # of earlier segments
     retries: int = 0  # attempts lost with their worker so far
+    seconds: float = 0.0  # charged for its finished segments so far (multi-fidelity)
     latency: Future | None = None  # its measurement on the measurement worker (search.measure)
 
 
@@ -705,6 +706,7 @@ class _Loop:
             self._fail(pending, _describe_failure(exc))
             return
         result = output.result
+        pending.seconds += output.seconds
         self.store.record_latency(pending.spec.arch_hash, result.fingerprint,
                                   cacheable(result.measured))
         values = {name: float(pending.metrics[name]) for name in names}
@@ -728,7 +730,7 @@ class _Loop:
         self.state.complete += 1
         self.state.running = len(self.pending)
         self.state.front = self.store.pareto(self.run_id)
-        self.reporter.trial_complete(number, pending.spec, values, output.seconds)
+        self.reporter.trial_complete(number, pending.spec, values, pending.seconds)
 
     def _fail(self, pending: _Pending, error: str) -> None:
         """Record a trial that failed for good: FAIL, charged, told to the strategy."""

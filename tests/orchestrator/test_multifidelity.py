@@ -18,13 +18,31 @@ def fidelity_space(text: str, steps: int = 27, fidelity: str = "{min_steps: 3, r
                         f"search: {{strategy: random, seed: 0, fidelity: {fidelity}}}")
 
 
+class Completions(NullReporter):
+    """Keeps the seconds each completed trial was reported with."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[int, float] = {}
+
+    def trial_complete(self, number, spec, values, seconds) -> None:
+        self.seconds[number] = seconds
+
+
 def test_a_search_with_fidelity_prunes_at_rungs_and_completes_the_best(tmp_path, tiny_space_text):
     url = f"sqlite:///{tmp_path}/nas.db"
     space = loads(fidelity_space(tiny_space_text), "space.yaml")
     options = SearchOptions(budget=parse_budget("9trials"), storage=url, threads=1)
-    outcome = run_search(space, options, NullReporter())
+    reporter = Completions()
+    outcome = run_search(space, options, reporter)
     store = Store(url)
     trials = [t for t in store.trials(outcome.run_name) if t.state in (COMPLETE, PRUNED)]
+    segments: dict[int, float] = {}  # the whole trial, every segment (not re-measurement)
+    for entry in store.ledger_entries(outcome.run_name):
+        if entry.note in ("rung", "complete"):
+            number = entry.trial_number
+            segments[number] = segments.get(number, 0.0) + entry.device_seconds
+    assert reporter.seconds and all(seconds == pytest.approx(segments[number])
+                                    for number, seconds in reporter.seconds.items())
     states = {t.number: t.state for t in trials}
     assert len(trials) == 9 and set(states.values()) == {COMPLETE, PRUNED}
     assert sum(s == COMPLETE for s in states.values()) < 9  # halving stopped some early
