@@ -601,7 +601,8 @@ BLOCK_ROLES = ("token_mixer", "channel_mixer")
 @blocks_app.command("list")
 @user_errors
 def blocks_list(
-    pattern: str = typer.Argument("*", help="Glob over block names, e.g. '*attention*'."),
+    pattern: str = typer.Argument("*", help="A glob over block names (e.g. 'att*'), or a word "
+                                  "found anywhere in one."),
     role: str = typer.Option(None, "--role", help="Only token_mixer or channel_mixer blocks."),
 ) -> None:
     """List the registered blocks matching PATTERN, with their knobs."""
@@ -611,6 +612,8 @@ def blocks_list(
 
     if role is not None and role not in BLOCK_ROLES:
         raise NasError(f"unknown --role {role!r}; use one of {', '.join(BLOCK_ROLES)}")
+    if not any(ch in pattern for ch in "*?["):
+        pattern = f"*{pattern}*"  # a plain word matches anywhere in the name
     names = list_blocks(pattern, role=role)  # type: ignore[arg-type]
     if not names:
         known = ", ".join(list_blocks(role=role))  # type: ignore[arg-type]

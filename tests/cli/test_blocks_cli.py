@@ -33,6 +33,9 @@ def test_blocks_list_pattern_and_role():
     proc = nas("blocks", "list", "--role", "channel_mixer")
     assert proc.returncode == 0, proc.stderr
     assert " mlp " in proc.stdout and " mean_pool " not in proc.stdout
+    proc = nas("blocks", "list", "atten")  # a plain word matches anywhere in the name
+    assert proc.returncode == 0, proc.stderr
+    assert " linear_attention " in proc.stdout and " attention " in proc.stdout
 
 
 def test_blocks_list_errors_are_one_line():
