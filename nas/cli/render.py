@@ -115,6 +115,8 @@ def trials_table(title: str, run: RunRecord, trials: Sequence[TrialRecord],
                  "RUNNING": "[yellow]running[/]"}.get(t.state, f"[dim]{t.state.lower()}[/]")
         if t.duplicate_of is not None:
             state = f"[dim]= {t.duplicate_of}[/]"
+        elif t.state in ("PRUNED", "PAUSED") and (t.metrics or {}).get("steps"):
+            state = f"[dim]{t.state.lower()} @{int(t.metrics['steps'])}[/]"  # its values' step
         table.add_row(
             str(t.number), state, t.short_form, str(t.d_model), str(t.n_layers),
             format_value("params", t.params), *(format_value(n, values.get(n))

@@ -36,7 +36,7 @@ TRAINING_OPTIONAL = ("warmup_fraction", "weight_decay", "grad_clip")
 LATENCY_REQUIRED = ("name", "batch", "seq_len")
 LATENCY_OPTIONAL = ("metric", "phase", *TIMING_OPTIONS)
 RESERVED_METRICS = (
-    "accuracy", "loss", "bits_per_byte", "perplexity", "params", "train_seconds",
+    "accuracy", "loss", "bits_per_byte", "perplexity", "params", "train_seconds", "steps",
 )
 
 
@@ -134,7 +134,7 @@ def run_trial(request: TrialRequest) -> TrialResult:
     if trained.resume is not None and request.checkpoint_out is not None:
         save_checkpoint(request.checkpoint_out, model, trained.resume)
     scores = evaluate(model, task, n_examples=request.eval_examples, seed=request.seed)
-    metrics.update(scores, train_seconds=trained.train_seconds)
+    metrics.update(scores, train_seconds=trained.train_seconds, steps=float(trained.steps))
     curve = [
         *trained.curve,
         (trained.steps, "val_accuracy", scores["accuracy"]),

@@ -34,9 +34,10 @@ def test_run_trial_end_to_end(make_spec):
 
     assert isinstance(result, TrialResult)
     assert set(result.metrics) == {
-        "accuracy", "loss", "bits_per_byte", "perplexity", "params", "train_seconds",
+        "accuracy", "loss", "bits_per_byte", "perplexity", "params", "train_seconds", "steps",
         "latency_ms", "latency_ms_spread", "latency_b4_ms", "latency_b4_ms_spread",
     }
+    assert result.metrics["steps"] == 20  # trained to the end
     assert result.metrics["params"] == build_model(spec, seed=3).num_params()
     assert 0.0 <= result.metrics["accuracy"] <= 1.0
     assert result.metrics["latency_ms"] > 0 and result.metrics["train_seconds"] > 0
@@ -55,7 +56,7 @@ def test_run_trial_is_deterministic_without_latency(make_spec):
     first, second = run_trial(request), run_trial(request)
     assert first.curve == second.curve
     assert set(first.metrics) == {
-        "accuracy", "loss", "bits_per_byte", "perplexity", "params", "train_seconds",
+        "accuracy", "loss", "bits_per_byte", "perplexity", "params", "train_seconds", "steps",
     }
 
 

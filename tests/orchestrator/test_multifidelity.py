@@ -53,10 +53,17 @@ def test_a_search_with_fidelity_prunes_at_rungs_and_completes_the_best(tmp_path,
         if t.state == COMPLETE:
             assert val_steps[-1] == 27 and t.values["accuracy"] == curve[-2][2]
         else:  # pruned at the rung it reached, its values those of that rung
-            assert val_steps[-1] < 27
+            assert val_steps[-1] < 27 and t.metrics["steps"] == val_steps[-1]
             last_accuracy = [v for step, n, v in curve if n == "val_accuracy"][-1]
             assert t.values["accuracy"] == last_accuracy and not t.pareto
         assert "latency_ms" in t.values  # measured once, in the first segment
+    from rich.console import Console
+
+    from nas.cli.render import trials_table
+
+    shown = Console(record=True, width=200)
+    shown.print(trials_table("t", store.run(outcome.run_name), trials))
+    assert "pruned @3" in shown.export_text() or "pruned @9" in shown.export_text()
     # every segment was charged, each trial counts once against a trials budget
     device_seconds, _, charged = store.ledger(store.run(outcome.run_name).id)
     assert charged == 9
