@@ -97,9 +97,10 @@ def remove_quietly(path: Path) -> None:
 
 def sweep_orphans(root: Path, run_folder: str, kept: set[str]) -> list[Path]:
     """Delete files in the run's folder that no artifact row names (left by a crash, a killed
-    worker or a trial that did not make the front); returns what was deleted."""
-    folder = root / run_folder
-    if not folder.is_dir():
+    worker or a trial that did not make the front); returns what was deleted. Nothing outside
+    the root is ever touched (a run folder that would lead out of it is left alone)."""
+    folder, base = root / run_folder, root.resolve()
+    if not folder.is_dir() or folder.resolve() == base or not folder.resolve().is_relative_to(base):
         return []
     removed = []
     for path in folder.iterdir():

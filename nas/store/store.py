@@ -9,6 +9,7 @@ so queries from another terminal never block a live search.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -229,6 +230,9 @@ def make_engine(url: str) -> Engine:
         raise StoreError(f"cannot open storage {url!r}: {exc}") from None
 
 
+RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}")  # also a folder name: no / or ..
+
+
 def row_params(metrics: dict[str, float] | None) -> int | None:
     """The parameter count a trial's metrics report, for its `params` column."""
     return int(metrics["params"]) if metrics and "params" in metrics else None
@@ -267,7 +271,12 @@ class Store:
     # -- runs --------------------------------------------------------------------------------
     def create_run(self, *, name: str | None, base_name: str, **fields: Any) -> RunRecord:
         """A new run named `name`, or `base_name-N` with the next free N. Searches starting at
-        once on one database may pick the same N: the one that loses takes the next."""
+        once on one database may pick the same N: the one that loses takes the next. StoreError
+        for a name that is not RUN_NAME (it names a folder of kept weights, too)."""
+        for candidate in (name, f"{base_name}-1"):
+            if candidate is not None and not RUN_NAME.fullmatch(candidate):
+                raise StoreError(f"run name {candidate!r}: use letters, digits, '_', '-' and "
+                                 "'.', starting with a letter, digit or '_' (at most 100)")
         for _ in range(50):
             try:
                 run = self._insert_run(name, base_name, fields)

@@ -55,6 +55,23 @@ def test_runs_are_named_and_listed(store):
         store.run("nope")
 
 
+@pytest.mark.parametrize("name", ["../..", "..", "a/b", "", "-1", ".hidden", "x" * 101])
+def test_run_names_that_are_not_plain_folder_names_are_refused(store, name):
+    with pytest.raises(StoreError, match="run name"):
+        new_run(store, name=name)
+
+
+def test_the_orphan_sweep_never_leaves_the_artifacts_root(tmp_path):
+    from nas.store.artifacts import sweep_orphans
+
+    root = tmp_path / "nas-artifacts"
+    root.mkdir()
+    (tmp_path / "canary.txt").write_text("keep me")
+    assert sweep_orphans(root, "..", kept=set()) == []
+    assert sweep_orphans(root, ".", kept=set()) == []
+    assert (tmp_path / "canary.txt").exists() and root.exists()
+
+
 def test_two_drivers_starting_at_once_get_different_names(store):
     """The other driver inserts `space-1` after this one read the taken names but before it
     wrote: this one's insert fails on the unique name and it takes `space-2`."""
