@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -230,6 +230,14 @@ def make_engine(url: str) -> Engine:
         raise StoreError(f"cannot open storage {url!r}: {exc}") from None
 
 
+def has_nas_tables(engine: Engine) -> bool:
+    """Whether the database behind `engine` holds nas's runs table."""
+    from sqlalchemy import inspect
+
+    with engine.connect() as connection:
+        return inspect(connection).has_table("nas_runs")
+
+
 RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}")  # also a folder name: no / or ..
 
 
@@ -245,7 +253,9 @@ class Store:
         """Open `url`, creating missing tables and upgrading an older schema to the head
         revision (nas.store.migrate); a schema newer than this nas knows is a StoreError. With
         create=False a missing SQLite file is a StoreError instead (queries should not leave
-        empty databases behind)."""
+        empty databases behind), and so is a database without nas's tables (an empty file,
+        another program's database): queries never add tables. A file that is not a database
+        at all is a StoreError either way."""
         self.url = url
         if not create:
             path = sqlite_path(url)
@@ -255,8 +265,12 @@ class Store:
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         try:
+            if not create and not has_nas_tables(self.engine):
+                raise StoreError(f"{url} is not a nas database (it has no nas_runs table); "
+                                 "pass --storage (or set NAS_STORAGE) to the database of your "
+                                 "runs")
             ensure_current(self.engine, url)
-        except OperationalError as exc:
+        except DatabaseError as exc:  # not a database, damaged, unreachable, read-only, ...
             raise StoreError(f"cannot open storage {url!r}: {exc.orig}") from None
 
     @contextmanager

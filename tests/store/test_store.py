@@ -61,6 +61,24 @@ def test_run_names_that_are_not_plain_folder_names_are_refused(store, name):
         new_run(store, name=name)
 
 
+def test_files_that_are_not_nas_databases_are_one_line_errors(tmp_path):
+    garbage, empty, foreign = tmp_path / "garbage.db", tmp_path / "empty.db", tmp_path / "o.db"
+    garbage.write_bytes(bytes(range(256)) * 20)
+    empty.write_bytes(b"")
+    other = sqlite3.connect(foreign)
+    other.execute("create table foo(x)")
+    other.commit()
+    other.close()
+    for create in (True, False):
+        with pytest.raises(StoreError, match="file is not a database"):
+            Store(f"sqlite:///{garbage}", create=create)
+    for path in (empty, foreign):  # a query adds no tables to them
+        with pytest.raises(StoreError, match="not a nas database"):
+            Store(f"sqlite:///{path}", create=False)
+    tables = sqlite3.connect(foreign).execute("select name from sqlite_master").fetchall()
+    assert tables == [("foo",)]
+
+
 def test_the_orphan_sweep_never_leaves_the_artifacts_root(tmp_path):
     from nas.store.artifacts import sweep_orphans
 
