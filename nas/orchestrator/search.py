@@ -28,7 +28,9 @@ import os
 import platform
 import socket
 import time
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import optuna
@@ -142,15 +144,16 @@ def run_search(space: SearchSpace, options: SearchOptions, reporter: Reporter) -
     store = Store(options.storage)
     seed = space.config.search.seed if options.seed is None else options.seed
     objectives = [{"name": o.name, "direction": o.direction} for o in space.objectives]
-    run = store.create_run(
-        name=options.name, base_name=space.name, space_path=space.path, space_text=space.text,
-        space_hash=space.space_hash, objectives=objectives, strategy=space.strategy, seed=seed,
-        budget=options.budget.text, budget_unit=options.budget.unit,
-        budget_amount=options.budget.amount, versions=versions(), host=socket.gethostname(),
-        driver_pid=os.getpid(),
-    )
-    study = create_study(run.name, space.directions, space.strategy, seed,
-                         space.config.search.population_size, storage=options.storage)
+    with _writing(options.storage):
+        run = store.create_run(
+            name=options.name, base_name=space.name, space_path=space.path,
+            space_text=space.text, space_hash=space.space_hash, objectives=objectives,
+            strategy=space.strategy, seed=seed, budget=options.budget.text,
+            budget_unit=options.budget.unit, budget_amount=options.budget.amount,
+            versions=versions(), host=socket.gethostname(), driver_pid=os.getpid(),
+        )
+        study = create_study(run.name, space.directions, space.strategy, seed,
+                             space.config.search.population_size, storage=options.storage)
     return _drive(space, options, store, run, study, seed, reporter)
 
 
@@ -169,11 +172,12 @@ def resume_search(run_name: str, options: SearchOptions, reporter: Reporter) -> 
     space = loads(run.space_text, run.space_path)
     check_measure_device(space)
     budget = options.budget or parse_budget(run.budget)
-    store.reopen_run(run.id, driver_pid=os.getpid(), host=socket.gethostname(),
-                     budget=(budget.text, budget.unit, budget.amount))
-    run = store.run(run.id)
-    study = load_study(run.name, run.strategy, run.seed, space.config.search.population_size,
-                       storage=options.storage)
+    with _writing(options.storage):
+        store.reopen_run(run.id, driver_pid=os.getpid(), host=socket.gethostname(),
+                         budget=(budget.text, budget.unit, budget.amount))
+        run = store.run(run.id)
+        study = load_study(run.name, run.strategy, run.seed,
+                           space.config.search.population_size, storage=options.storage)
     return _drive(space, replace(options, budget=budget), store, run, study, run.seed, reporter)
 
 
@@ -289,9 +293,8 @@ def _drive(space: SearchSpace, options: SearchOptions, store: Store, run: RunRec
             status = "finished"
         except KeyboardInterrupt:
             status, message = "interrupted", loop.interrupted_message()
-        except SQLAlchemyError as exc:  # disk full, database gone, ...: stop, keep what is stored
-            database_error = (f"cannot write to {options.storage}: "
-                              f"{getattr(exc, 'orig', None) or exc}")
+        except STORAGE_ERRORS as exc:  # disk full, database gone: stop, keep what is stored
+            database_error = f"cannot write to {options.storage}: {storage_reason(exc)}"
             message = database_error
         finally:
             executor.shutdown(cancel=True)
@@ -316,6 +319,25 @@ def _drive(space: SearchSpace, options: SearchOptions, store: Store, run: RunRec
     outcome = SearchOutcome(run.name, status, message, store.pareto(run.id))
     store.close()
     return outcome
+
+
+# What a failing database raises: through SQLAlchemy (nas' store), or wrapped by Optuna's storage.
+STORAGE_ERRORS = (SQLAlchemyError, optuna.exceptions.StorageInternalError)
+
+
+def storage_reason(exc: BaseException) -> str:
+    """The database's own words for a storage error (e.g. "database or disk is full")."""
+    cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) else exc
+    return str(getattr(cause, "orig", None) or cause or exc)
+
+
+@contextmanager
+def _writing(url: str) -> Iterator[None]:
+    """Storage errors of a write (a read-only file, a full disk) as one-line StoreErrors."""
+    try:
+        yield
+    except STORAGE_ERRORS as exc:
+        raise StoreError(f"cannot write to {url}: {storage_reason(exc)}") from None
 
 
 def _start_workers(space: SearchSpace, options: SearchOptions, store: Store, run: RunRecord):

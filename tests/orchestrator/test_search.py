@@ -138,3 +138,26 @@ def test_database_failure_stops_the_search_and_keeps_finished_trials(
     run = store.runs()[0]
     assert run.status == "failed"
     assert [t.state for t in store.trials(run.name)] == [COMPLETE, FAIL]
+
+
+def test_optunas_storage_failing_is_the_same_clear_error(tmp_path, tiny_space_text, monkeypatch):
+    """Optuna wraps a full disk in StorageInternalError (from ask, suggest or tell): one
+    StoreError with the database's own words, not a traceback; creating a run on a database
+    that cannot be written is the same one line."""
+    import optuna
+    from sqlalchemy.exc import OperationalError
+
+    from nas.errors import StoreError
+
+    def full(self, *args, **kwargs):
+        try:
+            raise OperationalError("UPDATE", {}, Exception("database or disk is full"))
+        except OperationalError as exc:
+            raise optuna.exceptions.StorageInternalError("commit failed") from exc
+
+    monkeypatch.setattr(optuna.study.Study, "tell", full)
+    with pytest.raises(StoreError, match="cannot write to .*database or disk is full"):
+        search(tiny_space_text, tmp_path, "2trials")
+    monkeypatch.setattr(Store, "create_run", full)
+    with pytest.raises(StoreError, match="cannot write to .*database or disk is full"):
+        search(tiny_space_text, tmp_path / "other", "2trials")
