@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -145,10 +147,7 @@ def run_trial(request: TrialRequest) -> TrialResult:
             metrics.update(_train_proxy(spec, proxy, recipe, request))
     weights = None
     if request.weights_file is not None and trained.resume is None:  # fully trained only
-        from nas.export.weights import save_weights
-
-        weights = save_weights(model, request.weights_file,
-                               metadata={"arch_hash": spec.arch_hash, "format": "pt"})
+        weights = _keep_weights(model, request.weights_file, spec)
     return TrialResult(
         metrics=metrics,
         curve=curve,
@@ -233,6 +232,23 @@ def measure_entries(model, entries: list[dict[str, Any]], *, vocab_size: int, se
         metrics[name] = taken.value
         metrics[f"{name}_spread"] = taken.spread
     return metrics, measured
+
+
+def _keep_weights(model: torch.nn.Module, path: str, spec: ArchSpec) -> tuple[int, str] | None:
+    """Save the trained weights; None (with a warning on the worker's stderr) when they cannot
+    be written, e.g. a full disk: the trial's results count all the same, only without
+    weights to export."""
+    from nas.export.weights import save_weights
+
+    try:
+        return save_weights(model, path, metadata={"arch_hash": spec.arch_hash, "format": "pt"})
+    except Exception as exc:  # noqa: BLE001 - OSError, or safetensors' own error for one
+        warnings.warn(f"weights not kept ({path}): {exc}", RuntimeWarning, stacklevel=2)
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+        return None
 
 
 def training_options(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -123,3 +123,14 @@ def test_a_cached_latency_on_this_device_is_used_instead_of_measuring(make_spec)
     assert [(m["batch"], m["seq_len"], m["fingerprint_hash"]) for m in result.measured] == \
         [(4, 32, here)]
     assert result.fingerprint == device_fingerprint("cpu")
+
+
+def test_weights_that_cannot_be_written_do_not_cost_the_trial(make_spec, tmp_path):
+    """A full disk (here: a path below a file) when saving weights: the trial's results stand,
+    it just keeps no weights, and says so."""
+    (tmp_path / "a_file").write_text("")
+    request = request_for(make_spec(training=RECIPE), latency=(),
+                          weights_file=str(tmp_path / "a_file" / "0.safetensors"))
+    with pytest.warns(RuntimeWarning, match="weights not kept"):
+        result = run_trial(request)
+    assert result.weights is None and 0 <= result.metrics["accuracy"] <= 1
