@@ -345,11 +345,12 @@ class Store:
                    budget: tuple[str, str, float] | None = None) -> list[int]:
         """Take a stopped (or crashed) run up again: status running, new driver, optionally a
         new (text, unit, amount) budget. Trials left RUNNING by a dead driver become FAIL and
-        are charged from their start to the old driver's last heartbeat (ledger note `lost`);
-        returns their numbers."""
+        are charged from their start to the old driver's last sign of life (its heartbeat, or
+        a later charge it recorded; ledger note `lost`); returns their numbers."""
         with self.transaction() as s:
             row = s.get(RunRow, run_id)
-            last_seen = row.heartbeat_at
+            last_charge = s.scalar(select(func.max(LedgerRow.at)).where(LedgerRow.run_id == run_id))
+            last_seen = max((t for t in (row.heartbeat_at, last_charge) if t), default=None)
             lost = self._fail_running(s, run_id, "lost: the search driver stopped mid-trial")
             for number in lost:
                 trial = self._trial_row(s, run_id, number)
