@@ -34,8 +34,8 @@ METRICS = {  # metric: (unit, goal)
     "state_bytes": ("bytes", "minimize"),
 }
 TIMED = ("latency", "throughput")  # noisy, cached, re-measured
-# A timing whose relative IQR is above this is not kept in the latency cache: it was taken in a
-# disturbed moment (a busy machine), and every later trial of the architecture would inherit it.
+# A cached timing whose relative IQR is above this is not reused by later trials: it was taken in
+# a disturbed moment (a busy machine), and every later trial of the architecture would inherit it.
 CACHEABLE_SPREAD = 0.25
 TIMING_OPTIONS = ("warmup", "warmup_seconds", "min_repeats", "min_seconds", "max_repeats",
                   "max_seconds", "target_rel_spread", "target_median_error")
@@ -53,7 +53,7 @@ class Measurement:
 
 
 def cacheable(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The fresh latency rows steady enough to answer later trials (CACHEABLE_SPREAD)."""
+    """The cached latency rows steady enough to answer later trials (CACHEABLE_SPREAD)."""
     return [row for row in rows if row["spread"] <= CACHEABLE_SPREAD]
 
 

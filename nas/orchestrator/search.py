@@ -547,8 +547,7 @@ class _Loop:
             stop_step=None if last else self.fidelity.rungs[rung],
             checkpoint_in=checkpoint if rung > 0 else None,
             checkpoint_out=None if last else checkpoint,
-            latency_cache=() if rung > 0 or elsewhere else tuple(
-                self.store.cached_latency(pending.spec.arch_hash)),
+            latency_cache=() if rung > 0 or elsewhere else self._steady_timings(pending.spec),
             proxies=self.space.proxy_requests(),
         )
         pending.rung, pending.started = rung, time.monotonic()
@@ -566,9 +565,13 @@ class _Loop:
             request = TrialRequest(
                 spec_json=pending.spec.to_json(), task=self.space.task,
                 latency=self.space.latency_requests(), seed=self.seed, latency_only=True,
-                latency_cache=tuple(self.store.cached_latency(pending.spec.arch_hash)))
+                latency_cache=self._steady_timings(pending.spec))
             future = pending.latency = self.measurer.submit(request)
         return future
+
+    def _steady_timings(self, spec: ArchSpec) -> tuple[dict, ...]:
+        """The cached timings of `spec`'s architecture a trial may reuse instead of timing."""
+        return tuple(cacheable(self.store.cached_latency(spec.arch_hash)))
 
     def front_unsettled(self) -> bool:
         """Whether an end-of-search re-measurement of latency may still reorder the front: then
@@ -729,8 +732,7 @@ class _Loop:
             return
         result = output.result
         pending.seconds += output.seconds
-        self.store.record_latency(pending.spec.arch_hash, result.fingerprint,
-                                  cacheable(result.measured))
+        self.store.record_latency(pending.spec.arch_hash, result.fingerprint, result.measured)
         values = {name: float(pending.metrics[name]) for name in names}
         if self.halving is not None and self._at_rung(pending, values, output):
             return

@@ -696,7 +696,8 @@ class Store:
     def record_latency(self, arch_hash: str, fingerprint: dict[str, Any],
                        measurements: Sequence[dict[str, Any]]) -> None:
         """Add fresh measurements (dicts as `cached_latency` returns, fingerprint_hash included)
-        to the cache; one already stored for the same key is left as it is."""
+        to the cache; one already stored for the same key is kept unless the new one is steadier
+        (a smaller spread), which replaces it."""
         if not measurements:
             return
         with self.transaction() as s:
@@ -705,7 +706,11 @@ class Store:
                        LatencyRow.fingerprint_hash == m["fingerprint_hash"],
                        LatencyRow.phase == m["phase"], LatencyRow.batch == m["batch"],
                        LatencyRow.seq_len == m["seq_len"])
-                if s.scalar(select(LatencyRow.id).where(*key)) is None:
+                stored = s.scalar(select(LatencyRow).where(*key))
+                if stored is not None and m["spread"] < stored.spread:
+                    stored.median_ms, stored.spread = m["median_ms"], m["spread"]
+                    stored.repeats, stored.measured_at = m["repeats"], utcnow()
+                elif stored is None:
                     s.add(LatencyRow(
                         arch_hash=arch_hash, fingerprint_hash=m["fingerprint_hash"],
                         fingerprint=fingerprint, phase=m["phase"], batch=m["batch"],

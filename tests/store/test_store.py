@@ -197,3 +197,15 @@ def test_a_search_records_each_architecture_once_with_its_costs(tmp_path, tiny_s
         assert stored["seq_len"] == 24  # the task's
         assert stored["flops_per_token"] == model.flops_per_token(24)
         assert stored["state_bytes"] == model.state_bytes(24)
+
+
+def test_a_steadier_timing_replaces_a_noisy_one_in_the_latency_cache(store):
+    row = {"fingerprint_hash": "f", "phase": "prefill", "batch": 1, "seq_len": 8}
+    store.record_latency("a", {"device": "cpu"}, [{**row, "median_ms": 4.2, "spread": 1.15,
+                                                   "repeats": 50}])
+    store.record_latency("a", {"device": "cpu"}, [{**row, "median_ms": 0.95, "spread": 0.01,
+                                                   "repeats": 9}])
+    store.record_latency("a", {"device": "cpu"}, [{**row, "median_ms": 3.0, "spread": 0.5,
+                                                   "repeats": 9}])  # noisier: ignored
+    [cached] = store.cached_latency("a")
+    assert (cached["median_ms"], cached["spread"]) == (0.95, 0.01)
