@@ -82,13 +82,10 @@ RUN_COLUMNS = ("name", "status", "stalled", "created_at", "finished_at", "trials
 def near_front(run: RunRecord, trials: Sequence[TrialRecord]) -> list[TrialRecord]:
     """The completed trials off the front whose place there may be measurement noise: no
     trial dominates them beyond the latency spreads (`{objective}_spread` metrics)."""
-    from nas.strategies.pareto import within_noise_of_front
+    from nas.strategies.pareto import front_and_near
 
     done = [t for t in trials if t.state == "COMPLETE" and t.values]
-    names = run.objective_names
-    points = [[t.values[n] for n in names] for t in done]
-    spreads = [[(t.metrics or {}).get(f"{n}_spread", 0.0) for n in names] for t in done]
-    near = within_noise_of_front(points, spreads, run.directions, [t.arch_hash for t in done])
+    _, near = front_and_near(done, run.objective_names, run.directions)
     return [t for t, flag in zip(done, near, strict=True) if flag]
 
 

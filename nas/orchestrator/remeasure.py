@@ -33,7 +33,7 @@ from typing import Any
 from nas.evaluate.device import fingerprint_hash
 from nas.evaluate.trial import TrialRequest
 from nas.store import COMPLETE, Store, TrialRecord
-from nas.strategies.pareto import pareto_mask, within_noise_of_front
+from nas.strategies.pareto import front_and_near
 
 _POLL_SECONDS = 0.5
 
@@ -55,10 +55,7 @@ def in_doubt(trials: Sequence[TrialRecord], names: Sequence[str],
              directions: Sequence[str]) -> list[TrialRecord]:
     """The completed trials on the front or within measurement noise of it, in trial order."""
     done = [t for t in trials if t.state == COMPLETE and t.values]
-    points = [[float(t.values[n]) for n in names] for t in done]
-    spreads = [[float((t.metrics or {}).get(f"{n}_spread", 0.0)) for n in names] for t in done]
-    front = pareto_mask(points, directions)
-    near = within_noise_of_front(points, spreads, directions, [t.arch_hash for t in done])
+    front, near = front_and_near(done, names, directions)
     return [t for t, a, b in zip(done, front, near, strict=True) if a or b]
 
 

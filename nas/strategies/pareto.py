@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 Directions = Sequence[str]  # "maximize" | "minimize", one per objective
 
@@ -118,3 +119,14 @@ def within_noise_of_front(points: Sequence[Sequence[float]],
                 break
         flags.append(not on_front and not beaten)
     return flags
+
+
+def front_and_near(trials: Sequence[Any], names: Sequence[str],
+                   directions: Directions) -> tuple[list[bool], list[bool]]:
+    """For completed trial records (`values`, `metrics` with `{name}_spread`, `arch_hash`):
+    which are on the Pareto front over objectives `names`, and which are off it only within
+    measurement noise (within_noise_of_front, grouped by architecture)."""
+    points = [[float(t.values[n]) for n in names] for t in trials]
+    spreads = [[float((t.metrics or {}).get(f"{n}_spread", 0.0)) for n in names] for t in trials]
+    return (pareto_mask(points, directions),
+            within_noise_of_front(points, spreads, directions, [t.arch_hash for t in trials]))
