@@ -3,17 +3,20 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install lock newest clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
-	# torch first, pinned: a CPU build that installs from local disk on the project's machines
-	$(BIN)/pip install -q torch==2.13.0
 
-$(VENV)/.installed: $(BIN)/activate pyproject.toml
-	# test: pytest, ruff, triton (kernels in its CPU interpreter), hypothesis, matplotlib, pandas;
-	# ray and postgres: the suites that start a Ray cluster and talk to a PostgreSQL server
-	$(BIN)/pip install -q -e '.[test,ray,postgres]'
+# Every package at the exact version in requirements/lock.txt (torch 2.13.0's CPU build installs
+# from local disk on the project's machines), then nas itself without letting pip resolve anything:
+# a new release on the registry cannot change what a fresh machine gets. The lock holds the test
+# extras (pytest, ruff, triton for the kernels' CPU interpreter, hypothesis, matplotlib, pandas),
+# ray and postgres (the suites that start a Ray cluster and talk to a PostgreSQL server).
+$(VENV)/.installed: $(BIN)/activate pyproject.toml requirements/lock.txt
+	$(BIN)/pip install -q -r requirements/lock.txt
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
 	touch $@
 
 install: $(VENV)/.installed
@@ -29,6 +32,15 @@ lint: install
 # .ci/run does) and skip, saying so, without it.
 test: lint
 	$(BIN)/python -m pytest -q -m "not gpu" -rs
+
+# Regenerate requirements/lock.txt from pyproject.toml's ranges (uv, pinned in the script).
+lock:
+	scripts/lock.sh
+
+# The newest releases inside pyproject.toml's ranges, in a separate venv, against the tests that
+# touch those libraries' APIs: a breaking release is seen here before a user meets it.
+newest:
+	scripts/newest.sh
 
 clean:
 	rm -rf $(VENV) nas.db nas.db-wal nas.db-shm

@@ -47,6 +47,7 @@ from nas.evaluate.trial import TrialRequest
 from nas.orchestrator.fidelity import Fidelity, SuccessiveHalving
 from nas.searchspace import SearchSpace, load
 from nas.spec import ArchSpec
+from nas.strategies import pickling
 from nas.strategies.optuna_strategy import create_study
 
 MAX_RESAMPLES = 200  # answered-without-training samples in a row before the space is exhausted
@@ -89,6 +90,19 @@ class NasSearcher(Searcher):
         self.live: dict[str, tuple[optuna.Trial, ArchSpec]] = {}
         self.finished: dict[str, list[float]] = {}  # config hash -> objective values
         self.answered = {"infeasible": 0, "duplicate": 0}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Tune pickles the searcher (Tuner construction, experiment checkpoints). The study and
+        the live trials that point into it travel as one blob in which the sampler's thread
+        locks are new ones (see nas.strategies.pickling), so any sampler survives."""
+        state = dict(self.__dict__)
+        state["_optuna"] = pickling.dumps((state.pop("study"), state.pop("live")))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        state["study"], state["live"] = pickling.loads(state.pop("_optuna"))
+        self.__dict__.update(state)
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
                               **spec: Any) -> bool:

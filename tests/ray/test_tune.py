@@ -132,3 +132,19 @@ def test_scheduler_ignores_results_between_rungs(tiny_space_file):
                                                        "latency_ms": 1.0}) == "CONTINUE"
     assert scheduler.on_trial_result(None, FakeTrial, {"steps": 5}) == "CONTINUE"
     assert scheduler.decisions == {"continue": 0, "stop": 0, "done": 0}
+
+
+def test_the_searcher_survives_pickling_and_suggests_as_before(tiny_space_file):
+    """Tune pickles its searcher (Optuna 5.1's NSGA-II holds a thread lock that plain pickle
+    refuses); the copy answers open trials and suggests what the original would."""
+    import pickle
+
+    searcher = NasSearcher(load(tiny_space_file), strategy="nsga2", eval_examples=64)
+    first = searcher.suggest("t0")
+    copy = pickle.loads(pickle.dumps(searcher))
+    for each in (searcher, copy):
+        each.on_trial_complete("t0", {"accuracy": 0.5, "latency_ms": 1.0, "nas_final": True})
+        assert not each.live
+    assert [copy.suggest(f"t{i}")["nas"]["spec"] for i in range(1, 4)] == \
+        [searcher.suggest(f"t{i}")["nas"]["spec"] for i in range(1, 4)]
+    assert first["nas"]["number"] == 0
