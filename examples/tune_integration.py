@@ -7,8 +7,9 @@ trainable (build, time, train, report at each rung) and a multi-objective ASHA s
 supplies the rest (resources, placement, `max_failures`, its result files). Point `--address`
 at a running cluster (`auto`, `HOST:6379`, `ray://HOST:10001`), or leave it out for a local Ray.
 With `--nas-storage sqlite:///nas.db` the experiment is also written into a nas database as a
-run, for `nas trials`, `nas pareto`, `nas show` and `nas plot`. The last line printed is a JSON
-summary of the trials.
+run, for `nas trials`, `nas pareto`, `nas show` and `nas plot`. A space that runs your own code
+(a python task, a mixer by import path) needs `--allow-code`, as `nas search` does. The last line
+printed is a JSON summary of the trials.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import json
 import ray
 from ray import tune
 
+from nas.errors import SpaceError
 from nas.integrations.tune import MultiObjectiveASHAScheduler, NasSearcher, nas_trainable
 from nas.integrations.tune_store import NasStoreCallback
 from nas.orchestrator.fidelity import Fidelity
 from nas.searchspace import load
+from nas.searchspace.loader import require_trusted
 
 
 def main(argv: list[str] | None = None) -> tune.ResultGrid:
@@ -38,20 +41,27 @@ def main(argv: list[str] | None = None) -> tune.ResultGrid:
     parser.add_argument("--storage-path", default=None, help="Where Tune writes its files.")
     parser.add_argument("--nas-storage", default=None,
                         help="Also record the experiment as a run in this nas database.")
+    parser.add_argument("--allow-code", action="store_true",
+                        help="Import and run the user code the space names (a python task, a "
+                        "mixer by import path).")
     args = parser.parse_args(argv)
 
-    space = load(args.space)
+    try:  # a broken space, or one running code without --allow-code: one line, exit 2
+        space = load(args.space, allow_code=args.allow_code)
+        require_trusted(space)
+    except SpaceError as exc:
+        parser.exit(2, f"error: {exc}\n")
     fidelity = scheduler = None
     if args.min_steps:
         steps = space.config.training.steps
         if not isinstance(steps, int):
             parser.error("multi-fidelity needs a fixed `training.steps:` in the space")
         fidelity = Fidelity(args.min_steps, steps, args.reduction)
-        scheduler = MultiObjectiveASHAScheduler(space, fidelity)
+        scheduler = MultiObjectiveASHAScheduler(space, fidelity, allow_code=args.allow_code)
     if args.address:
         ray.init(address=args.address)
 
-    searcher = NasSearcher(space, fidelity=fidelity)
+    searcher = NasSearcher(space, fidelity=fidelity, allow_code=args.allow_code)
     callbacks = [NasStoreCallback(searcher, storage=args.nas_storage)] if args.nas_storage else []
     tuner = tune.Tuner(
         tune.with_resources(nas_trainable, {"cpu": args.cpus_per_trial,

@@ -31,7 +31,8 @@ class SpaceError(NasError):
         if self.line is not None:
             where += f":{self.line}" + (f":{self.column}" if self.column is not None else "")
         head = f"{where}: {self.key}: " if self.key else f"{where}: "
-        text = head + self.problem + (f" — fix: {self.fix}" if self.fix else "")
+        text = head + clip(self.problem, MAX_PART) + (
+            f" — fix: {clip(self.fix, MAX_PART)}" if self.fix else "")
         return " ".join(text.split("\n"))  # always one line
 
     def at(self, line: int | None, column: int | None = None) -> SpaceError:
@@ -40,6 +41,31 @@ class SpaceError(NasError):
 
     def __reduce__(self):  # pickle by the constructor's own arguments
         return (type(self), (self.path, self.key, self.problem, self.fix, self.line, self.column))
+
+
+MAX_PART = 600  # characters of a problem or a fix shown in one message line
+MAX_SHOWN = 80  # characters of a user's value shown in a message
+
+
+def clip(text: str, limit: int = MAX_PART) -> str:
+    """`text` cut to `limit` characters, ending in '…' where it was cut."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def brief(value: object, limit: int = MAX_SHOWN) -> str:
+    """repr(value) for a message, at most `limit` characters: a user's value may be huge (a
+    long string, a large list), and formatting it whole would flood the message or exhaust
+    memory. Containers are summarised without walking them all."""
+    if isinstance(value, dict | list | tuple | set | frozenset) and len(value) > limit:
+        return f"<{type(value).__name__} of {len(value)} items>"
+    if isinstance(value, str) and len(value) > limit:
+        return clip(repr(value[:limit]), limit)
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"<an integer of about {int(value.bit_length() * 0.30103)} digits>"
+    try:
+        return clip(repr(value), limit)
+    except (RecursionError, ValueError):  # a structure too deep, an int too long to print
+        return f"<{type(value).__name__}>"
 
 
 def did_you_mean(word: object, known: Iterable[object]) -> str:

@@ -31,11 +31,14 @@ not start with an underscore. `and` / `or` / `not` and comparisons give booleans
 from __future__ import annotations
 
 import ast
+import math
 import operator
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from nas.errors import brief
 
 __all__ = ["UNITS", "CallInfo", "Expr", "ExprError", "parse"]
 
@@ -49,6 +52,7 @@ _NUMBER = re.compile(r"(?:\d[\d_]*(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
            ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv}
+_MAX_INT_BITS = 1024  # an integer result beyond this (about 1e308) is an overflow, like a float's
 _BINARY_TEXT = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//"}
 _COMPARE = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt,
             ast.GtE: operator.ge, ast.Eq: operator.eq, ast.NotEq: operator.ne}
@@ -223,6 +227,8 @@ class _Checker:
     def visit(self, node: ast.AST) -> None:
         if isinstance(node, ast.Constant):
             value = node.value
+            if isinstance(value, float) and not math.isfinite(value):
+                raise self.fail(node, "a number this large is not allowed (it reads as infinity)")
             if isinstance(value, bool | int | float) or (self.strings and isinstance(value, str)):
                 return
             kind = "strings" if isinstance(value, str | bytes) else type(value).__name__
@@ -336,7 +342,14 @@ class _Evaluator:
             self._numbers(node, left, right)
             if isinstance(node.op, ast.Div | ast.FloorDiv) and right == 0:
                 raise ExprError(f"division by zero in {ast.unparse(node)!r}")
-            return _BINARY[type(node.op)](left, right)
+            try:
+                result = _BINARY[type(node.op)](left, right)
+            except OverflowError:
+                result = math.inf
+            if isinstance(result, float) and not math.isfinite(result) or (
+                    isinstance(result, int) and result.bit_length() > _MAX_INT_BITS):
+                raise ExprError(f"{brief(ast.unparse(node))} overflows (beyond about 1e308)")
+            return result
         if isinstance(node, ast.Compare):
             left = self.visit(node.left)
             for op, comparator in zip(node.ops, node.comparators, strict=True):

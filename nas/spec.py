@@ -31,6 +31,9 @@ from typing import Any
 
 Scalar = str | int | float | bool | None
 
+# A name that is also a folder name (runs keep weights in a folder of their name): no '/', and
+# no leading '.' or '-' ('..', '-rf'). Space names and run names both follow it.
+NAME_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}"
 _HASH_CHARS = 16  # 64 bits of SHA-256: collisions are negligible for any search we will run
 
 

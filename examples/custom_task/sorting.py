@@ -4,7 +4,7 @@ Each row is ``x_1 .. x_n SEP y_1 .. y_n`` where y is x sorted; the model reads t
 right and is scored on predicting each y_i from the position before it (next-token style), so
 it must count what came before SEP. Used by examples/custom_task/space.yaml:
 
-    cd examples/custom_task && nas search space.yaml --budget 2m
+    cd examples/custom_task && nas search space.yaml --budget 2m --allow-code
 """
 
 from __future__ import annotations

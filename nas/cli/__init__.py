@@ -9,6 +9,7 @@ sqlite:///nas.db in the working directory.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -46,22 +47,76 @@ QueryFormatOpt = typer.Option("table", "--format", "-f", help="Output format: ta
                               "csv.")
 
 
+MAX_MESSAGE = 2000  # characters of one error line: a message may quote data from a database
+
+
 def user_errors(fn: F) -> F:
-    """Print NasError (and a closed pipe) as one line and exit non-zero."""
+    """Print NasError, a database that cannot be read (damaged, locked, unreachable: sqlalchemy's
+    DatabaseError) and a closed pipe as one line, and exit 2 (0 for the pipe). The line never
+    carries markup, control characters or more than MAX_MESSAGE characters, whatever data it
+    quotes."""
+    from sqlalchemy.exc import DatabaseError
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except NasError as exc:
-            errors.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False,
-                         soft_wrap=True)
-            raise typer.Exit(2) from None
+            fail(str(exc))
+        except DatabaseError as exc:
+            fail(database_failure(exc, kwargs))
         except BrokenPipeError:  # e.g. `nas trials RUN | head`
             sys.stderr.close()
             raise typer.Exit(0) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+class StoreWarnings(logging.Handler):
+    """Shows the store's warnings (an artifact row it will not follow, say) as plain lines on
+    the stderr of the moment, one per warning, never more than MAX_MESSAGE characters."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from nas.cli.untrusted import plain
+
+        sys.stderr.write(plain(record.getMessage(), MAX_MESSAGE) + "\n")
+
+
+if not any(isinstance(h, StoreWarnings) for h in logging.getLogger("nas.store").handlers):
+    logging.getLogger("nas.store").addHandler(StoreWarnings(logging.WARNING))
+
+
+def fail(message: str) -> None:
+    """Print `message` as the one error line and exit 2."""
+    from nas.cli.untrusted import plain
+
+    errors.print(f"[bold red]error:[/] {escape(plain(message, MAX_MESSAGE))}", highlight=False,
+                 soft_wrap=True)
+    raise typer.Exit(2) from None
+
+
+def database_failure(exc: Any, options: dict[str, Any]) -> str:
+    """What went wrong reading the database of a command (its --storage, unless the command
+    may take it from a space file and none was given) and what to do about it."""
+    from nas.cli.untrusted import plain
+
+    reason = plain(getattr(exc, "orig", None) or exc, 200)
+    url = None
+    if "storage" in options and (options["storage"] or "space" not in options):
+        url = resolve_storage(options["storage"])
+    where = f"the database {database_location(url)}" if url else "the database"
+    lowered = reason.lower()
+    if "locked" in lowered or "busy" in lowered:
+        fix = "another process is writing it; wait for it to finish and try again"
+    elif "readonly" in lowered or "read-only" in lowered:
+        fix = "it is read-only here; copy it somewhere writable, or check its permissions"
+    elif url is not None and url.startswith("sqlite"):
+        name = database_location(url)
+        fix = (f"restore it from a backup, or recover what is readable with `sqlite3 {name} "
+               f".recover | sqlite3 recovered.db` and pass --storage sqlite:///recovered.db")
+    else:
+        fix = "check that the server is up and the URL is right, or restore it from a backup"
+    return f"cannot read {where}: {reason} — fix: {fix}"
 
 
 def resolve_storage(storage: str | None, from_space: str | None = None) -> str:
@@ -103,6 +158,12 @@ ProgressOpt = typer.Option(
     "on a terminal, else quiet.")
 
 
+AllowCodeOpt = typer.Option(
+    False, "--allow-code", envvar="NAS_ALLOW_CODE", help="Import and run the user code the "
+    "space names (a python task's entrypoint, a mixer given by import path). Off by default: a "
+    "space file may come from someone else. Also NAS_ALLOW_CODE=1.")
+
+
 def progress_reporter(mode: str | None) -> Any:
     """The Reporter for --progress (see nas.orchestrator.progress.make_reporter)."""
     from nas.orchestrator.progress import PROGRESS_MODES, make_reporter
@@ -132,14 +193,17 @@ def search(
     gpus_per_trial: float = GpusPerTrialOpt,
     threads: int | None = ThreadsOpt,
     progress: str = ProgressOpt,
+    allow_code: bool = AllowCodeOpt,
 ) -> None:
     """Search SPACE until the budget is spent; print the Pareto front."""
     from nas.orchestrator.budget import parse_budget
     from nas.orchestrator.search import SearchOptions, run_search
     from nas.searchspace import load
+    from nas.searchspace.loader import require_trusted
 
     reporter = progress_reporter(progress)
-    compiled = load(space)
+    compiled = load(space, allow_code=allow_code)
+    require_trusted(compiled)  # before anything runs or is written
     budget_text = budget or compiled.config.budget
     if not budget_text:
         raise NasError("no budget: pass --budget (e.g. 30m, 2cpuh, 20trials) or set `budget:` "
@@ -156,7 +220,8 @@ def search(
                       "the gpuh budget")
     options = SearchOptions(budget=parsed, storage=url, name=name, seed=seed,
                             workers=workers, threads=threads, ray_address=ray_address,
-                            num_cpus_per_trial=cpus_per_trial, num_gpus_per_trial=gpus_per_trial)
+                            num_cpus_per_trial=cpus_per_trial, num_gpus_per_trial=gpus_per_trial,
+                            allow_code=allow_code)
     _report_outcome(run_search(compiled, options, reporter), url, progress)
 
 
@@ -173,6 +238,7 @@ def resume(
     gpus_per_trial: float = GpusPerTrialOpt,
     threads: int | None = ThreadsOpt,
     progress: str = ProgressOpt,
+    allow_code: bool = AllowCodeOpt,
 ) -> None:
     """Continue a stopped, interrupted or crashed run until its budget is spent."""
     from nas.orchestrator.budget import parse_budget
@@ -182,7 +248,8 @@ def resume(
     url = resolve_storage(storage)
     options = SearchOptions(budget=parse_budget(budget) if budget else None, storage=url,
                             workers=workers, threads=threads, ray_address=ray_address,
-                            num_cpus_per_trial=cpus_per_trial, num_gpus_per_trial=gpus_per_trial)
+                            num_cpus_per_trial=cpus_per_trial, num_gpus_per_trial=gpus_per_trial,
+                            allow_code=allow_code)
     _report_outcome(resume_search(run, options, reporter), url, progress)
 
 
@@ -226,13 +293,18 @@ def _report_outcome(outcome: Any, url: str, progress: str | None = None) -> None
 @app.command()
 @user_errors
 def validate(space: Path = typer.Argument(..., help="The search-space YAML file.")) -> None:
-    """Check SPACE and summarize its decisions, without running anything."""
+    """Check SPACE and summarize its decisions, without running anything: user code it names
+    (a python task, a mixer by import path) is read, never imported."""
     from nas.searchspace import load
 
     compiled = load(space)
     console.print(f"[green]ok[/]: {space} — space [bold]{compiled.name}[/], task "
                   f"{compiled.task['kind']}, strategy {compiled.strategy}")
     print_notes(compiled, console)
+    if compiled.code_refusal is not None:  # read, not run: say what a search will need
+        refusal = compiled.code_refusal
+        console.print(f"[yellow]note:[/] {escape(refusal.key)}: not run by validate; "
+                      f"{escape(refusal.fix)} to search", highlight=False, soft_wrap=True)
     for name in compiled.order:
         domain = compiled.domain(name)
         conditions = compiled.describe_when(name)
@@ -277,15 +349,16 @@ def runs(storage: str = StorageOpt, fmt: str = QueryFormatOpt) -> None:
         run_to_dict,
         runs_table,
     )
+    from nas.cli.untrusted import csv_cells, shown_run
 
     check_format(fmt, FORMATS)
     records = Store(resolve_storage(storage), create=False).runs()
     if fmt == "json":
         print_json(console, [run_to_dict(r) for r in records])
     elif fmt == "csv":
-        print_csv(console, RUN_COLUMNS, [run_row(r) for r in records])
+        print_csv(console, RUN_COLUMNS, [csv_cells(run_row(r)) for r in records])
     else:
-        console.print(runs_table(records))
+        console.print(runs_table([shown_run(r) for r in records]))
 
 
 @app.command()
@@ -353,17 +426,21 @@ def _list_trials(run_ref: str, storage: str | None, fmt: str, front_only: bool,
         print_json(console, [{**t.to_dict(), **({"within_noise": True} if t.number in
                                                  near_numbers else {})} for t in records])
         return
+    from nas.cli.untrusted import csv_cells, markup, shown_run, shown_trial
+
     if fmt == "csv":
         columns = trial_columns(run) + (["within_noise"] if front_only else [])
-        rows = [{**trial_row(run, t), "within_noise": t.number in near_numbers}
+        rows = [csv_cells({**trial_row(run, t), "within_noise": t.number in near_numbers})
                 for t in records]
         print_csv(console, columns, rows)
         return
     on_front = len(records) - len(near)
-    title = (f"Pareto front of {run.name} ({on_front} trials"
+    shown = shown_run(run)
+    title = (f"Pareto front of {shown.name} ({on_front} trials"
              + (f"; ≈ {len(near)} more within measurement noise" if near else "") + ")"
-             if front_only else f"trials of {run.name}" + (f", by {sort}" if sort else ""))
-    console.print(trials_table(title, run, records, near_numbers))
+             if front_only else f"trials of {shown.name}" + (f", by {markup(sort)}" if sort
+                                                            else ""))
+    console.print(trials_table(title, shown, [shown_trial(t) for t in records], near_numbers))
 
 
 def sort_trials(run: Any, records: list[Any], key: str) -> list[Any]:
@@ -426,12 +503,23 @@ def filter_trials(run: Any, records: list[Any], where: str) -> list[Any]:
     return kept
 
 
+MAX_TRIAL_DIGITS = 19  # 2**63 - 1, the largest trial number a database holds, has 19 digits
+
+
 def _trial_ref(store: Store, ref: str) -> tuple[Any, Any]:
-    """(run, trial) for RUN/NUMBER; NasError if it is malformed or names nothing."""
+    """(run, trial) for RUN/NUMBER; NasError if it is malformed or names nothing. NUMBER is
+    ASCII digits only ('²' and '٣' pass str.isdigit, but are no trial numbers); a number no
+    database can hold is simply a trial the run does not have."""
+    from nas.store.untrusted import shown
+
     run_ref, _, number = ref.rpartition("/")
-    if not run_ref or not number.isdigit():
-        raise NasError(f"expected RUN/NUMBER such as quickstart-1/3, got {ref!r}")
+    if not run_ref or not (number.isascii() and number.isdigit()):
+        raise NasError(f"expected RUN/NUMBER such as quickstart-1/3, got {shown(ref)}")
     run = store.run(run_ref)
+    if len(number.lstrip("0")) > MAX_TRIAL_DIGITS:  # int() of thousands of digits is refused
+        label = number if len(number) <= 30 else number[:29] + "…"
+        raise NasError(f"no trial {label} in run {shown(run.name)}; "
+                       "`nas trials RUN` lists the trials of a run")
     return run, store.trial(run.id, int(number))
 
 
@@ -441,12 +529,13 @@ def show(ref: str = typer.Argument(..., metavar="RUN/NUMBER", help="e.g. quickst
          storage: str = StorageOpt, fmt: str = QueryFormatOpt) -> None:
     """One trial: its architecture, training recipe, metrics, curve and error."""
     from nas.cli.render import FORMATS, print_csv, print_json, trial_detail, trial_row_with_metrics
+    from nas.cli.untrusted import checked_spec, csv_cells, markup, shown_run, shown_trial
 
     check_format(fmt, FORMATS)
     store = Store(resolve_storage(storage), create=False)
     run, trial = _trial_ref(store, ref)
     if fmt == "csv":
-        row = trial_row_with_metrics(run, trial)
+        row = csv_cells(trial_row_with_metrics(run, trial))
         print_csv(console, list(row), [row])
         return
     curve = store.curve(run.id, trial.number)
@@ -454,7 +543,8 @@ def show(ref: str = typer.Argument(..., metavar="RUN/NUMBER", help="e.g. quickst
         print_json(console, {**trial.to_dict(), "run": run.name,
                              "curve": [{"step": s, "name": n, "value": v} for s, n, v in curve]})
         return
-    for part in trial_detail(run, trial, curve):
+    shown_curve = [(step, markup(name), value) for step, name, value in curve]
+    for part in trial_detail(shown_run(run), shown_trial(checked_spec(run, trial)), shown_curve):
         console.print(part)
 
 
@@ -479,15 +569,19 @@ def compare(
     store = Store(resolve_storage(storage), create=False)
     run_a, trial_a = _trial_ref(store, a)
     run_b, trial_b = _trial_ref(store, b)
+    from nas.cli.untrusted import checked_spec, csv_cells, shown_run, shown_trial
+
     if fmt == "json":
         print_json(console, {"a": {**trial_a.to_dict(), "run": run_a.name},
                              "b": {**trial_b.to_dict(), "run": run_b.name}})
     elif fmt == "csv":
-        rows = [{"trial": label, "run": run.name, **trial_row_with_metrics(run, trial)}
+        rows = [csv_cells({"trial": label, "run": run.name, **trial_row_with_metrics(run, trial)})
                 for label, run, trial in (("a", run_a, trial_a), ("b", run_b, trial_b))]
         print_csv(console, list(dict.fromkeys(k for row in rows for k in row)), rows)
     else:
-        console.print(compare_table((run_a, trial_a), (run_b, trial_b)))
+        console.print(compare_table(
+            (shown_run(run_a), shown_trial(checked_spec(run_a, trial_a))),
+            (shown_run(run_b), shown_trial(checked_spec(run_b, trial_b)))))
 
 
 @app.command("rm")
@@ -502,9 +596,11 @@ def rm(
     store = Store(url, create=False)
     record = store.run(run)
     _refuse_if_searching(record)
+    from nas.cli.untrusted import markup, plain
+
     if not yes:
-        question = (f"Delete run {record.name!r} with its {record.trials_total} trials "
-                    f"from {database_location(url)}?")
+        question = (f"Delete run {plain(repr(record.name))} with its {record.trials_total} "
+                    f"trials from {database_location(url)}?")
         try:
             confirmed = typer.confirm(question, default=False)
         except typer.Abort:  # end of input
@@ -515,7 +611,7 @@ def rm(
     # The study first: if the store's delete then failed, `nas rm` again finishes the job.
     _delete_study(record.name, url)
     store.delete_run(record.id)
-    console.print(f"deleted run [bold]{record.name}[/] ({record.trials_total} trials)",
+    console.print(f"deleted run [bold]{markup(record.name)}[/] ({record.trials_total} trials)",
                   highlight=False)
 
 
@@ -555,22 +651,58 @@ def _delete_study(name: str, url: str) -> None:
 @user_errors
 def export(
     ref: str = typer.Argument(..., metavar="RUN/NUMBER", help="e.g. quickstart-1/7"),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder to write (created)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write (created; it must be "
+                             "new or empty unless --force)."),
     storage: str = StorageOpt,
+    force: bool = typer.Option(False, "--force", "--overwrite", help="Write into a folder that "
+                               "already holds files, replacing an earlier export there."),
 ) -> None:
     """Write a trained trial to a folder: arch.json, model.safetensors, metrics.json and a
     model.py that rebuilds it with only PyTorch."""
+    from nas.cli.untrusted import markup
     from nas.export import export_trial
+    from nas.export.exporter import FILES
+    from nas.store.untrusted import shown
 
     store = Store(resolve_storage(storage), create=False)
     run, trial = _trial_ref(store, ref)
+    try:
+        prepare_out(out, force, FILES)
+    except OSError as exc:  # a name too long, a folder we may not read, ...
+        raise NasError(f"--out {shown(str(out))}: {exc.strerror or exc}; choose "
+                       "another folder") from None
     result = export_trial(store, run.id, trial.number, out)
     source = "" if result.source == trial.number else f" (weights of trial {result.source}, "
     source += "which it duplicates)" if source else ""
-    console.print(f"exported {run.name}/{trial.number}{source} to {out}: "
+    console.print(f"exported {markup(run.name)}/{trial.number}{source} to {markup(out)}: "
                   f"{', '.join(p.name for p in result.files)}", highlight=False)
-    console.print(f"load it:  nas.load_model({str(out)!r})   or, with only torch:  "
-                  f"python {out / 'model.py'}", highlight=False)
+    console.print(f"load it:  nas.load_model({markup(repr(str(out)))})   or, with only torch:  "
+                  f"python {markup(out / 'model.py')}", highlight=False)
+
+
+def prepare_out(out: Path, force: bool, names: Sequence[str]) -> None:
+    """Make sure writing `names` into the folder `out` loses nothing unasked and writes nowhere
+    else: NasError when `out` is a file, or a folder already holding something and `force` is
+    off. With `force`, any of `names` there that is a link (or not a plain file) is removed
+    first, so the writes that follow land in `out` itself, never where a link points."""
+    from nas.store.untrusted import shown
+
+    if out.is_symlink() and not out.exists():
+        raise NasError(f"--out {shown(str(out))} is a broken link; choose a new folder")
+    if out.exists() and not out.is_dir():
+        raise NasError(f"--out {shown(str(out))} is a file, not a folder; choose a new folder")
+    if not out.is_dir():
+        return
+    if any(out.iterdir()) and not force:
+        raise NasError(f"--out {shown(str(out))} already holds files; choose a new folder, or "
+                       "pass --force to replace what is there")
+    for name in names:
+        target = out / name
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            if target.is_dir() and not target.is_symlink():
+                raise NasError(f"--out {shown(str(out))} holds a folder named {name}; "
+                               "choose a new folder")
+            target.unlink()
 
 
 @app.command()

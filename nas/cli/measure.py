@@ -6,6 +6,10 @@ The target is a trial of a run (RUN/NUMBER, from the database) or an ArchSpec JS
 untrained model is timed like a search times it (nas.evaluate.latency); with a database — the
 trial's, or `--storage` for a file — the measurements join its latency cache, so a search on
 this device will not time the architecture again.
+
+An architecture whose mixer is named by import path (a user mixer) runs the user's code when its
+model is built: that needs `--allow-code`, as `nas search` does; without it the command stops,
+naming the module's file, before anything is imported.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ def measure(
     memory: bool = typer.Option(True, "--memory/--no-memory",
                                 help="Also measure each phase's peak memory (one more pass)."),
     fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
+    allow_code: bool = typer.Option(False, "--allow-code", envvar="NAS_ALLOW_CODE",
+                                    help="Import and run the code of a mixer the architecture "
+                                    "names by import path (a user mixer). Also "
+                                    "NAS_ALLOW_CODE=1."),
 ) -> None:
     """Time one architecture by phase and sequence length on this machine: latency, throughput,
     peak memory and decode state."""
@@ -44,6 +52,7 @@ def measure(
     from nas.evaluate.latency import SUPPORTED_PHASES, measure_latency
     from nas.evaluate.measurement import value_of
     from nas.evaluate.memory import MIB, measure_peak_memory
+    from nas.searchspace.usercode import spec_refusal
     from nas.spec import ArchSpec
 
     unknown = [p for p in phase if p not in SUPPORTED_PHASES]
@@ -53,7 +62,7 @@ def measure(
         raise NasError(f"unknown --format {fmt!r}; use table or json")
     store = None
     path = Path(target)
-    if path.suffix == ".json" or path.is_file():
+    if path.suffix == ".json" or _is_file(path):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if isinstance(data, list):  # `nas space sample --format json` prints a list
@@ -71,6 +80,9 @@ def measure(
 
         store = _store(resolve_storage(storage), create=False)
         spec = _trial_ref(store, target)[1].arch
+    refusal = None if allow_code else spec_refusal(spec, f"{target}: the architecture")
+    if refusal is not None:  # building the model would import the user's module
+        raise NasError(refusal)
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise NasError("--device cuda: no CUDA device here")
     if threads is not None:
@@ -121,3 +133,12 @@ def _store(url: str, create: bool = True):
     from nas.store import Store
 
     return Store(url, create=create)
+
+
+def _is_file(path: Path) -> bool:
+    """Whether TARGET names a file; False for what cannot be a path (a name too long for the
+    OS, a NUL byte): such a TARGET is read as RUN/NUMBER, which reports it if it is neither."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False

@@ -104,7 +104,9 @@ def collect(run: RunRecord, trials: Sequence[TrialRecord], x: str | None, y: str
     """What the figure shows, from the run's trials (any states). With the run's `ledger`, the
     progress curve's x is the device time spent when each trial completed (every charge before
     it counted, pruned and failed trials' segments included); without it, each trial's total
-    is charged when it finished."""
+    is charged when it finished. Text from the database is drawn as plain characters (see
+    `_labels`)."""
+    run, trials = _labels(run, trials)
     wanted = [n for n in (x, y) if n is not None]
     complete = [t for t in trials if t.state == COMPLETE and t.values
                 and all(t.values.get(n) is not None for n in wanted)]
@@ -159,13 +161,32 @@ def _axis_label(run: RunRecord, name: str) -> str:
     return f"{name}  {'↓ lower' if direction == 'minimize' else '↑ higher'} is better"
 
 
+def _labels(run: RunRecord, trials: Sequence[TrialRecord]
+            ) -> tuple[RunRecord, list[TrialRecord]]:
+    """The run and trials with the text the figure draws (run name, mixers) cut short and free
+    of control characters: a name from someone else's database may be huge or hold escapes."""
+    from dataclasses import replace
+
+    from nas.cli.untrusted import plain
+
+    return (replace(run, name=plain(run.name, 120)),
+            [replace(t, short_form=plain(t.short_form, 120)) for t in trials])
+
+
 def render_png(data: PlotData) -> bytes:
-    """The three-panel figure as PNG bytes; NasError if matplotlib is missing."""
+    """The three-panel figure as PNG bytes; NasError if matplotlib is missing. Text is drawn as
+    written: `$` starts no math (a run name or metric from a database is not a formula, and a
+    malformed one would make matplotlib raise)."""
     try:
         import matplotlib
     except ImportError:
         raise NasError(INSTALL_HINT) from None
     matplotlib.use("Agg")
+    with matplotlib.rc_context({"text.parse_math": False}):
+        return _render_png(data)
+
+
+def _render_png(data: PlotData) -> bytes:
     import matplotlib.pyplot as plt
 
     fig = plt.figure(figsize=(15, 7.5), dpi=110, layout="constrained")

@@ -9,11 +9,16 @@ failed or were infeasible with their reasons, and the space file the run searche
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
+import os
+import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nas.cli.plots import choose_objectives, collect, render_png
+from nas.cli.untrusted import plain
 from nas.errors import NasError
 from nas.evaluate.ranking import describe_agreement, proxy_agreement, proxy_names
 from nas.orchestrator.budget import format_seconds, parse_budget
@@ -135,20 +140,30 @@ def _figure(run: RunRecord, trials: list[TrialRecord],
 
 def render_markdown(report: Report, figure: str | None) -> str:
     run = report.run
-    out = [f"# nas report: {run.name}", ""]
+    name = plain(run.name, 200)  # a name from someone else's database may hold newlines
+    out = [f"# nas report: {name}", ""]
     out += [f"- **{k}**: {_md(v)}" for k, v in report.facts]
     out += ["", f"## Pareto front ({_count(len(report.front_rows))})", ""]
     out += _md_table(report.front_head, report.front_rows) or ["(no completed trials)"]
     out += ["", "## Figure", ""]
-    out += [f"![front of {run.name}]({figure})" if figure else f"(no figure: {report.plot_note})"]
+    out += [f"![front of {name}]({figure})" if figure else f"(no figure: {report.plot_note})"]
     out += ["", f"## Failed and infeasible trials ({report.failed_count})", ""]
     out += _md_table(["trial", "state", "mixers", "reason"], report.failed_rows) or ["none"]
     for number, error in report.failed_details:
-        out += ["", f"<details><summary>trial {number}: full error</summary>", "", "```",
-                error.strip(), "```", "", "</details>"]
-    out += ["", "## Search space", "", f"`{run.space_path}` (hash `{run.space_hash[:16]}`):", "",
-            "```yaml", run.space_text.rstrip(), "```", ""]
+        fence = _fence(error)
+        out += ["", f"<details><summary>trial {number}: full error</summary>", "", fence,
+                error.strip(), fence, "", "</details>"]
+    fence = _fence(run.space_text)
+    out += ["", "## Search space", "",
+            f"`{plain(run.space_path, 300)}` (hash `{plain(run.space_hash[:16])}`):", "",
+            fence + "yaml", run.space_text.rstrip(), fence, ""]
     return "\n".join(out)
+
+
+def _fence(text: str) -> str:
+    """A code fence longer than any run of backticks in `text`, so the text cannot end it."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
 
 
 def _count(n: int) -> str:
@@ -227,7 +242,9 @@ def _html_table(head: list[str], rows: list[list[str]]) -> str:
 
 
 def write_report(store: Store, run_ref: str | int, out: str | Path) -> list[Path]:
-    """Write report.html, report.md (and front.png when there is a figure) into `out`."""
+    """Write report.html, report.md (and front.png when there is a figure) into `out`. Each
+    file is written beside its name and renamed onto it, so a link already there is replaced,
+    never written through: nothing outside `out` is touched."""
     report = build_report(store, run_ref)
     folder = Path(out)
     written = []
@@ -235,11 +252,26 @@ def write_report(store: Store, run_ref: str | int, out: str | Path) -> list[Path
         folder.mkdir(parents=True, exist_ok=True)
         figure = None
         if report.png:
-            (folder / "front.png").write_bytes(report.png)
+            _replace(folder / "front.png", report.png)
             figure = "front.png"
             written.append(folder / "front.png")
-        (folder / "report.html").write_text(render_html(report), encoding="utf-8")
-        (folder / "report.md").write_text(render_markdown(report, figure), encoding="utf-8")
+        _replace(folder / "report.html", render_html(report).encode("utf-8"))
+        _replace(folder / "report.md", render_markdown(report, figure).encode("utf-8"))
     except OSError as exc:
         raise NasError(f"cannot write the report to {folder}: {exc.strerror or exc}") from None
     return [folder / "report.html", folder / "report.md", *written]
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Put `data` at `path` by writing a new file in the same folder and renaming it over
+    `path` (a link at `path` is replaced by the file, its target left alone)."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise

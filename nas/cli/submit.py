@@ -8,7 +8,10 @@ space's folder (the job's working_dir, uploaded by Ray). The search driver runs 
 and is the only writer of the database, so `--storage` must be a database the head can reach
 after the job ends: PostgreSQL, or SQLite at an absolute path on the head. Trials go to the
 cluster through `nas search`'s Ray options, which read NAS_RAY_ADDRESS (set to "auto" here),
-NAS_RAY_CPUS_PER_TRIAL and NAS_RAY_GPUS_PER_TRIAL from the job's runtime environment. The space,
+NAS_RAY_CPUS_PER_TRIAL and NAS_RAY_GPUS_PER_TRIAL from the job's runtime environment. A space
+that runs the user's code (a python task, a mixer by import path) is submitted only with
+`--allow-code`, which is passed on to the job's `nas search` (its module must be inside the
+uploaded working_dir); nothing of it is imported here. The space,
 budget and storage are checked here before anything is uploaded; errors from the job server (an
 unknown job, a server that does not answer) are one-line NasErrors.
 Ray itself is imported only when the command runs.
@@ -63,6 +66,11 @@ def submit(
     logs: str = typer.Option(None, "--logs", metavar="JOB", help="Print JOB's logs."),
     follow: bool = typer.Option(False, "--follow", help="With --logs: stream until JOB ends."),
     stop: str = typer.Option(None, "--stop", metavar="JOB", help="Stop JOB."),
+    allow_code: bool = typer.Option(False, "--allow-code", envvar="NAS_ALLOW_CODE",
+                                    help="Let the submitted search import and run the user "
+                                    "code the space names (a python task's entrypoint, a mixer "
+                                    "given by import path): `nas search --allow-code` on the "
+                                    "cluster. Also NAS_ALLOW_CODE=1."),
 ) -> None:
     """Submit a search to a Ray cluster as a Ray Job (prints the job id), or follow one."""
     verbs = [v for v in (status, logs, stop) if v]
@@ -75,7 +83,7 @@ def submit(
         raise NasError("nothing to do: give SPACE to submit, or --status/--logs/--stop JOB")
     folder = (working_dir or space.parent).resolve()
     # the space, budget and storage are checked here: a job that cannot start is not submitted
-    entrypoint = search_entrypoint(space, folder, budget, storage, name, seed)
+    entrypoint = search_entrypoint(space, folder, budget, storage, name, seed, allow_code)
     env = runtime_env(folder, cpus, gpus, pip or [], ship_nas)
     client = job_client(address)
     with job_errors(address):
@@ -149,13 +157,18 @@ def job_errors(address: str, job: str | None = None) -> Iterator[None]:
 
 
 def search_entrypoint(space: Path, folder: Path, budget: str | None, storage: str | None,
-                      name: str | None, seed: int | None) -> str:
+                      name: str | None, seed: int | None, allow_code: bool = False) -> str:
     """The shell command the job runs in `folder`: `python -m nas search ...`, after a check
-    that the head node's `python` can import nas."""
+    that the head node's `python` can import nas. A space that needs user code is refused
+    (its one-line SpaceError) unless `allow_code`, which adds `--allow-code` to the command;
+    its code is read here, never imported (the job's environment may differ from this one)."""
     from nas.orchestrator.budget import parse_budget
     from nas.searchspace import load
+    from nas.searchspace.loader import require_trusted
 
     compiled = load(space)  # a broken space fails here, not on the cluster
+    if not allow_code:
+        require_trusted(compiled)  # as `nas search` would on the cluster, before submitting
     try:
         relative = space.resolve().relative_to(folder)
     except ValueError:
@@ -174,6 +187,8 @@ def search_entrypoint(space: Path, folder: Path, budget: str | None, storage: st
         words += ["--name", name]
     if seed is not None:
         words += ["--seed", str(seed)]
+    if allow_code:
+        words.append("--allow-code")
     return f"{IMPORT_CHECK}; {shlex.join(words)}"
 
 

@@ -77,6 +77,11 @@ class TrialRequest:
     # Time the latency entries and nothing else (no training, no scores): see `run_latency`.
     latency_only: bool = False
     latency_sessions: int = 1  # latency_only: independent sessions, each a full measurement
+    # The user's permission to import and run the code the request names (a python task's
+    # entrypoint, its proxies', a mixer given by import path): `--allow-code`, given to the
+    # driver and carried here explicitly, so a worker never imports user code for a run that
+    # was not allowed to (see `refuse_user_code`).
+    allow_code: bool = False
 
 
 @dataclass
@@ -105,7 +110,8 @@ def run_trial(request: TrialRequest) -> TrialResult:
     if request.num_threads is not None:
         torch.set_num_threads(request.num_threads)
     spec = ArchSpec.from_json(request.spec_json)
-    task = make_task(request.task)
+    refuse_user_code(request, spec)
+    task = make_task(request.task, allow_code=request.allow_code)
     recipe = training_options(spec.training_config)
     timings = [latency_options(entry) for entry in request.latency]
     names = [options["name"] for options in timings]
@@ -173,6 +179,7 @@ def run_latency(request: TrialRequest) -> TrialResult:
     if request.latency_sessions < 1:
         raise ValueError(f"latency_sessions must be >= 1, got {request.latency_sessions}")
     spec = ArchSpec.from_json(request.spec_json)
+    refuse_user_code(request, spec, tasks=False)
     entries = [latency_options(entry) for entry in request.latency]  # validated before building
     model = build_model(spec, seed=request.seed, device=request.device)
     fingerprint = device_fingerprint(request.device)
@@ -191,11 +198,31 @@ def run_latency(request: TrialRequest) -> TrialResult:
                        measured=measured)
 
 
+def refuse_user_code(request: TrialRequest, spec: ArchSpec, tasks: bool = True) -> None:
+    """ValueError (nothing imported) when running `request` would import user code — a mixer
+    of `spec` named by import path, or (with `tasks`) a python task, its own or a proxy's —
+    and the request does not carry the user's permission (`allow_code`). Checked before
+    anything is built; `make_task` refuses a python task without it too."""
+    if request.allow_code:
+        return
+    from nas.searchspace.usercode import spec_refusal
+    from nas.tasks import PYTHON_TASK
+    from nas.tasks.custom import code_not_allowed
+
+    problem = spec_refusal(spec, "the trial's architecture")
+    if problem is not None:
+        raise ValueError(problem)
+    configs = [request.task, *(proxy.get("task") or {} for proxy in request.proxies)]
+    for config in configs if tasks else ():
+        if isinstance(config, Mapping) and config.get("kind") == PYTHON_TASK:
+            raise ValueError(code_not_allowed(config.get("entrypoint"), config.get("path")))
+
+
 def _train_proxy(spec: ArchSpec, proxy: Mapping[str, Any], recipe: dict[str, Any],
                  request: TrialRequest) -> dict[str, float]:
     """Train the architecture afresh on a proxy task (its vocabulary widened where the proxy's
     is larger) and score it: {name_accuracy, name_loss}."""
-    task = make_task(proxy["task"])
+    task = make_task(proxy["task"], allow_code=request.allow_code)
     proxy_spec = dataclasses.replace(spec, vocab_size=max(spec.vocab_size, task.vocab_size))
     model = build_model(proxy_spec, seed=request.seed, device=request.device)
     options = {**recipe, "steps": proxy.get("steps") or recipe["steps"]}

@@ -15,7 +15,7 @@ import importlib.util
 import re
 from pathlib import Path
 
-from nas.errors import NasError
+from nas.errors import NasError, brief
 from nas.spec import ArchSpec
 
 MARKER = "# -- generated below"
@@ -52,9 +52,17 @@ def model_source(spec: ArchSpec) -> str:
 
 
 def block_modules(spec: ArchSpec) -> set[str]:
-    """The modules defining the blocks `spec` uses; NasError for a block outside nas."""
+    """The modules defining the blocks `spec` uses; NasError for a block outside nas. A block
+    named by import path outside nas (a user mixer) is refused without importing its module:
+    a stored spec may come from someone else, and importing it would run their code."""
     from nas.blocks import get_block
+    from nas.searchspace.usercode import spec_blocks
 
+    user = spec_blocks(spec)
+    if user:
+        raise NasError(f"block {brief(user[0])} is defined in {brief(user[0].rpartition('.')[0])}"
+                       ", outside nas; model.py can bundle only nas's own blocks (arch.json and "
+                       "the weights still describe the model)")
     modules = set()
     for layer in spec.layers:
         for module, role in ((layer.mixer, "token_mixer"), (layer.channel_mixer, "channel_mixer")):

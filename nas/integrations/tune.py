@@ -16,6 +16,13 @@ Three pieces, each a standard Tune extension point:
   quota is STOPPED, as Tune's own ASHA does; it is not paused and promoted later (pausing would
   keep Tune's experiment open until every paused trial is resumed).
 
+User code: a space whose task is a python task, or that declares a mixer by import path, runs
+the user's code. Like `nas search --allow-code`, the searcher and the scheduler take such a space
+only with `allow_code=True` (or a SearchSpace loaded with `nas.load(path, allow_code=True)`);
+otherwise their construction raises the space's one-line SpaceError. The permission travels in
+each trial's config (`config["nas"]["allow_code"]`), and `nas_trainable` imports user code only
+when it is there.
+
 Tune needs one `metric`/`mode` for its own bookkeeping (`ResultGrid.get_best_result`); the
 searcher and scheduler use every objective of the space regardless.
 
@@ -53,8 +60,20 @@ from nas.strategies.optuna_strategy import create_study
 MAX_RESAMPLES = 200  # answered-without-training samples in a row before the space is exhausted
 
 
-def _space(space: SearchSpace | str | Path) -> SearchSpace:
-    return space if isinstance(space, SearchSpace) else load(space)
+def _space(space: SearchSpace | str | Path, allow_code: bool = False) -> SearchSpace:
+    """The compiled space; SpaceError (one line, naming the key and the module's file) when it
+    needs user code and neither `allow_code` nor the SearchSpace given (loaded with
+    allow_code=True) grants it. A SearchSpace loaded without permission is reloaded from its
+    text with it when `allow_code` is true."""
+    from nas.searchspace import loads
+    from nas.searchspace.loader import require_trusted
+
+    if not isinstance(space, SearchSpace):
+        space = load(space, allow_code=allow_code)
+    elif allow_code and not space.allow_code and space.code_refusal is not None:
+        space = loads(space.text, space.path, allow_code=True)
+    require_trusted(space)
+    return space
 
 
 def rungs_for(steps: int, fidelity: Fidelity | None) -> list[int]:
@@ -70,12 +89,18 @@ class NasSearcher(Searcher):
     `fidelity` sets the rungs each trial reports at (the scheduler's, if one is used). A trial
     that ends before its last rung (stopped by a scheduler) is told to the strategy as PRUNED,
     so low-fidelity values never enter its Pareto front; an errored one as FAIL.
+
+    `allow_code` is the user's permission to import and run the code the space names (a python
+    task, a mixer by import path), as `nas search --allow-code`: without it (or a SearchSpace
+    loaded with it) such a space raises its SpaceError here. Each trial's config carries it.
     """
 
     def __init__(self, space: SearchSpace | str | Path, *, seed: int | None = None,
                  strategy: str | None = None, fidelity: Fidelity | None = None,
-                 eval_examples: int = 1024, study_name: str = "nas-tune") -> None:
-        self.space = _space(space)
+                 eval_examples: int = 1024, study_name: str = "nas-tune",
+                 allow_code: bool = False) -> None:
+        self.space = _space(space, allow_code)
+        self.allow_code = self.space.allow_code  # what the trials may run
         first = self.space.objectives[0]
         super().__init__(metric=first.name, mode="max" if first.direction == "maximize" else "min")
         self.seed = self.space.config.search.seed if seed is None else seed
@@ -102,6 +127,7 @@ class NasSearcher(Searcher):
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
         state["study"], state["live"] = pickling.loads(state.pop("_optuna"))
+        state.setdefault("allow_code", False)  # a searcher pickled before it had one
         self.__dict__.update(state)
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
@@ -135,7 +161,7 @@ class NasSearcher(Searcher):
                 "task": self.space.task,
                 "latency": list(self.space.latency_requests()), "seed": self.seed,
                 "rungs": rungs_for(steps, self.fidelity), "objectives": self.names,
-                "eval_examples": self.eval_examples,
+                "eval_examples": self.eval_examples, "allow_code": self.allow_code,
             }}
         return Searcher.FINISHED  # the space's feasible, untried part looks empty
 
@@ -170,13 +196,19 @@ def run_by_rungs(request: TrialRequest, rungs: list[int]) -> Iterator[dict[str, 
 
     from nas.blocks import build_model
     from nas.evaluate.training import evaluate, train
-    from nas.evaluate.trial import latency_options, measure_entries, training_options
+    from nas.evaluate.trial import (
+        latency_options,
+        measure_entries,
+        refuse_user_code,
+        training_options,
+    )
     from nas.tasks import make_task
 
     if request.num_threads is not None:
         torch.set_num_threads(request.num_threads)
     spec = ArchSpec.from_json(request.spec_json)
-    task = make_task(request.task)
+    refuse_user_code(request, spec)
+    task = make_task(request.task, allow_code=request.allow_code)
     recipe = training_options(spec.training_config)
     if rungs[-1] != recipe["steps"] or sorted(set(rungs)) != list(rungs):
         raise ValueError(f"rungs {rungs} must rise to the spec's {recipe['steps']} steps")
@@ -199,7 +231,9 @@ def run_by_rungs(request: TrialRequest, rungs: list[int]) -> Iterator[dict[str, 
 
 def nas_trainable(config: dict[str, Any]) -> None:
     """The Tune function trainable: runs config["nas"] (from NasSearcher), reporting per rung.
-    Uses as many torch threads as the trial was given CPUs, and the GPU if it was given one."""
+    Uses as many torch threads as the trial was given CPUs, and the GPU if it was given one.
+    User code (a python task, a mixer by import path) runs only when the config carries the
+    searcher's permission, `allow_code`; otherwise the trial fails before anything is built."""
     import ray
 
     nas = config["nas"]
@@ -209,6 +243,7 @@ def nas_trainable(config: dict[str, Any]) -> None:
         seed=int(nas.get("seed", 0)), num_threads=max(1, int(assigned.get("CPU", 1))),
         device="cuda" if assigned.get("GPU") else "cpu",
         eval_examples=int(nas.get("eval_examples", 1024)),
+        allow_code=nas.get("allow_code") is True,
     )
     start = time.perf_counter()
     for metrics in run_by_rungs(request, list(nas["rungs"])):
@@ -221,11 +256,13 @@ class MultiObjectiveASHAScheduler(FIFOScheduler):
     Reads each result's `steps`; at a rung step it ranks the trial against all trials that
     reached that rung (see `SuccessiveHalving`) and answers CONTINUE, or STOP for a trial
     outside the quota. Results between rungs, or without the objectives, pass unjudged.
+    `allow_code` as for NasSearcher: a space that names user code needs it.
     """
 
-    def __init__(self, space: SearchSpace | str | Path, fidelity: Fidelity) -> None:
+    def __init__(self, space: SearchSpace | str | Path, fidelity: Fidelity, *,
+                 allow_code: bool = False) -> None:
         super().__init__()
-        compiled = _space(space)
+        compiled = _space(space, allow_code)
         self.names = [o.name for o in compiled.objectives]
         self.rule = SuccessiveHalving(fidelity, compiled.directions)
         self.fidelity = fidelity

@@ -6,7 +6,9 @@ Future[WorkerOutput]`, `cancel(future)`, `heal()`, `shutdown(cancel=False)`, and
 raises `TrialFailed` when the trial raised, `TrialOutOfMemory` when it ran out of device memory,
 and `WorkerLost` when the process running it died. Workers are stateless compute: they receive a
 pickled TrialRequest, build, train and measure, and return plain data; they never touch the
-database.
+database. They import user code (a python task, a mixer named by import path) only for a request
+that carries the user's permission, `TrialRequest.allow_code` (set from the space the driver
+loaded with `--allow-code`), never from the environment (`nas.evaluate.trial.refuse_user_code`).
 
 Why our own pool rather than `concurrent.futures.ProcessPoolExecutor`:
 
@@ -134,6 +136,7 @@ def _worker_main(conn: Connection, device: str, threads: int, runner: Runner) ->
 
     # Ctrl-C reaches the whole process group; the driver alone decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_driver()
     torch.set_num_threads(threads)
     if device.startswith("cuda:"):  # its default CUDA device: where stray allocations land
         torch.cuda.set_device(device)
@@ -150,6 +153,20 @@ def _worker_main(conn: Connection, device: str, threads: int, runner: Runner) ->
         if request is None:
             return
         _send_reply(conn, _run_request(runner, replace(request, device=device), name))
+
+
+def _exit_with_driver(interval: float = 1.0) -> None:
+    """Watch the driver from a daemon thread: once it is gone (even SIGKILLed, with no
+    chance to stop us) this worker exits within `interval` seconds instead of training on as
+    an orphan."""
+    driver = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == driver:
+            time.sleep(interval)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="nas-driver-watch", daemon=True).start()
 
 
 def _run_request(runner: Runner, request: TrialRequest, name: str) -> tuple[str, object]:

@@ -5,7 +5,9 @@ the future raises `TrialFailed` when the trial raised, `WorkerLost` (with Ray's 
 process or node running it died. Ray never retries a trial by itself (`max_retries=0`): retries
 are the driver's decision. Each trial asks the cluster for `num_cpus_per_trial` CPUs and
 `num_gpus_per_trial` GPUs; torch in the trial uses that many threads, and a trial given a GPU
-trains on it. Workers return plain data and never touch the database.
+trains on it. Workers return plain data and never touch the database, and import user code (a
+python task, a mixer by import path) only when the request carries `allow_code`, as local
+workers do.
 
 Connecting: `address` is what `ray.init` takes — "auto", "127.0.0.1:6379", "ray://HOST:10001".
 Only `address=None` or "local" starts a Ray instance (in-process, for convenience). An existing

@@ -14,7 +14,15 @@ Faults: a trial whose worker process is lost (killed, crashed) starts again on a
 the same candidate from the same rung, up to `search.retries` times, each lost attempt charged;
 a trial that raised is not retried. A trial that runs out of device memory is INFEASIBLE and
 the strategy hears so, as for a candidate failing a constraint. The first Ctrl-C stops new
-work and lets running trials finish; a second cancels them (see `nas.orchestrator.interrupts`).
+work and lets running trials finish; a second cancels them, and so does SIGTERM or a closed
+stdout (see `nas.orchestrator.interrupts`, `nas.orchestrator.output`).
+
+The driver's own end: from the run's creation on, whatever stops the driver short of SIGKILL
+(a signal, a full disk, a bug) marks the run interrupted or failed and records the trials in
+flight FAIL, charged; only a database that refuses every write leaves it `running`, for
+`nas resume` to take over. Resume trains the trials that ended without a verdict on their
+candidate again (`nas.orchestrator.requeue`). A trial's device-seconds are always the sum of
+its ledger rows: retries, multi-fidelity segments and the attempt lost with a driver.
 
 Latency: timed by the training worker before it trains, or, with `search.measure`, by one
 separate measurement worker (`nas.orchestrator.measurer`) that gets the trial when it starts;
@@ -60,8 +68,10 @@ from nas.orchestrator.heartbeat import (
 )
 from nas.orchestrator.interrupts import Interrupts
 from nas.orchestrator.measurer import Measurer, join
+from nas.orchestrator.output import OutputGuard
 from nas.orchestrator.progress import Reporter, SearchState
 from nas.orchestrator.remeasure import FrontRemeasure
+from nas.orchestrator.requeue import requeue_unfinished
 from nas.searchspace import SearchSpace
 from nas.spec import ArchSpec
 from nas.store import (
@@ -97,6 +107,9 @@ class SearchOptions:
     ray_address: str | None = None  # trials on this Ray cluster; default: search.ray_address
     num_cpus_per_trial: float | None = None  # Ray only; default: the space's, else 1
     num_gpus_per_trial: float | None = None  # Ray only; default: the space's, else 0
+    # resume: import the user code the stored space names (a new search takes the permission
+    # its space was loaded with); either way each trial request carries it to its worker
+    allow_code: bool = False
 
 
 @dataclass
@@ -139,22 +152,34 @@ def versions() -> dict[str, str]:
 
 
 def run_search(space: SearchSpace, options: SearchOptions, reporter: Reporter) -> SearchOutcome:
-    """Run a new search to its budget's end (or Ctrl-C); returns the stored outcome."""
+    """Run a new search to its budget's end (or Ctrl-C); returns the stored outcome.
+
+    A space that names user code must have been loaded with allow_code=True (the user's
+    trust); otherwise this raises its SpaceError before anything starts. Every trial request
+    carries that permission (TrialRequest.allow_code): workers import user code only with it."""
+    from nas.searchspace.loader import require_trusted
+
+    require_trusted(space)
     check_measure_device(space)
     store = Store(options.storage)
     seed = space.config.search.seed if options.seed is None else options.seed
     objectives = [{"name": o.name, "direction": o.direction} for o in space.objectives]
-    with _writing(options.storage):
-        run = store.create_run(
-            name=options.name, base_name=space.name, space_path=space.path,
-            space_text=space.text, space_hash=space.space_hash, objectives=objectives,
-            strategy=space.strategy, seed=seed, budget=options.budget.text,
-            budget_unit=options.budget.unit, budget_amount=options.budget.amount,
-            versions=versions(), host=socket.gethostname(), driver_pid=os.getpid(),
-        )
-        study = create_study(run.name, space.directions, space.strategy, seed,
-                             space.config.search.population_size, storage=options.storage)
-    return _drive(space, options, store, run, study, seed, reporter)
+    interrupts = Interrupts()  # from here to the end, a signal never leaves the run `running`
+    with interrupts:
+        with interrupts.immediate(), _writing(options.storage):
+            prepare_study_storage(store)  # before the run exists: its errors leave no run
+            run = store.create_run(
+                name=options.name, base_name=space.name, space_path=space.path,
+                space_text=space.text, space_hash=space.space_hash, objectives=objectives,
+                strategy=space.strategy, seed=seed, budget=options.budget.text,
+                budget_unit=options.budget.unit, budget_amount=options.budget.amount,
+                versions=versions(), host=socket.gethostname(), driver_pid=os.getpid(),
+            )
+        with _ends_run_on_error(store, run.id, interrupts, "while starting"), \
+                interrupts.immediate(), _writing(options.storage):
+            study = create_study(run.name, space.directions, space.strategy, seed,
+                                 space.config.search.population_size, storage=options.storage)
+        return _drive(space, options, store, run, study, seed, reporter, interrupts)
 
 
 def resume_search(run_name: str, options: SearchOptions, reporter: Reporter) -> SearchOutcome:
@@ -162,23 +187,49 @@ def resume_search(run_name: str, options: SearchOptions, reporter: Reporter) -> 
 
     The space is the one stored with the run; finished trials are kept and count against the
     budget (`options.budget`, or the run's own when None); trials a dead driver left RUNNING
-    become FAIL and are told to the Optuna study, whose sampler continues on a fresh stream.
+    become FAIL (charged up to its last sign of life) and are told to the Optuna study, whose
+    sampler continues on a fresh stream. Every trial that ended without a verdict on its
+    candidate (lost with its driver, cancelled by an interrupt, abandoned when the search
+    failed) has its configuration trained again, once, as a new trial
+    (`nas.orchestrator.requeue`).
     """
     store = Store(options.storage, create=False)
     run = store.run(run_name)
     _refuse_if_alive(run, options.storage)
+    _check_run_folder(store, run)
     from nas.searchspace import loads
+    from nas.searchspace.loader import require_trusted
 
-    space = loads(run.space_text, run.space_path)
+    space = loads(run.space_text, run.space_path, allow_code=options.allow_code)
+    require_trusted(space)
     check_measure_device(space)
     budget = options.budget or parse_budget(run.budget)
-    with _writing(options.storage):
-        store.reopen_run(run.id, driver_pid=os.getpid(), host=socket.gethostname(),
-                         budget=(budget.text, budget.unit, budget.amount))
-        run = store.run(run.id)
-        study = load_study(run.name, run.strategy, run.seed,
-                           space.config.search.population_size, storage=options.storage)
-    return _drive(space, replace(options, budget=budget), store, run, study, run.seed, reporter)
+    interrupts = Interrupts()  # from here to the end, a signal never leaves the run `running`
+    with interrupts:
+        with interrupts.immediate(), _writing(options.storage):
+            store.reopen_run(run.id, driver_pid=os.getpid(), host=socket.gethostname(),
+                             budget=(budget.text, budget.unit, budget.amount))
+            run = store.run(run.id)
+        with _ends_run_on_error(store, run.id, interrupts, "while resuming"), \
+                interrupts.immediate(), _writing(options.storage):
+            study = load_study(run.name, run.strategy, run.seed,
+                               space.config.search.population_size, storage=options.storage)
+            requeue_unfinished(store, run.id, study)
+        return _drive(space, replace(options, budget=budget), store, run, study, run.seed,
+                      reporter, interrupts)
+
+
+def _check_run_folder(store: Store, run: RunRecord) -> None:
+    """Resuming writes checkpoints and weights into the run's folder. A database may have been
+    edited by hand: refuse (StoreError, one line) a run whose name is no plain folder name or
+    whose folder is a link leading out of the artifacts root, before anything is written."""
+    from nas.store.artifacts import OutsideFolder, run_directory
+
+    try:
+        run_directory(store.artifacts_root, store.run_folder(run.name))
+    except OutsideFolder as exc:
+        raise StoreError(f"cannot resume run {run.name!r}: {exc}; fix: replace the link by a "
+                         "plain folder (or move the files back into one)") from None
 
 
 def _refuse_if_alive(run: RunRecord, url: str) -> None:
@@ -267,27 +318,39 @@ def make_measurer(space: SearchSpace) -> Measurer | None:
 
 
 def _drive(space: SearchSpace, options: SearchOptions, store: Store, run: RunRecord,
-           study: optuna.Study, seed: int, reporter: Reporter) -> SearchOutcome:
+           study: optuna.Study, seed: int, reporter: Reporter,
+           interrupts: Interrupts) -> SearchOutcome:
     """The part new and resumed searches share: run the loop, record how it ended. The counts
-    shown (complete, failed, ...) are the run's, earlier sessions included."""
-    executor, measurer = _start_workers(space, options, store, run)
-    counts = store.state_counts(run.id)
-    state = SearchState(run_name=run.name, storage=options.storage, budget=options.budget,
-                        objectives=run.objectives,
-                        started=time.monotonic() - run.elapsed_seconds,
-                        workers=executor.workers, threads=executor.threads,
-                        complete=counts.get(COMPLETE, 0), failed=counts.get(FAIL, 0),
-                        duplicates=counts.get(DUPLICATE, 0),
-                        infeasible=counts.get(INFEASIBLE, 0), pruned=counts.get(PRUNED, 0),
-                        front=store.pareto(run.id))
-    interrupts = Interrupts()
+    shown (complete, failed, ...) are the run's, earlier sessions included.
+
+    Contract: called with `interrupts` entered and the run `running`; however it ends (budget,
+    signal, closed stdout, database error, bug) the run is marked finished, interrupted or
+    failed before it returns or raises, unless the database itself refuses the write (then
+    `nas resume` marks it). Trials in flight at an unfinished end are recorded FAIL (charged,
+    told to Optuna) and their workers are stopped."""
+    with _ends_run_on_error(store, run.id, interrupts, "while starting the workers"), \
+            interrupts.immediate():
+        executor, measurer = _start_workers(space, options, store, run)
+    with _ends_run_on_error(store, run.id, interrupts, "while starting",
+                            stop=(executor, measurer)), interrupts.immediate():
+        counts = store.state_counts(run.id)
+        state = SearchState(run_name=run.name, storage=options.storage, budget=options.budget,
+                            objectives=run.objectives,
+                            started=time.monotonic() - run.elapsed_seconds,
+                            workers=executor.workers, threads=executor.threads,
+                            complete=counts.get(COMPLETE, 0), failed=counts.get(FAIL, 0),
+                            duplicates=counts.get(DUPLICATE, 0),
+                            infeasible=counts.get(INFEASIBLE, 0),
+                            pruned=counts.get(PRUNED, 0), front=store.pareto(run.id))
+    # A closed stdout (`nas search | head`) stops the search as SIGTERM would.
+    reporter = OutputGuard(reporter, on_closed=lambda: interrupts.stop("stdout closed"))
     loop = _Loop(space, options, store, run.id, study, executor, state, reporter, seed,
                  interrupts, measurer)
     status, message = "failed", "the search stopped on an unexpected error"
     database_error = None
-    reporter.start(state)
-    with interrupts, Heartbeat(store, run.id):
+    with Heartbeat(store, run.id):
         try:
+            reporter.start(state)
             message = loop.run()
             message = loop.remeasure_front(message)  # a normal end only: not after Ctrl-C
             status = "finished"
@@ -297,25 +360,19 @@ def _drive(space: SearchSpace, options: SearchOptions, store: Store, run: RunRec
             database_error = f"cannot write to {options.storage}: {storage_reason(exc)}"
             message = database_error
         finally:
-            executor.shutdown(cancel=True)
-            if measurer is not None:
-                measurer.shutdown(cancel=True)
-            _record_cancelled(loop, status)
-            state.status, state.message = status, message
-            state.proxies = _proxy_agreement(store, run.id)
-            reporter.stop(state)
-        try:  # no worker writes any more: files of trials off the policy go, orphans too
-            # a run that ended before its front was re-measured keeps every file for resume
-            store.prune_artifacts(run.id, "all" if status != "finished"
-                                  and loop.front_unsettled() else loop.keep, sweep=True)
-        except (SQLAlchemyError, OSError):
-            pass
-        try:
-            store.finish_run(run.id, status, message, elapsed_seconds=state.elapsed())
-        except SQLAlchemyError:
-            pass  # the database itself is failing; every finished trial is already committed
+            try:  # the run is marked below even if this cleanup fails (or a third Ctrl-C)
+                executor.shutdown(cancel=True)
+                if measurer is not None:
+                    measurer.shutdown(cancel=True)
+                _record_unfinished(loop, status, message)
+                state.status, state.message = status, message
+                state.proxies = _proxy_agreement(store, run.id)
+                reporter.stop(state)
+            finally:
+                _end_run(store, run.id, loop, status, message, state.elapsed())
     if database_error:
-        raise StoreError(database_error + "; every trial finished before it is stored")
+        raise StoreError(f"{database_error}; every trial finished before it is stored, and "
+                         f"`nas resume {run.name}` trains the unfinished ones again")
     outcome = SearchOutcome(run.name, status, message, store.pareto(run.id))
     store.close()
     return outcome
@@ -340,21 +397,52 @@ def _writing(url: str) -> Iterator[None]:
         raise StoreError(f"cannot write to {url}: {storage_reason(exc)}") from None
 
 
+def prepare_study_storage(store: Store) -> None:
+    """Create Optuna's tables in the store's database, one process at a time (under the lock
+    nas's own migrations take): two searches starting at once on a new database would
+    otherwise both create them, and the second fail ("table studies already exists")."""
+    with store.schema_lock():
+        storage = optuna.storages.RDBStorage(store.url)
+        storage.engine.dispose()
+
+
+@contextmanager
+def _ends_run_on_error(store: Store, run_id: int, interrupts: Interrupts, when: str,
+                       stop: tuple = ()) -> Iterator[None]:
+    """For the steps between a run's creation (or reopening) and its loop: any exception
+    marks the run interrupted (KeyboardInterrupt: a signal) or failed (its one-line reason)
+    and stops the executors in `stop` (None entries skipped) before it propagates, so no run
+    is left `running` with no driver."""
+    try:
+        yield
+    except BaseException as exc:
+        for executor in stop:
+            if executor is not None:
+                executor.shutdown(cancel=True)
+        if isinstance(exc, KeyboardInterrupt):
+            status, message = "interrupted", f"interrupted ({interrupts.cause}) {when}"
+        else:
+            status = "failed"
+            reason = storage_reason(exc) if isinstance(exc, STORAGE_ERRORS) else str(exc)
+            message = f"failed {when}: {reason or type(exc).__name__}"
+        try:
+            store.finish_run(run_id, status, message)
+        except STORAGE_ERRORS:
+            pass  # the database refuses writes: `nas resume` marks the run later
+        raise
+
+
 def _start_workers(space: SearchSpace, options: SearchOptions, store: Store, run: RunRecord):
     """(executor, measurer or None). If either cannot start (a Ray cluster that cannot be
-    reached or cannot place a trial, ...) the run is marked failed with the reason, not left
-    `running` with no driver."""
+    reached or cannot place a trial, ...) the one started is stopped and the error raised; the
+    caller (`_ends_run_on_error`) marks the run failed with the reason."""
     executor = None
     try:
         executor = make_executor(space, options)
         return executor, make_measurer(space)
-    except BaseException as exc:
+    except BaseException:
         if executor is not None:
             executor.shutdown(cancel=True)
-        try:
-            store.finish_run(run.id, "failed", f"could not start the workers: {exc}")
-        except SQLAlchemyError:
-            pass
         raise
 
 
@@ -370,14 +458,37 @@ def _proxy_agreement(store: Store, run_id: int) -> list[dict]:
     return proxy_agreement(complete, proxy_names(complete))
 
 
-def _record_cancelled(loop: _Loop, status: str) -> None:
-    """After an interrupt, trials still in flight were cancelled: record them so (the database
-    may be what failed otherwise; then finish_run marks them)."""
-    if status != "interrupted":
-        return
+def _end_run(store: Store, run_id: int, loop: _Loop, status: str, message: str,
+             elapsed: float) -> None:
+    """Prune the run's weight files to its policy (all kept when the front may still be
+    re-measured) and mark the run `status`. A database that refuses is left as it is: every
+    finished trial is already committed, and `nas resume` marks the rest."""
+    try:  # no worker writes any more: files of trials off the policy go, orphans too
+        store.prune_artifacts(run_id, "all" if status != "finished"
+                              and loop.front_unsettled() else loop.keep, sweep=True)
+    except (SQLAlchemyError, OSError):
+        pass
     try:
-        loop.cancel_pending()
+        store.finish_run(run_id, status, message, elapsed_seconds=elapsed)
     except SQLAlchemyError:
+        pass
+
+
+def _record_unfinished(loop: _Loop, status: str, message: str) -> None:
+    """A search that did not finish stopped the trials in flight (and the one whose result
+    it was storing, if that failed): record them FAIL, charged, "cancelled: ..." after an
+    interrupt, "abandoned: ..." after an error, so `nas resume` trains them again. Where the
+    database refuses, finish_run (or a later resume) marks them instead."""
+    if status == "finished":
+        return
+    if status == "interrupted":
+        error, note = (f"cancelled: the search was interrupted ({loop.interrupts.cause}) "
+                       "while it ran"), "cancelled"
+    else:
+        error, note = f"abandoned: the search stopped while it ran ({message})", "abandoned"
+    try:
+        loop.cancel_pending(error, note)
+    except STORAGE_ERRORS:
         pass
 
 
@@ -406,6 +517,7 @@ class _Loop:
         self.measurer: Measurer | None = measurer  # None: training workers time latency
         self.remeasuring: FrontRemeasure | None = None  # while the front is re-measured
         self.recorded: set[str] = set()  # arch hashes whose analytic costs are stored
+        self.finishing: _Pending | None = None  # the trial whose result is being stored
 
     def run(self) -> str:
         """Search until the budget or the space runs out (returns why), or until Ctrl-C
@@ -420,7 +532,9 @@ class _Loop:
                 return stop or "nothing left to run"
             done, _ = wait(list(self.pending), timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
             for future in done:
-                self._finish(future, self.pending.pop(future))
+                self.finishing = self.pending.pop(future)
+                self._finish(future, self.finishing)
+                self.finishing = None  # stored (else the error leaves it for cancel_pending)
             self._refresh_budget()
             self.reporter.update(self.state)
 
@@ -433,21 +547,27 @@ class _Loop:
             self.draining = True
             self.reporter.interrupted(len(self.pending))
 
-    def cancel_pending(self) -> None:
-        """The trials in flight were stopped unfinished: FAIL "cancelled", charged their time
-        so far, told to the strategy as failed."""
-        for pending in self.pending.values():
+    def cancel_pending(self, error: str, note: str = "cancelled") -> None:
+        """The trials in flight, and the one being finished when the search stopped (its
+        result not stored), were stopped unfinished: FAIL with `error`, charged their time so
+        far (ledger `note`), told to the strategy as failed. Each is dropped from the loop
+        once recorded, so a database error part-way leaves the rest RUNNING for finish_run."""
+        unfinished = list(self.pending.items())
+        if self.finishing is not None:
+            unfinished.append((None, self.finishing))
+        for future, pending in unfinished:
             seconds = time.monotonic() - pending.started
-            error = f"cancelled: the search was interrupted ({self.interrupts.cause}) while it ran"
             self.store.fail_trial(self.run_id, pending.trial.number, error=error,
-                                  device_seconds=seconds, wall_seconds=seconds,
-                                  note="cancelled")
+                                  device_seconds=seconds, wall_seconds=seconds, note=note)
+            if future is None:
+                self.finishing = None
+            else:
+                del self.pending[future]
             self.study.tell(pending.trial, state=optuna.trial.TrialState.FAIL)
             self._drop_checkpoint(pending.trial.number)
             self.state.failed += 1
             self.cancelled += 1
             self.reporter.trial_failed(pending.trial.number, pending.spec, error)
-        self.pending.clear()
         self.state.running = 0
 
     def interrupted_message(self) -> str:
@@ -505,7 +625,7 @@ class _Loop:
             if not self._budget_left():
                 return f"budget spent: {self.options.budget.describe(self.state.spent)}"
             trial = self.study.ask()
-            spec = self.space.sample(trial)
+            spec = self._sample(trial)
             if self._answered_without_training(trial, spec):
                 if self.infeasible_streak + self.duplicate_streak >= MAX_DUPLICATE_STREAK:
                     self.exhausted = self._exhausted_message()
@@ -518,6 +638,24 @@ class _Loop:
             self._submit(_Pending(trial, spec, time.monotonic()), rung=0)
             self.reporter.trial_started(trial.number, spec)
         return None
+
+    def _sample(self, trial: optuna.Trial) -> ArchSpec:
+        """The candidate `trial` proposes, with its model built on the meta device (constraints
+        and the recorded costs need it; a large one takes seconds). The loop does not poll for
+        signals meanwhile, so one interrupts at once; the trial is then told FAIL."""
+        from nas.searchspace.constraints import meta_model
+
+        try:
+            with self.interrupts.immediate():
+                spec = self.space.sample(trial)
+                try:
+                    meta_model(spec)  # cached by architecture for the steps that follow
+                except Exception:  # they report it, where it matters
+                    pass
+                return spec
+        except KeyboardInterrupt:
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise
 
     def _record_architecture(self, spec: ArchSpec) -> None:
         """The architecture's analytic costs at the task's length (meta device, no weights),
@@ -548,7 +686,7 @@ class _Loop:
             checkpoint_in=checkpoint if rung > 0 else None,
             checkpoint_out=None if last else checkpoint,
             latency_cache=() if rung > 0 or elsewhere else self._steady_timings(pending.spec),
-            proxies=self.space.proxy_requests(),
+            proxies=self.space.proxy_requests(), allow_code=self.space.allow_code,
         )
         pending.rung, pending.started = rung, time.monotonic()
         future = self.executor.submit(request)
@@ -565,7 +703,8 @@ class _Loop:
             request = TrialRequest(
                 spec_json=pending.spec.to_json(), task=self.space.task,
                 latency=self.space.latency_requests(), seed=self.seed, latency_only=True,
-                latency_cache=self._steady_timings(pending.spec))
+                latency_cache=self._steady_timings(pending.spec),
+                allow_code=self.space.allow_code)
             future = pending.latency = self.measurer.submit(request)
         return future
 
@@ -592,7 +731,8 @@ class _Loop:
         runner = self.measurer or self.executor
         template = TrialRequest(spec_json="", task=self.space.task, latency=latency,
                                 seed=self.seed, num_threads=self.executor.threads,
-                                latency_only=True, latency_sessions=sessions)
+                                latency_only=True, latency_sessions=sessions,
+                                allow_code=self.space.allow_code)
         names = [entry["name"] for entry in latency]
 
         def stop() -> None:
@@ -774,6 +914,10 @@ class _Loop:
         search is not draining or out of budget; else it fails."""
         self.executor.heal()
         error = _describe_failure(exc)
+        if self.interrupts.count:  # e.g. a SIGTERM sent to the whole process group
+            self._fail(pending, f"cancelled: the search was interrupted "
+                                f"({self.interrupts.cause}) while it ran; {error}")
+            return
         if pending.retries >= self.retries or self.draining \
                 or not self._budget_left(new_trial=False):
             if pending.retries:

@@ -33,9 +33,10 @@ from typing import Any
 import networkx as nx
 
 from nas.blocks import get_block, list_blocks
-from nas.blocks.registry import BlockImportError, Knob, is_import_path
-from nas.errors import SpaceError, did_you_mean
+from nas.blocks.registry import BlockImportError, BlockInfo, Knob, is_import_path
+from nas.errors import SpaceError, brief, did_you_mean
 from nas.evaluate.measurement import TIMED
+from nas.searchspace import usercode
 from nas.searchspace.constraints import Constraint, compile_constraints, violation
 from nas.searchspace.domains import (
     Choice,
@@ -72,17 +73,26 @@ from nas.searchspace.layout import (
     pattern_letters,
 )
 from nas.searchspace.references import NAMES_HELP, ReferenceProblem, resolve
-from nas.searchspace.schema import KNOWN_METRICS, ObjectiveConfig, SpaceFile
+from nas.searchspace.schema import (
+    KNOWN_METRICS,
+    MAX_BATCH,
+    MAX_STEPS,
+    ObjectiveConfig,
+    SpaceFile,
+)
+from nas.searchspace.usercode import UserCode
 from nas.spec import ArchSpec, LayerSpec, ModuleSpec, Scalar, canonical_json
+from nas.tasks.custom import SPELLING
 
 CHANNEL_KIND = "model.channel_mixer.kind"
 NORMS = ("rmsnorm", "layernorm")
-MAX_SIZE = 65_536  # largest d_model, n_layers or pattern repeat a space may ask for
+MAX_SIZE = 65_536  # largest d_model or pattern repeat a space may ask for
+MAX_LAYERS = 1024  # most layers of one model: n_layers, len(pattern) x repeat
 MAX_TASK_SIZE = 1 << 24  # largest vocabulary or sequence length of a task
 _MAX_COMBINATIONS = 20_000  # knob combinations checked per block at load time
 _TRAINING_BOUNDS = {  # key: (type, lowest value, excluded?, exclusive upper bound or None)
-    "steps": (int, 1, False, None),
-    "batch_size": (int, 1, False, None),
+    "steps": (int, 1, False, MAX_STEPS + 1),
+    "batch_size": (int, 1, False, MAX_BATCH + 1),
     "lr": (float, 0.0, True, None),
     "warmup_fraction": (float, 0.0, False, 1.0),
     "weight_decay": (float, 0.0, False, None),
@@ -133,6 +143,14 @@ class SearchSpace:
     layer_mixers: Callable[[Mapping[str, Scalar]], tuple[str, ...]] = hybrid_kinds
     channel_per_layer: bool = False
     notes: tuple[str, ...] = ()  # legal but probably unintended, e.g. a mixer no layer can use
+    # user mixers read from their source, not imported (loaded without allow_code)
+    static_blocks: Mapping[str, BlockInfo] = field(default_factory=dict)
+    # why a search must not run this space as loaded: it needs user code that was not allowed
+    # to load (loader.require_trusted raises it); None when it needs none or it was allowed
+    code_refusal: SpaceError | None = None
+    # loaded with the user's permission to import the code it names (`--allow-code`): the
+    # trials a search sends carry it to their workers (TrialRequest.allow_code)
+    allow_code: bool = False
 
     # -- facts about the space ---------------------------------------------------------------
     @property
@@ -259,7 +277,7 @@ class SearchSpace:
 
         def module(kind: str, role: str) -> ModuleSpec:
             if (kind, role) not in made:
-                made[kind, role] = _module(values, kind, role)
+                made[kind, role] = _module(values, kind, role, self.static_blocks)
             return made[kind, role]
 
         layers = tuple(LayerSpec(module(kind, "token_mixer"), module(channel, "channel_mixer"))
@@ -276,9 +294,11 @@ def knob_prefix(kind: str, role: str) -> str:
     return "model.channel_mixer" if role == "channel_mixer" else f"model.token_mixers.{kind}"
 
 
-def _module(values: Mapping[str, Scalar], kind: str, role: str) -> ModuleSpec:
-    """A ModuleSpec with every registered knob explicit: sampled, else the registry default."""
-    info = get_block(kind, role)
+def _module(values: Mapping[str, Scalar], kind: str, role: str,
+            static: Mapping[str, BlockInfo]) -> ModuleSpec:
+    """A ModuleSpec with every registered knob explicit: sampled, else the registry default
+    (`static`: user mixers known from their source only)."""
+    info = static.get(kind) or get_block(kind, role)
     base = knob_prefix(kind, role)
     knobs = {k.name: _coerce(k.type, values.get(f"{base}.{k.name}", k.default))
              for k in info.knobs}
@@ -311,8 +331,10 @@ class _Pending:
 class _Compiler:
     """Builds the DAG from a SpaceFile; every problem becomes a SpaceError naming its key."""
 
-    def __init__(self, path: str, text: str, config: SpaceFile) -> None:
-        self.path, self.text, self.config = path, text, config
+    def __init__(self, path: str, text: str, config: SpaceFile, allow_code: bool = False) -> None:
+        self.path, self.text, self.config, self.allow_code = path, text, config, allow_code
+        self.user_code: list[tuple[str, UserCode]] = []  # (key, code) the space names
+        self.static_blocks: dict[str, BlockInfo] = {}  # user mixers read, not imported
         self.graph = nx.DiGraph()
         self._declared: list[str] = []  # node names in declaration order, for a stable walk
         self.notes: list[str] = []  # see SearchSpace.notes
@@ -345,7 +367,7 @@ class _Compiler:
             bad = [v for v in domain.values() if v not in allowed]
             if bad:
                 raise self.error(
-                    name, f"{bad[0]!r} is not allowed{did_you_mean(bad[0], allowed)}",
+                    name, f"{brief(bad[0])} is not allowed{did_you_mean(bad[0], allowed)}",
                     f"use one of {', '.join(map(str, allowed))}",
                 )
         return domain
@@ -422,16 +444,36 @@ class _Compiler:
         order = tuple(nx.lexicographical_topological_sort(self.graph, key=index.__getitem__))
         return SearchSpace(self.path, self.text, self.config, self.graph, vocab_size, order,
                            constraints, self.layer_mixers, self.channel_per_layer,
-                           tuple(self.notes))
+                           tuple(self.notes), self.static_blocks, self._code_refusal(),
+                           self.allow_code)
+
+    def _code_refusal(self) -> SpaceError | None:
+        """The error a search gives for user code the space needs but was not allowed to
+        load (the first piece), or None."""
+        if self.allow_code or not self.user_code:
+            return None
+        key, code = self.user_code[0]
+        return self.error(key, f"the space runs code from {code.file} ({code.module}:"
+                          f"{code.attribute}), and running code from a space file needs your "
+                          "permission", f"if you trust {code.file}, rerun with --allow-code")
+
+    def block(self, kind: str, role: str) -> BlockInfo:
+        """The registered block `kind`, or a user mixer as read from its source."""
+        return self.static_blocks.get(kind) or get_block(kind, role)
 
     # -- sections ----------------------------------------------------------------------------
     def _task(self) -> int:
-        from nas.tasks import make_task, task_vocab_size
+        from nas.tasks import PYTHON_TASK, make_task, task_vocab_size
 
         config = self.config.task.model_dump()
+        if config.get("kind") == PYTHON_TASK:
+            self._python_task("task", config)
+            if not self.allow_code:  # its factory says; until then, the option or a stand-in
+                vocab = config.get("vocab_size")
+                return vocab if isinstance(vocab, int) and 1 <= vocab <= MAX_TASK_SIZE else 1
         try:
-            task = make_task(config)
-            vocab_size = task_vocab_size(config)
+            task = make_task(config, allow_code=self.allow_code)
+            vocab_size = task_vocab_size(config, allow_code=self.allow_code)
         except ValueError as exc:
             raise self.error_of("task", exc) from None
         for key, value in (("vocab_size", vocab_size), ("seq_len", task.seq_len)):
@@ -441,10 +483,39 @@ class _Compiler:
                                  f"{MAX_TASK_SIZE})", "check for a typo")
         return vocab_size
 
-    def _task_parts(self) -> tuple[str, ...]:
-        from nas.tasks import make_task
+    def _task_parts(self) -> tuple[str, ...] | None:
+        """The parts of the task (None: unknown until its user code runs)."""
+        from nas.tasks import PYTHON_TASK, make_task
 
-        return tuple(make_task(self.config.task.model_dump()).group_names)
+        if self.config.task.kind == PYTHON_TASK and not self.allow_code:
+            return None
+        return tuple(make_task(self.config.task.model_dump(),
+                               allow_code=self.allow_code).group_names)
+
+    def _python_task(self, key: str, config: Mapping[str, Any]) -> None:
+        """Check a python task's entrypoint from its source (nothing imported or run) and
+        record it as user code the space needs."""
+        entrypoint, path = config.get("entrypoint"), config.get("path")
+        where = f"{key}.entrypoint"
+        if entrypoint is None:
+            raise self.error(key, "a python task needs `entrypoint: 'package.module:function'`",
+                             SPELLING)
+        module, sep, attribute = entrypoint.partition(":") if isinstance(entrypoint, str) \
+            else ("", "", "")
+        if not (sep and module and attribute):
+            raise self.error(where, f"{brief(entrypoint)} must look like "
+                             "'package.module:function'", SPELLING)
+        if path is not None and not isinstance(path, str):
+            raise self.error(f"{key}.path", f"expected a folder name, got {brief(path)}",
+                             "write e.g. `path: tasks` (relative to the current directory)")
+        try:
+            code, _ = usercode.locate(module.strip(), attribute.strip(),
+                                      usercode.search_path(path), entrypoint,
+                                      "run nas from the folder that holds it, set `path:` in "
+                                      "the task, or install it")
+        except usercode.UserCodeError as exc:
+            raise self.error_of(where, exc) from None
+        self.user_code.append((where, code))
 
     def _proxies(self) -> None:
         from nas.tasks import make_task
@@ -452,11 +523,16 @@ class _Compiler:
         seen = {o.name for o in self.config.objectives}
         for i, proxy in enumerate(self.config.proxies):
             if proxy.name in seen:
-                raise self.error(f"proxies.{i}.name", f"the name {proxy.name!r} is taken",
+                raise self.error(f"proxies.{i}.name", f"the name {brief(proxy.name)} is taken",
                                  "give each proxy a name of its own")
             seen.add(proxy.name)
+            config = proxy.task.model_dump()
+            if config.get("kind") == "python":
+                self._python_task(f"proxies.{i}.task", config)
+                if not self.allow_code:
+                    continue
             try:
-                make_task(proxy.task.model_dump())
+                make_task(config, allow_code=self.allow_code)
             except ValueError as exc:
                 raise self.error_of(f"proxies.{i}.task", exc) from None
 
@@ -467,7 +543,7 @@ class _Compiler:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 fix = (type_fault(value, int)[1] if number_as_text(value) is not None else
                        "write a whole number >= 1")
-                raise self.error(key, f"must be a positive integer, got {value!r}", fix)
+                raise self.error(key, f"must be a positive integer, got {brief(value)}", fix)
             if value > MAX_SIZE:
                 raise self.error(key, f"{value} is larger than nas builds (at most {MAX_SIZE})",
                                  "check for a typo")
@@ -478,21 +554,52 @@ class _Compiler:
         for kind, raw in self.config.model.token_mixers.items():
             key = f"model.token_mixers.{kind}"
             if is_import_path(kind):
-                try:
-                    get_block(kind, "token_mixer")
-                except (BlockImportError, KeyError) as exc:
-                    raise self.error(key, str(exc.args[0] if exc.args else exc),
-                                     "check the import path package.module.ClassName and that "
-                                     "its package is importable (on sys.path)") from None
+                self._user_mixer(key, kind)
             elif kind not in known:
                 raise self.error(
                     key,
-                    f"unknown token mixer {kind!r}{did_you_mean(kind, known)}",
+                    f"unknown token mixer {brief(kind)}{did_you_mean(kind, known)}",
                     f"use one of {', '.join(known)}",
                 )
             if raw is not None and not isinstance(raw, dict):
                 raise self.error(key, "expected a mapping of knobs",
                                  "write e.g. `{heads: 4}` or `{}`")
+
+    def _user_mixer(self, key: str, kind: str) -> None:
+        """A mixer named by its import path: checked from its source and recorded as user code;
+        imported (and so checked fully) only with allow_code."""
+        module, _, name = kind.rpartition(".")
+        own = [n for n in list_blocks() if module.split(".")[0] == "nas"
+               and not is_import_path(n)
+               and (get_block(n).cls.__module__, get_block(n).cls.__name__) == (module, name)]
+        if own:
+            raise self.error(key, f"{kind} is nas's own block {own[0]!r}: nas's blocks are "
+                             "named by their registry names, not import paths",
+                             f"write `{own[0]}`")
+        try:
+            code, node = usercode.locate(module, name, usercode.search_path(), kind,
+                                         "check the import path package.module.ClassName and "
+                                         "that its folder is the current one or on sys.path")
+        except usercode.UserCodeError as exc:
+            raise self.error_of(key, exc) from None
+        self.user_code.append((key, code))
+        if self.allow_code:
+            try:
+                get_block(kind, "token_mixer")
+            except (BlockImportError, KeyError) as exc:
+                raise self.error(key, str(exc.args[0] if exc.args else exc),
+                                 "check the import path package.module.ClassName and that "
+                                 "its package is importable (on sys.path)") from None
+            return
+        defaults = usercode.literal_knobs(node)
+        if defaults is None:  # knobs unknown until imported: accept those the file gives
+            raw = self.config.model.token_mixers[kind] or {}
+            knobs = tuple(Knob(str(k), object, None) for k in raw)
+        else:
+            knobs = tuple(Knob(k, object if v is None else type(v), v)
+                          for k, v in defaults.items())
+        self.static_blocks[kind] = BlockInfo(kind, "token_mixer", _SourceOnlyBlock, knobs,
+                                             f"{code.module}.{code.attribute} (not imported)")
 
     def _n_layers(self) -> list[int]:
         """The `model.n_layers` decision of a hybrid or free layout; its possible values."""
@@ -503,7 +610,14 @@ class _Compiler:
                              "which implies the depth")
         domain = self.decision(N_LAYERS, raw)
         self._positive_ints(N_LAYERS, domain)
+        self._layers_bounded(N_LAYERS, max(domain.values()))
         return sorted(set(domain.values()))
+
+    def _layers_bounded(self, key: str, layers: int, how: str = "") -> None:
+        """Refuse a model deeper than MAX_LAYERS (`how`: where the depth comes from)."""
+        if layers > MAX_LAYERS:
+            raise self.error(key, f"{how}{layers:,} layers is more than nas builds (at most "
+                             f"{MAX_LAYERS})", "check for a typo")
 
     def _hybrid_layout(self) -> None:
         """`hybrid:` (or nothing): a share of attention layers, placed; the rest one mixer."""
@@ -523,7 +637,7 @@ class _Compiler:
         for value in ratios:
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
                 fix = type_fault(value, float)[1] if number_as_text(value) is not None else ""
-                raise self.error(RATIO, f"must be a number in [0, 1], got {value!r}",
+                raise self.error(RATIO, f"must be a number in [0, 1], got {brief(value)}",
                                  fix or "write a share of the layers from 0 to 1, e.g. 0.25")
             if value > 0 and ATTENTION not in mixers:
                 raise self.error(RATIO, f"{value} needs attention", "declare `attention:` under "
@@ -555,6 +669,10 @@ class _Compiler:
         letters = self._letters()
         patterns = self.decision(PATTERN, layout.pattern)
         for pattern in patterns.values():
+            if isinstance(pattern, str) and len(pattern) > 4 * MAX_LAYERS:
+                raise self.error(PATTERN, f"a pattern of {len(pattern):,} characters is longer "
+                                 f"than a model nas builds (at most {MAX_LAYERS} layers)",
+                                 "shorten it, and use `repeat:` for repetition")
             self._check_pattern(pattern, letters)
         lengths = {p: len(pattern_letters(p)) for p in map(str, patterns.values())}
         repeats: list[Scalar] = [1]
@@ -562,6 +680,10 @@ class _Compiler:
             repeat = self.decision(REPEAT, layout.repeat)
             self._positive_ints(REPEAT, repeat)
             repeats = list(repeat.values())
+        for pattern, length in lengths.items():
+            self._layers_bounded(PATTERN if layout.repeat is None else REPEAT,
+                                 length * max(int(r) for r in repeats),
+                                 f"pattern {brief(pattern)} x repeat gives ")
         fixed_depth = self._pattern_depth(lengths, repeats, layout.repeat is not None)
         depths = sorted({n * r for n in lengths.values() for r in repeats}) \
             if fixed_depth is None else [fixed_depth]
@@ -592,10 +714,10 @@ class _Compiler:
         for letter, kind in overrides.items():
             key = f"model.layout.letters.{letter}"
             if len(letter) != 1 or letter in PATTERN_SEPARATORS:
-                raise self.error(key, f"a letter is one character, got {letter!r}",
+                raise self.error(key, f"a letter is one character, got {brief(letter)}",
                                  "write e.g. `letters: {X: deltanet}`")
             if kind not in mixers:
-                raise self.error(key, f"{kind!r} is not declared under model.token_mixers"
+                raise self.error(key, f"{brief(kind)} is not declared under model.token_mixers"
                                  f"{did_you_mean(kind, mixers)}",
                                  f"declare it, or use one of {', '.join(mixers)}")
         return letter_table(overrides)
@@ -605,15 +727,16 @@ class _Compiler:
         usable = {ch: kind for ch, kind in letters.items() if kind in mixers}
         shown = ", ".join(f"{ch} ({kind})" for ch, kind in sorted(usable.items()))
         if not isinstance(pattern, str) or not pattern_letters(pattern):
-            raise self.error(PATTERN, f"a pattern is a string of mixer letters, got {pattern!r}",
+            raise self.error(PATTERN, "a pattern is a string of mixer letters, got "
+                             f"{brief(pattern)}",
                              f"write e.g. \"LLLA\"; letters of the declared mixers: {shown}")
         for ch in pattern_letters(pattern):
             if ch not in letters:
-                raise self.error(PATTERN, f"unknown letter {ch!r} in pattern {pattern!r}",
+                raise self.error(PATTERN, f"unknown letter {brief(ch)} in pattern {brief(pattern)}",
                                  f"letters of the declared mixers: {shown}; or bind it with "
                                  f"`letters: {{{ch}: <mixer>}}`")
             if letters[ch] not in mixers:
-                raise self.error(PATTERN, f"letter {ch!r} in pattern {pattern!r} means "
+                raise self.error(PATTERN, f"letter {brief(ch)} in pattern {brief(pattern)} means "
                                  f"{letters[ch]}, which is not declared under model.token_mixers",
                                  f"declare {letters[ch]}, or use {shown}")
 
@@ -633,15 +756,16 @@ class _Compiler:
                              "n_layers may only be one number here",
                              "remove n_layers, or give one number the patterns fill")
         depth = int(domain.value)
+        self._layers_bounded(N_LAYERS, depth)
         for pattern, length in lengths.items():
             if repeat_given:
                 bad = [r for r in repeats if length * int(r) != depth]
                 if bad:
                     raise self.error(N_LAYERS, f"n_layers {depth} disagrees with pattern "
-                                     f"{pattern!r} x repeat {bad[0]} = {length * int(bad[0])}",
+                                     f"{brief(pattern)} x repeat {bad[0]} = {length * int(bad[0])}",
                                      "remove n_layers (the pattern implies it) or repeat")
             elif depth % length:
-                raise self.error(N_LAYERS, f"pattern {pattern!r} ({length} layers) does not "
+                raise self.error(N_LAYERS, f"pattern {brief(pattern)} ({length} layers) does not "
                                  f"divide n_layers {depth}",
                                  "use a pattern whose length divides n_layers, or remove "
                                  "n_layers and give `repeat:`")
@@ -662,11 +786,11 @@ class _Compiler:
                              f"list some of {', '.join(mixers)}")
         for i, kind in enumerate(free):
             if kind not in mixers:
-                raise self.error(f"model.layout.free.{i}", f"{kind!r} is not declared under "
+                raise self.error(f"model.layout.free.{i}", f"{brief(kind)} is not declared under "
                                  f"model.token_mixers{did_you_mean(kind, mixers)}",
                                  f"declare it, or use one of {', '.join(mixers)}")
             if free.index(kind) != i:
-                raise self.error(f"model.layout.free.{i}", f"{kind!r} is listed twice",
+                raise self.error(f"model.layout.free.{i}", f"{brief(kind)} is listed twice",
                                  "list each mixer once")
         priors = self._priors(free)
         for i in range(max(depths)):
@@ -693,13 +817,13 @@ class _Compiler:
         for kind, value in raw.items():
             key = f"model.layout.priors.{kind}"
             if kind not in free:
-                raise self.error(key, f"{kind!r} is not in the free list"
+                raise self.error(key, f"{brief(kind)} is not in the free list"
                                  f"{did_you_mean(kind, free)}", f"use one of {', '.join(free)}")
             pair = value if isinstance(value, list) else [value, value]
             if len(pair) != 2 or not all(isinstance(p, int | float) and not isinstance(p, bool)
                                          and 0 < p <= 1 for p in pair):
                 raise self.error(key, f"a prior is a probability in (0, 1] or [bottom, top], "
-                                 f"got {value!r}", "e.g. `attention: [0.1, 0.5]`; to keep a "
+                                 f"got {brief(value)}", "e.g. `attention: [0.1, 0.5]`; to keep a "
                                  "mixer out of some layers use a pattern")
             priors[kind] = (float(pair[0]), float(pair[1]))
         rest = [k for k in free if k not in priors]
@@ -726,7 +850,7 @@ class _Compiler:
     def _mixer_knobs(self, kind: str, gates: Gates) -> None:
         """The knobs of token mixer `kind`, active where `gates` say the mixer is used."""
         raw = self.config.model.token_mixers[kind] or {}
-        info = get_block(kind, "token_mixer")
+        info = self.block(kind, "token_mixer")
         key = knob_prefix(kind, "token_mixer")
         for knob in raw:
             if info.knob(knob) is None:
@@ -755,7 +879,7 @@ class _Compiler:
             if not any(info.knob(knob) for info in infos.values()):
                 known = sorted({k.name for info in infos.values() for k in info.knobs})
                 raise self.error(f"model.channel_mixer.{knob}",
-                                 f"unknown knob {knob!r}{did_you_mean(knob, known)}",
+                                 f"unknown knob {brief(knob)}{did_you_mean(knob, known)}",
                                  f"known knobs: {', '.join(known)}")
         if per_layer:
             self.channel_per_layer = True
@@ -792,8 +916,8 @@ class _Compiler:
             steps = raw["steps"]
             if not isinstance(steps, int) or isinstance(steps, bool):
                 raise self.error("search.fidelity", "multi-fidelity needs a fixed training.steps "
-                                 f"(the last rung), got {steps!r}", "set training.steps to one "
-                                 "number, or remove search.fidelity")
+                                 f"(the last rung), got {brief(steps)}",
+                                 "set training.steps to one number, or remove search.fidelity")
             if fidelity.min_steps >= steps:
                 raise self.error("search.fidelity.min_steps", f"min_steps={fidelity.min_steps} "
                                  f"leaves no rung below training.steps={steps}",
@@ -804,21 +928,22 @@ class _Compiler:
         for i, objective in enumerate(self.config.objectives):
             key = f"objectives.{i}"
             if objective.name in seen:
-                raise self.error(f"{key}.name", f"objective {objective.name!r} is listed twice",
+                raise self.error(f"{key}.name",
+                                 f"objective {brief(objective.name)} is listed twice",
                                  "list each objective once")
             seen.add(objective.name)
             part = objective.name.removeprefix("accuracy_")
             if part != objective.name:  # accuracy on one part of the task
                 parts = self._task_parts()
-                if part not in parts:
+                if parts is not None and part not in parts:
                     raise self.error(
-                        f"{key}.name", f"the task has no part {part!r}"
+                        f"{key}.name", f"the task has no part {brief(part)}"
                         f"{did_you_mean(part, parts)}",
                         f"its parts: {', '.join(parts)}" if parts else
                         "only tasks of several levels (mqar_sweep) have accuracy_<part>")
             elif not objective.is_measured and objective.name not in KNOWN_METRICS:
                 raise self.error(
-                    f"{key}.name", f"unknown objective {objective.name!r}"
+                    f"{key}.name", f"unknown objective {brief(objective.name)}"
                     f"{did_you_mean(objective.name, KNOWN_METRICS)}",
                     f"use one of {', '.join(KNOWN_METRICS)}, or a measured objective: a "
                     "`metric` (latency, throughput, peak_memory, state_bytes) or a name "
@@ -932,7 +1057,7 @@ class _Compiler:
     # -- blocks ------------------------------------------------------------------------------
     def _check_block(self, kind: str, role: str, knobs: Mapping[str, str]) -> None:
         """Every combination of d_model and knob values must be one the block accepts."""
-        info = get_block(kind, role)
+        info = self.block(kind, role)
         key = knob_prefix(kind, role)
         roots = self._roots(["model.d_model", *knobs.values()])
         grid = itertools.product(*(list(self.domain_of(r).values()) for r in roots))
@@ -958,6 +1083,19 @@ class _Compiler:
                                  "choose values that work with every d_model in the space")
 
 
+class _SourceOnlyBlock:
+    """Stands in for a user mixer read from its source only: its own checks of knob values
+    run when it is imported (nas search --allow-code)."""
+
+    @staticmethod
+    def canonicalize(knobs: Mapping[str, Scalar]) -> dict[str, Scalar]:
+        return dict(knobs)
+
+    @staticmethod
+    def validate(d_model: int, **knobs: Scalar) -> list[str]:
+        return []
+
+
 def _of_type(value: Any, kind: type) -> bool:
     """Whether `value` is a `kind` as a knob reads it: an int is a float too, a bool no int."""
     if isinstance(value, bool):
@@ -972,7 +1110,7 @@ def _knob_fault(knob: Knob, value: Scalar) -> tuple[str, str] | None:
     if problem is None:
         return None
     if knob.choices is not None and isinstance(value, knob.type) and value not in knob.choices:
-        return (f"unknown value {value!r}{did_you_mean(value, knob.choices)}",
+        return (f"unknown value {brief(value)}{did_you_mean(value, knob.choices)}",
                 f"use one of {', '.join(map(str, knob.choices))}")
     if not _of_type(value, knob.type):
         example = knob.default if knob.default is not None else knob.minimum
@@ -993,10 +1131,10 @@ def _training_fault(key: str, value: Any) -> tuple[str, str] | None:
     elif value < low:
         bound = f">= {low:g}"
     elif upper is not None and value >= upper:
-        bound = f"in [{low}, {upper})"
+        bound = (f"in [{low}, {upper})" if kind is float else f"<= {upper - 1:,}")
     else:
         return None
-    return f"must be {bound}, got {value!r}", f"write a value {bound}, e.g. {example!r}"
+    return f"must be {bound}, got {brief(value)}", f"write a value {bound}, e.g. {brief(example)}"
 
 
 def parse_reference_safe(raw: Any) -> Reference | None:
@@ -1007,7 +1145,9 @@ def parse_reference_safe(raw: Any) -> Reference | None:
         return Reference("expr", str(raw))
 
 
-def compile_space(path: str, text: str, config: SpaceFile) -> SearchSpace:
-    """The SearchSpace of a validated file; raises SpaceError naming the key at fault."""
-    return _Compiler(path, text, config).compile()
+def compile_space(path: str, text: str, config: SpaceFile, allow_code: bool = False
+                  ) -> SearchSpace:
+    """The SearchSpace of a validated file; raises SpaceError naming the key at fault. User
+    code it names (python tasks, mixers by import path) is imported only with `allow_code`."""
+    return _Compiler(path, text, config, allow_code).compile()
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nas.errors import SpaceError
+from nas.errors import SpaceError, brief
 from nas.expr import CallInfo, Expr, ExprError, parse
 from nas.spec import ArchSpec
 
@@ -70,13 +70,13 @@ def compile_constraints(path: str, texts: Sequence[str]) -> tuple[Constraint, ..
             raise SpaceError(path, key, f"{exc}", "write a condition such as `params <= 2e6` "
                              f"over {KNOWN}") from None
         if not expr.is_condition:
-            raise SpaceError(path, key, f"{text!r} is not a condition",
+            raise SpaceError(path, key, f"{brief(text)} is not a condition",
                              "compare it with a limit, e.g. `params <= 2e6`")
         for name in expr.names:
             if name not in NAMES:
                 hint = (f" ({name} needs a context length: {name}(seq_len=N))"
                         if name in _SEQ_LEN_FUNCTIONS else "")
-                raise SpaceError(path, key, f"unknown name {name!r}{hint}",
+                raise SpaceError(path, key, f"unknown name {brief(name)}{hint}",
                                  f"known names: {KNOWN}")
         for call in expr.calls:
             problem = _check_call(call, mixers)
@@ -84,18 +84,35 @@ def compile_constraints(path: str, texts: Sequence[str]) -> tuple[Constraint, ..
                 fix = ("spell the mixer as in `nas blocks list`" if "unknown token mixer" in problem
                        else f"known names: {KNOWN}")
                 raise SpaceError(path, key, problem, fix)
+        _check_constant(path, key, expr)
         out.append(Constraint(index, expr))
     return tuple(out)
 
 
+def _check_constant(path: str, key: str, expr: Expr) -> None:
+    """A constraint without names or functions has one value for every candidate: it must
+    evaluate (no division by zero, no overflow) and hold, or no candidate could ever pass."""
+    if expr.names or expr.calls:
+        return
+    try:
+        holds = bool(expr.evaluate({}))
+    except ExprError as exc:
+        raise SpaceError(path, key, f"cannot be evaluated: {exc}",
+                         "write a condition over the candidate, e.g. `params <= 2e6`") from None
+    if not holds:
+        raise SpaceError(path, key, f"{brief(expr.text)} is always false: no candidate can meet "
+                         "it", "remove it, or write a condition over the candidate, e.g. "
+                         "`params <= 2e6`")
+
+
 def _check_call(call: CallInfo, mixers: Sequence[str]) -> str | None:
     if call.name not in FUNCTIONS:
-        return f"unknown function {call.name!r} in {call.text}"
+        return f"unknown function {brief(call.name)} in {call.text}"
     if call.name == "count":
         if call.kwargs or len(call.args) != 1:
             return f"{call.text}: count takes one token mixer, e.g. count(attention)"
         if call.args[0] not in mixers:
-            return (f"{call.text}: unknown token mixer {call.args[0]!r}; known: "
+            return (f"{call.text}: unknown token mixer {brief(call.args[0])}; known: "
                     f"{', '.join(mixers)}")
         return None
     kwargs = call.kwargs_dict
@@ -104,7 +121,7 @@ def _check_call(call: CallInfo, mixers: Sequence[str]) -> str | None:
         return f"{call.text}: {call.name} takes one keyword, e.g. {call.name}(seq_len=4096)"
     if isinstance(seq_len, bool) or not isinstance(seq_len, int | float) or seq_len < 1 \
             or int(seq_len) != seq_len:
-        return f"{call.text}: seq_len must be a positive integer, got {seq_len!r}"
+        return f"{call.text}: seq_len must be a positive integer, got {brief(seq_len)}"
     return None
 
 
@@ -185,8 +202,8 @@ def violation(constraints: Sequence[Constraint], spec: ArchSpec) -> str | None:
         try:
             env = _resolve(base, constraint.expr.names)
             holds = bool(constraint.expr.evaluate(env))
-        except (ExprError, ValueError) as exc:  # checked at load time, so unexpected
-            return f"{constraint.text}: cannot evaluate ({exc})"
+        except (ExprError, ValueError, ArithmeticError) as exc:  # e.g. 1 / (n_layers - 4)
+            return f"{constraint.text}: cannot be evaluated for this candidate ({exc})"
         if not holds:
             return f"{constraint.text}: {describe_values(constraint.expr, env)}"
     return None

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from nas.errors import did_you_mean
+from nas.errors import brief, did_you_mean
 from nas.spec import Scalar
 
 # Keys allowed inside a domain mapping besides the domain's own keyword.
@@ -71,18 +71,20 @@ def number_as_text(value: Any) -> float | None:
 def type_fault(value: Any, wanted: type, example: Any = None) -> tuple[str, str]:
     """(problem, fix) for `value`, which is not of type `wanted` (int, float, bool or str)."""
     words = {int: "an integer", float: "a number", bool: "true or false", str: "text"}
-    shown = str(value).lower() + " (a boolean)" if isinstance(value, bool) else repr(value)
+    shown = str(value).lower() + " (a boolean)" if isinstance(value, bool) else brief(value)
     problem = f"must be {words.get(wanted, wanted.__name__)}, got {shown}"
     number = number_as_text(value)
     if number is not None and wanted in (int, float):
         if wanted is int and number.is_integer():
             return problem, f"YAML reads {value} as text; write {int(number)}"
-        return problem, f"YAML reads {value} as text; write {yaml_float(value)} (or {number!r})"
+        return problem, (f"YAML reads {value} as text; write {yaml_float(value)} "
+                         f"(or {brief(number)})")
     if wanted is int and isinstance(value, float) and value.is_integer():
         return problem, f"write {int(value)}"
     if wanted in (int, float):
         kind = "a whole number" if wanted is int else "a number"
-        return problem, f"write {kind}" + (f" such as {example!r}" if example is not None else "")
+        such = f" such as {brief(example)}" if example is not None else ""
+        return problem, f"write {kind}{such}"
     if wanted is bool:
         return problem, "write true or false"
     return problem, "quote it: \"...\""
@@ -289,7 +291,7 @@ def parse_reference(raw: Any) -> Reference | None:
                           f"{FIX}write it alone, e.g. {example}")
     keyword, text = next(iter(raw.items()))
     if not isinstance(text, str) or not text.strip():
-        raise DomainError(f"{keyword} needs text, got {text!r}{FIX}write e.g. {example}")
+        raise DomainError(f"{keyword} needs text, got {brief(text)}{FIX}write e.g. {example}")
     return Reference(keyword, text.strip())
 
 
@@ -304,12 +306,12 @@ _EXAMPLES = {"fixed": "{fixed: 64}", "choice": "{choice: [32, 64]}", "int": "{in
 def parse_domain(raw: Any) -> Domain:
     """Turn a YAML value into a Domain; raises DomainError ('PROBLEM; fix: FIX')."""
     if _non_finite(raw):
-        raise DomainError(f"{raw!r} holds .inf or .nan{FIX}write finite numbers")
+        raise DomainError(f"{brief(raw)} holds .inf or .nan{FIX}write finite numbers")
     if is_scalar(raw):
         return Fixed(raw)
     if isinstance(raw, list):
-        raise DomainError(f"a bare list {raw!r} is ambiguous{FIX}write {{choice: {raw!r}}} to "
-                          "search over it")
+        raise DomainError(f"a bare list {brief(raw)} is ambiguous{FIX}write "
+                          f"{{choice: {brief(raw)}}} to search over it")
     if not isinstance(raw, dict):
         raise DomainError(f"expected a value or a domain mapping, got {type(raw).__name__}"
                           f"{FIX}write a value such as 64, or a domain such as "
@@ -325,28 +327,29 @@ def parse_domain(raw: Any) -> Domain:
     extra = sorted(_EXTRA_KEYS.get(kind, ()))
     unknown = set(raw) - {kind} - set(extra)
     if unknown:
-        raise DomainError(f"unknown key(s) {sorted(map(str, unknown))} in a {kind!r} domain"
+        raise DomainError(f"unknown key(s) {sorted(map(str, unknown))} in a {brief(kind)} domain"
                           f"{did_you_mean(min(map(str, unknown)), extra)}{FIX}remove it"
                           + (f" ({kind} also takes {', '.join(extra)})" if extra else ""))
     arg = raw[kind]
     if kind == "fixed":
         if not is_scalar(arg):
-            raise DomainError(f"fixed needs a single value, got {arg!r}{FIX}write one value, "
+            raise DomainError(f"fixed needs a single value, got {brief(arg)}{FIX}write one value, "
                               f"or {{choice: [...]}} to search over several")
         return Fixed(arg)
     if kind == "choice":
         if not isinstance(arg, list) or not arg or not all(is_scalar(v) for v in arg):
             raise DomainError(f"choice needs a non-empty list of plain values (numbers, text, "
-                              f"true/false, null); got {arg!r}{FIX}write e.g. "
+                              f"true/false, null); got {brief(arg)}{FIX}write e.g. "
                               f"{_EXAMPLES['choice']}")
         if len(set(map(repr, arg))) != len(arg):
-            raise DomainError(f"choice lists a value twice: {arg!r}{FIX}list each value once")
+            raise DomainError(f"choice lists a value twice: {brief(arg)}{FIX}list each value once")
         return Choice(tuple(arg))
     low, high = _bounds(kind, arg)
     if kind == "int":
         return _int_range(arg, low, high, raw.get("step", 1), raw.get("log", False))
     if kind == "loguniform" and low <= 0:
-        raise DomainError(f"loguniform needs a positive lower bound, got {low!r}{FIX}start above "
+        raise DomainError(f"loguniform needs a positive lower bound, got {brief(low)}{FIX}"
+                          "start above "
                           f"0, e.g. {_EXAMPLES['loguniform']}, or use uniform:")
     return FloatRange(float(low), float(high), log=kind == "loguniform")
 
@@ -354,17 +357,20 @@ def parse_domain(raw: Any) -> Domain:
 def _int_range(arg: Any, low: Any, high: Any, step: Any, log: Any) -> IntRange:
     """The IntRange `{int: arg, step:, log:}`, checked."""
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high)):
-        raise DomainError(f"int needs integer bounds, got {arg!r}{FIX}write whole numbers, e.g. "
+        raise DomainError(f"int needs integer bounds, got {brief(arg)}{FIX}write whole "
+                          "numbers, e.g. "
                           f"{_EXAMPLES['int']}, or use uniform: for real numbers")
     if isinstance(step, bool) or not isinstance(step, int) or step < 1:
-        raise DomainError(f"int step must be a positive integer, got {step!r}{FIX}write a whole "
+        raise DomainError(f"int step must be a positive integer, got {brief(step)}{FIX}"
+                          "write a whole "
                           "number >= 1, e.g. step: 2")
     log = bool(log)
     if log and (low < 1 or step != 1):
         raise DomainError(f"int with log: true needs low >= 1 and no step{FIX}start the range "
                           "at 1 or more and remove step:, or remove log:")
     if (high - low) // step >= _MAX_INT_VALUES:  # every value is checked at load time
-        raise DomainError(f"int {arg!r} has more than {_MAX_INT_VALUES:,} values{FIX}narrow it "
+        raise DomainError(f"int {brief(arg)} has more than {_MAX_INT_VALUES:,} values{FIX}"
+                          "narrow it "
                           "or add a `step:`")
     return IntRange(low, high, step, log)
 
@@ -387,7 +393,7 @@ def _bounds(kind: str, arg: Any) -> tuple[Any, Any]:
         texts = [v for v in arg if number_as_text(v) is not None] if isinstance(arg, list) else []
         fix = (f"YAML reads {texts[0]} as text; write {yaml_float(texts[0])}" if texts
                else f"write e.g. {_EXAMPLES[kind]}")
-        raise DomainError(f"{kind} needs [low, high], two numbers; got {arg!r}{FIX}{fix}")
+        raise DomainError(f"{kind} needs [low, high], two numbers; got {brief(arg)}{FIX}{fix}")
     low, high = arg
     if low > high:
         raise DomainError(f"{kind} bounds are reversed: low {low} > high {high}{FIX}write "

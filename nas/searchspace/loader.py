@@ -13,19 +13,31 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from nas.errors import SpaceError, did_you_mean
+from nas.errors import SpaceError, brief, did_you_mean
 from nas.searchspace.compile import SearchSpace, compile_space
-from nas.searchspace.locate import DuplicateKeyError, locate, parse
+from nas.searchspace.locate import DuplicateKeyError, TooLargeError, locate, parse
 from nas.searchspace.schema import SpaceFile, describe_validation_error
 
+MAX_FILE_BYTES = 1 << 20  # a space file is a page of YAML; 1 MB is far beyond any real one
 
-def load(path: str | Path) -> SearchSpace:
+
+def load(path: str | Path, *, allow_code: bool = False) -> SearchSpace:
     """Load, validate and compile the space at `path`.
+
+    Nothing in the file runs: a python task's module and a user mixer's module are located
+    and their source is read, not imported, unless `allow_code` is true (the user's explicit
+    trust, `nas search --allow-code`; a space file cannot grant it). Without it a space that
+    needs user code loads, but `space.code_refusal` says so and a search refuses it.
 
     Raises SpaceError (one line: file, position, key, problem, fix) for anything wrong with it.
     """
     path = Path(path)
     try:
+        size = path.stat().st_size if path.is_file() else 0
+        if size > MAX_FILE_BYTES:
+            raise SpaceError(str(path), "", f"space file is {size / 1e6:.1f} MB; the limit is "
+                             "1 MB", "a space file is a page of YAML: remove what is not "
+                             "part of the space", 1, 1)
         data = path.read_bytes()
     except FileNotFoundError:
         raise SpaceError(str(path), "", "file not found", "check the path") from None
@@ -42,13 +54,16 @@ def load(path: str | Path) -> SearchSpace:
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise SpaceError(str(path), "", f"not UTF-8 text (byte {data[exc.start]:#04x})",
                          "save the file as UTF-8", line, column) from None
-    return loads(text, str(path))
+    return loads(text, str(path), allow_code=allow_code)
 
 
-def loads(text: str, path: str = "<string>") -> SearchSpace:
+def loads(text: str, path: str = "<string>", *, allow_code: bool = False) -> SearchSpace:
     """Like `load`, from the YAML text itself; `path` is only used in messages."""
+    _check_text(text, path)
     try:
         raw, root = parse(text)
+    except TooLargeError as exc:
+        raise SpaceError(path, exc.key, exc.problem, exc.fix, *exc.position) from None
     except DuplicateKeyError as exc:
         dup = exc.duplicate
         raise SpaceError(path, dup.key, f"key given twice (first at {dup.first[0]}:"
@@ -59,7 +74,7 @@ def loads(text: str, path: str = "<string>") -> SearchSpace:
     except RecursionError:
         raise SpaceError(path, "", "nested too deeply to read", "flatten the file") from None
     if not isinstance(raw, dict):
-        got = {type(None): "empty", list: "a list", str: f"the text {raw!r}"}.get(
+        got = {type(None): "empty", list: "a list", str: f"the text {brief(raw)}"}.get(
             type(raw), f"a {type(raw).__name__}")
         raise SpaceError(path, "", f"the file must be a YAML mapping (name:, task:, model:, ...); "
                          f"it is {got}", "see examples/quickstart.yaml", 1, 1)
@@ -69,7 +84,7 @@ def loads(text: str, path: str = "<string>") -> SearchSpace:
         key, problem, fix = describe_validation_error(exc)
         raise SpaceError(path, key, problem, fix, *locate(root, key)) from None
     try:
-        space = compile_space(path, text, config)
+        space = compile_space(path, text, config, allow_code=allow_code)
         _check_defaults(path, config)
     except SpaceError as exc:
         if exc.line is not None or exc.path != path:
@@ -78,7 +93,32 @@ def loads(text: str, path: str = "<string>") -> SearchSpace:
         if task is not None:
             exc = _task_error(exc, task, exc.key)
         raise exc.at(*locate(root, exc.key)) from None
+    if space.code_refusal is not None:
+        space.code_refusal = space.code_refusal.at(*locate(root, space.code_refusal.key))
     return space
+
+
+def require_trusted(space: SearchSpace) -> None:
+    """Raise `space.code_refusal` (a SpaceError naming the key and the module file) when the
+    space needs user code that was not allowed to load; a search calls this before it starts
+    anything."""
+    if space.code_refusal is not None:
+        raise space.code_refusal
+
+
+def _check_text(text: str, path: str) -> None:
+    """Refuse what is no space file before YAML reads it: too long, or holding a NUL byte
+    (binary data, or a file saved as UTF-16)."""
+    if len(text) > MAX_FILE_BYTES:
+        raise SpaceError(path, "", f"space file is {len(text.encode()) / 1e6:.1f} MB; the limit "
+                         "is 1 MB", "a space file is a page of YAML: remove what is not part "
+                         "of the space", 1, 1)
+    nul = text.find("\0")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        column = nul - (text.rfind("\n", 0, nul) + 1) + 1
+        raise SpaceError(path, "", f"contains a NUL byte (\\0) at {line}:{column}",
+                         "save it as plain text", line, column)
 
 
 def _check_defaults(path: str, config: SpaceFile) -> None:
@@ -100,7 +140,7 @@ def _check_defaults(path: str, config: SpaceFile) -> None:
         try:
             make_url(config.storage)
         except ArgumentError:
-            raise SpaceError(path, "storage", f"{config.storage!r} is not a database URL",
+            raise SpaceError(path, "storage", f"{brief(config.storage)} is not a database URL",
                              "write e.g. sqlite:///nas.db or postgresql://user@host/db") from None
 
 
@@ -123,7 +163,7 @@ def _task_error(exc: SpaceError, task: dict, at: str = "task") -> SpaceError:
     kind = task.get("kind")
     if kind not in TASK_KINDS:
         return SpaceError(exc.path, f"{at}.kind",
-                          f"unknown task kind {kind!r}{did_you_mean(kind, TASK_KINDS)}",
+                          f"unknown task kind {brief(kind)}{did_you_mean(kind, TASK_KINDS)}",
                           f"use one of {', '.join(TASK_KINDS)}")
     accepted = task_options(kind)
     if accepted is None:  # a python task: its factory checks its own keys
@@ -134,8 +174,9 @@ def _task_error(exc: SpaceError, task: dict, at: str = "task") -> SpaceError:
         return SpaceError(exc.path, key, problem, exc.fix or fix)
     unknown = [k for k in task if k != "kind" and k not in accepted]
     if unknown:
-        return SpaceError(exc.path, f"{at}.{unknown[0]}", f"unknown key {unknown[0]!r} of task "
-                          f"{kind!r}{did_you_mean(unknown[0], accepted)}",
+        return SpaceError(exc.path, f"{at}.{unknown[0]}",
+                          f"unknown key {brief(unknown[0])} of task "
+                          f"{brief(kind)}{did_you_mean(unknown[0], accepted)}",
                           f"keys allowed here: kind, {', '.join(accepted)}")
     problem, _, fix = exc.problem.partition("; fix: ")  # tasks put their fix in the message
     return SpaceError(exc.path, _task_key(problem.split(";")[0], task, at), problem,

@@ -17,6 +17,10 @@ from typing import Any
 import yaml
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+MAX_VALUES = 100_000  # values a file may hold once its aliases are expanded
+MAX_DEPTH = 64  # mappings and lists nested in one another
+MAX_DIGITS = 100  # digits of a number: no setting needs more, and Python refuses beyond 4300
+_INT_TAG = "tag:yaml.org,2002:int"
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,16 @@ class Duplicate:
     key: str
     first: tuple[int, int]
     again: tuple[int, int]
+
+
+class TooLargeError(ValueError):
+    """The document expands to too many values, nests too deeply or refers to itself (YAML
+    aliases: a few lines of `&a` / `*a` can stand for billions of values). `key` is where it
+    happens, `position` its (line, column)."""
+
+    def __init__(self, problem: str, fix: str, key: str, position: tuple[int, int]) -> None:
+        super().__init__(problem)
+        self.problem, self.fix, self.key, self.position = problem, fix, key, position
 
 
 class DuplicateKeyError(ValueError):
@@ -42,12 +56,74 @@ def parse(text: str) -> tuple[Any, yaml.Node | None]:
         root = loader.get_single_node()
         if root is None:
             return None, None
+        check_size(root)
         duplicate = find_duplicate(root)
         if duplicate is not None:
             raise DuplicateKeyError(duplicate)
         return loader.construct_document(root), root
     finally:
         loader.dispose()
+
+
+def check_size(root: yaml.Node) -> None:
+    """Refuse a node tree that would construct more than MAX_VALUES values, nest deeper than
+    MAX_DEPTH, or contain itself (TooLargeError naming the first key where that happens).
+
+    Aliases make the tree a graph that shares nodes, so composing it is cheap while
+    constructing it (and anything that walks the data: pydantic, repr) is not; the expanded
+    size is counted on the shared graph, each node once, so this check is linear in the file."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    # (node, key path, depth, children pushed?)
+    stack: list[tuple[yaml.Node, tuple[str, ...], int, bool]] = [(root, (), 0, False)]
+    while stack:
+        node, path, depth, expanded = stack.pop()
+        ident = id(node)
+        if expanded:
+            on_path.discard(ident)
+            size = 1 + sum(sizes[id(child)] for _, child in _children(node))
+            sizes[ident] = size
+            if size > MAX_VALUES:
+                raise TooLargeError(
+                    f"expands to more than {MAX_VALUES:,} values (YAML aliases *name repeat "
+                    "what &name marks, and nested aliases multiply)",
+                    "write the values out, or use fewer aliases", _dotted(path),
+                    _position(node))
+            continue
+        if ident in sizes:
+            continue
+        if node.tag == _INT_TAG and len(node.value) > MAX_DIGITS:
+            raise TooLargeError(f"a number of {len(node.value):,} digits is beyond any setting",
+                                "check for a typo", _dotted(path), _position(node))
+        if ident in on_path:
+            raise TooLargeError("refers to itself through an alias (*name inside the &name "
+                                "it repeats)", "remove the alias", _dotted(path),
+                                _position(node))
+        if depth > MAX_DEPTH:
+            raise TooLargeError(f"nested more than {MAX_DEPTH} levels deep",
+                                "flatten the file", _dotted(path), _position(node))
+        on_path.add(ident)
+        stack.append((node, path, depth, True))
+        for name, child in _children(node):
+            if id(child) not in sizes:
+                stack.append((child, (*path, name), depth + 1, False))
+
+
+def _children(node: yaml.Node) -> list[tuple[str, yaml.Node]]:
+    """(key-path step, node) of each key and value of a mapping, each item of a list."""
+    if isinstance(node, yaml.MappingNode):
+        out = []
+        for key_node, value_node in node.value:
+            name = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
+            out += [(str(name), key_node), (str(name), value_node)]
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [(str(i), item) for i, item in enumerate(node.value)]
+    return []
+
+
+def _dotted(path: tuple[str, ...]) -> str:
+    return ".".join(path)
 
 
 def find_duplicate(root: yaml.Node) -> Duplicate | None:

@@ -12,8 +12,23 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from nas.errors import did_you_mean
+from nas.errors import brief, did_you_mean
 from nas.searchspace.domains import FIX, split_fix, type_fault
+from nas.spec import NAME_PATTERN
+
+# Bounds no real search comes near, which keep loading and searching bounded in time and memory
+# (a typo such as `seq_len: 1e9` fails here, not hours into a search).
+MAX_BATCH = 65_536  # sequences in one batch
+MAX_SEQ_LEN = 1_048_576  # tokens in one sequence
+MAX_STEPS = 10_000_000  # training steps of one trial
+MAX_SEED = 2**32 - 1  # the seeds Optuna, numpy and SQLite all accept
+MAX_THREADS = 1024
+MAX_POPULATION = 10_000
+MAX_RETRIES = 100
+MAX_REMEASURE = 1000
+MAX_REDUCTION = 1000
+MAX_DEVICES_PER_TRIAL = 1024
+MAX_NAME = 64  # characters of a space, proxy or objective name
 
 LATENCY_PHASES = ("prefill", "decode", "train_step")
 KNOWN_METRICS = {
@@ -70,12 +85,24 @@ class ObjectiveConfig(_Strict):
     """One objective. Measured objectives (latency, throughput, peak memory, decode state) name
     a `metric` (or start with its name), a phase and a shape; the others are trained metrics."""
 
-    name: str
+    name: str = Field(max_length=MAX_NAME)
     goal: Literal["maximize", "minimize"] | None = None
     metric: Literal["latency", "throughput", "peak_memory", "state_bytes"] | None = None
     phase: Literal["prefill", "decode", "train_step"] | None = None
-    batch: int = Field(default=1, ge=1)
-    seq_len: int | None = Field(default=None, ge=1)
+    batch: int = Field(default=1, ge=1, le=MAX_BATCH)
+    seq_len: int | None = Field(default=None, ge=1, le=MAX_SEQ_LEN)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        """No spaces, tabs or invisible characters: `latency_ms` and `"latency_ms "` must not
+        be two objectives."""
+        if not value or any(ch.isspace() or not ch.isprintable() for ch in value):
+            shown = "".join(ch if ch.isprintable() and not ch.isspace() else "·" for ch in value)
+            raise ValueError(f"an objective name has no spaces or invisible characters, got "
+                             f"{shown!r} (· marks them){FIX}write it without them, e.g. "
+                             f"{shown.replace('·', '')!r}")
+        return value
 
     @property
     def measured_metric(self) -> str | None:
@@ -107,8 +134,8 @@ class FidelityConfig(_Strict):
     """Multi-fidelity (asynchronous successive halving over training steps): rungs at
     min_steps · reduction^k up to training.steps."""
 
-    min_steps: int = Field(ge=1)
-    reduction: int = Field(default=3, ge=2)
+    min_steps: int = Field(ge=1, le=MAX_STEPS)
+    reduction: int = Field(default=3, ge=2, le=MAX_REDUCTION)
 
 
 class MeasureConfig(_Strict):
@@ -116,29 +143,31 @@ class MeasureConfig(_Strict):
     measurement process on `device` with `threads` torch threads."""
 
     device: str = "cpu"
-    threads: int = Field(default=1, ge=1)
+    threads: int = Field(default=1, ge=1, le=MAX_THREADS)
 
     @field_validator("device")
     @classmethod
     def _known_device(cls, value: str) -> str:
         if not re.fullmatch(r"cpu|cuda(:\d+)?", value):
-            raise ValueError(f"unknown measurement device {value!r}{FIX}use cpu, cuda or "
+            raise ValueError(f"unknown measurement device {brief(value)}{FIX}use cpu, cuda or "
                              "cuda:N")
         return value
 
 
 class SearchConfig(_Strict):
     strategy: Literal["nsga2", "tpe", "random"] | None = None
-    seed: int = 0
-    population_size: int = Field(default=16, ge=2)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
+    population_size: int = Field(default=16, ge=2, le=MAX_POPULATION)
     keep_weights: Literal["front", "all", "none"] = "front"  # trained weights kept as files
     fidelity: FidelityConfig | None = None
-    retries: int = Field(default=1, ge=0)  # restarts of a trial whose worker process was lost
+    # restarts of a trial whose worker process was lost
+    retries: int = Field(default=1, ge=0, le=MAX_RETRIES)
     ray_address: str | None = None  # run trials on this Ray cluster (or --ray-address)
-    num_cpus_per_trial: float = Field(default=1, gt=0)  # Ray only
-    num_gpus_per_trial: float = Field(default=0, ge=0)  # Ray only
+    num_cpus_per_trial: float = Field(default=1, gt=0, le=MAX_DEVICES_PER_TRIAL)  # Ray only
+    num_gpus_per_trial: float = Field(default=0, ge=0, le=MAX_DEVICES_PER_TRIAL)  # Ray only
     measure: MeasureConfig | None = None  # time latency there, not in the training workers
-    remeasure: int = Field(default=2, ge=0)  # fresh latency sessions for the final front
+    # fresh latency sessions for the final front
+    remeasure: int = Field(default=2, ge=0, le=MAX_REMEASURE)
 
 
 class TaskConfig(BaseModel):
@@ -154,11 +183,11 @@ class ProxyConfig(_Strict):
 
     name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=32)
     task: TaskConfig
-    steps: int | None = Field(default=None, ge=1)  # default: training.steps
+    steps: int | None = Field(default=None, ge=1, le=MAX_STEPS)  # default: training.steps
 
 
 class SpaceFile(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$", max_length=64)
+    name: str = Field(pattern=f"^{NAME_PATTERN}$", max_length=MAX_NAME)
     description: str = ""
     task: TaskConfig
     model: ModelConfig
@@ -187,15 +216,16 @@ def describe_validation_error(error: ValidationError) -> tuple[str, str, str]:
         fix = "remove it or fix its spelling"
         if known:
             fix += f"; keys allowed here: {', '.join(known)}"
-        return key, f"unknown key {loc[-1]!r}{did_you_mean(loc[-1], known)}", fix
+        return key, f"unknown key {brief(loc[-1])}{did_you_mean(loc[-1], known)}", fix
     if kind == "missing":
         parent = ".".join(loc[:-1]) or "the top level"
         return key, "required key is missing", f"add `{loc[-1]}:` under {parent}"
     if key.startswith("name") and kind == "string_pattern_mismatch":
-        return key, "a space name may use letters, digits, '_', '-' and '.'", "rename it"
+        return key, (f"{brief(got)} is no space name: a name may use letters, digits, '_', "
+                     "'-' and '.', and starts with a letter, digit or '_'"), "rename it"
     if kind == "literal_error":
         allowed = re.findall(r"'([^']*)'", str(first.get("ctx", {}).get("expected", "")))
-        return (key, f"unknown value {got!r}{did_you_mean(got, allowed)}",
+        return (key, f"unknown value {brief(got)}{did_you_mean(got, allowed)}",
                 f"use one of {', '.join(allowed)}")
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         return key, f"expected a mapping (key: value lines), got {_kind_of(got)}", (
@@ -205,15 +235,15 @@ def describe_validation_error(error: ValidationError) -> tuple[str, str, str]:
     if kind in ("string_type", "str_type"):
         return key, f"expected text, got {_kind_of(got)}", "quote it: \"...\""
     if kind in ("int_type", "int_parsing", "int_from_float"):
-        return key, f"expected a whole number, got {got!r}", type_fault(got, int)[1]
+        return key, f"expected a whole number, got {brief(got)}", type_fault(got, int)[1]
     if kind in ("float_type", "float_parsing"):
-        return key, f"expected a number, got {got!r}", type_fault(got, float)[1]
+        return key, f"expected a number, got {brief(got)}", type_fault(got, float)[1]
     if kind == "too_short":
         return key, "must not be empty", "give at least one entry"
     if kind in _BOUNDS:
         limit = next(iter(first.get("ctx", {}).values()), "?")
         bound = f"{_BOUNDS[kind]} {limit}"
-        return key, f"must be {bound}, got {got!r}", f"use a value {bound}"
+        return key, f"must be {bound}, got {brief(got)}", f"use a value {bound}"
     if kind == "string_too_long":
         return key, first["msg"].replace("String should", "must"), "shorten it"
     message = str(first["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
@@ -229,11 +259,11 @@ def _kind_of(value: Any) -> str:
     if value is None:
         return "nothing (an empty value)"
     if isinstance(value, str):
-        return f"the text {value!r}"
+        return f"the text {brief(value)}"
     if isinstance(value, bool):
         return f"the boolean {value}"
     if isinstance(value, int | float):
-        return f"the number {value!r}"
+        return f"the number {brief(value)}"
     return {"list": "a list", "dict": "a mapping"}.get(type(value).__name__,
                                                        type(value).__name__)
 

@@ -9,6 +9,7 @@ so queries from another terminal never block a live search.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from nas.errors import StoreError
-from nas.spec import ArchSpec
+from nas.spec import NAME_PATTERN, ArchSpec
 from nas.store.migrate import ensure_current
 from nas.store.models import (
     ArchitectureRow,
@@ -36,12 +37,26 @@ from nas.store.models import (
     TrialRow,
     utcnow,
 )
+from nas.store.untrusted import (
+    curve_point,
+    integer,
+    json_object,
+    number,
+    numbers_by_name,
+    objectives_list,
+    one_line,
+    reading,
+    shown,
+    text,
+)
 from nas.strategies.pareto import pareto_mask
 
 if TYPE_CHECKING:
     from nas.store.artifacts import ArtifactFile
 
 DEFAULT_URL = "sqlite:///nas.db"
+MAX_ROW_ID = 2**63 - 1  # run ids and trial numbers are 64-bit integers in every backend
+_log = logging.getLogger("nas.store")
 RUNNING, COMPLETE, FAIL, DUPLICATE = "RUNNING", "COMPLETE", "FAIL", "DUPLICATE"
 INFEASIBLE = "INFEASIBLE"  # failed the space's constraints: never trained, charged nothing
 PAUSED = "PAUSED"  # multi-fidelity: stopped at a rung, may be promoted and resumed
@@ -146,7 +161,9 @@ class LedgerEntry:
 @dataclass(frozen=True)
 class ArtifactRecord:
     """A kept file of a trial (its trained weights): `path` as stored (relative to the
-    artifacts root unless absolute), `file` where it is on this machine."""
+    artifacts root unless absolute), `file` where it is on this machine — always inside the
+    run's artifacts folder (see nas.store.artifacts.confine; rows naming anything else are
+    never turned into records)."""
 
     number: int
     kind: str
@@ -158,30 +175,53 @@ class ArtifactRecord:
 
 
 def _run_record(row: RunRow, complete: int = 0, total: int = 0, used: float = 0.0) -> RunRecord:
+    """The record of a run row, its columns checked (ValueError for a malformed one: see
+    nas.store.untrusted)."""
     return RunRecord(
-        id=row.id, name=row.name, status=row.status, created_at=row.created_at,
-        finished_at=row.finished_at, space_path=row.space_path, space_hash=row.space_hash,
-        space_text=row.space_text,
-        objectives=list(row.objectives), strategy=row.strategy, seed=row.seed, budget=row.budget,
-        budget_unit=row.budget_unit, budget_amount=row.budget_amount, versions=dict(row.versions),
-        host=row.host, message=row.message, driver_pid=row.driver_pid,
-        elapsed_seconds=row.elapsed_seconds or 0.0, heartbeat_at=row.heartbeat_at,
-        trials_complete=complete, trials_total=total,
-        device_seconds=used,
+        id=row.id, name=text(row.name, "name"), status=text(row.status, "status"),
+        created_at=row.created_at, finished_at=row.finished_at,
+        space_path=text(row.space_path, "space_path"),
+        space_hash=text(row.space_hash, "space_hash"),
+        space_text=text(row.space_text, "space_text"),
+        objectives=objectives_list(row.objectives), strategy=text(row.strategy, "strategy"),
+        seed=integer(row.seed, "seed", nullable=True), budget=text(row.budget, "budget"),
+        budget_unit=text(row.budget_unit, "budget_unit"),
+        budget_amount=number(row.budget_amount, "budget_amount"),
+        versions=dict(json_object(row.versions, "versions")),
+        host=text(row.host, "host"), message=text(row.message, "message", nullable=True),
+        driver_pid=integer(row.driver_pid, "driver_pid", nullable=True),
+        elapsed_seconds=number(row.elapsed_seconds, "elapsed_seconds", nullable=True) or 0.0,
+        heartbeat_at=row.heartbeat_at, trials_complete=complete, trials_total=total,
+        device_seconds=number(used, "device_seconds"),
     )
 
 
 def _trial_record(row: TrialRow) -> TrialRecord:
+    """The record of a trial row, its columns checked (ValueError for a malformed one: see
+    nas.store.untrusted)."""
     return TrialRecord(
-        number=row.number, state=row.state, spec=json.loads(row.spec_json),
-        arch_hash=row.arch_hash, config_hash=row.config_hash, short_form=row.short_form,
-        d_model=row.d_model, n_layers=row.n_layers, params=row.params,
-        values=dict(row.values) if row.values is not None else None,
-        metrics=dict(row.metrics) if row.metrics is not None else None, pareto=row.pareto,
-        device=row.device, worker=row.worker, started_at=row.started_at,
-        finished_at=row.finished_at, device_seconds=row.device_seconds, error=row.error,
-        duplicate_of=row.duplicate_of, retries=row.retries or 0,
+        number=integer(row.number, "number"), state=text(row.state, "state"),
+        spec=json_object(json.loads(text(row.spec_json, "spec_json")), "spec_json"),
+        arch_hash=text(row.arch_hash, "arch_hash"),
+        config_hash=text(row.config_hash, "config_hash"),
+        short_form=text(row.short_form, "short_form"), d_model=integer(row.d_model, "d_model"),
+        n_layers=integer(row.n_layers, "n_layers"),
+        params=integer(row.params, "params", nullable=True),
+        values=numbers_by_name(row.values, "values"),
+        metrics=numbers_by_name(row.metrics, "metrics"), pareto=bool(row.pareto),
+        device=text(row.device, "device", nullable=True),
+        worker=text(row.worker, "worker", nullable=True), started_at=row.started_at,
+        finished_at=row.finished_at,
+        device_seconds=number(row.device_seconds, "device_seconds", nullable=True) or 0.0,
+        error=text(row.error, "error", nullable=True),
+        duplicate_of=integer(row.duplicate_of, "duplicate_of", nullable=True),
+        retries=integer(row.retries, "retries", nullable=True) or 0,
     )
+
+
+# How the errors of FAIL trials that never got a verdict on their candidate begin: the driver
+# was lost, interrupted, or stopped on an error while they ran. `nas resume` trains them again.
+UNFINISHED_ERRORS = ("lost:", "cancelled:", "abandoned:")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -238,7 +278,16 @@ def has_nas_tables(engine: Engine) -> bool:
         return inspect(connection).has_table("nas_runs")
 
 
-RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}")  # also a folder name: no / or ..
+RUN_NAME = re.compile(NAME_PATTERN)  # also a folder name: no / or .. (nas.spec)
+
+
+def as_row_id(ref: object) -> int | None:
+    """`ref` as a run id or trial number: ASCII digits whose value fits 64 bits, else None."""
+    text = str(ref)
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if value <= MAX_ROW_ID else None
 
 
 def row_params(metrics: dict[str, float] | None) -> int | None:
@@ -281,6 +330,11 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def _reading(self, what: str):
+        """A context for reads whose rows may be malformed: they become one StoreError naming
+        `what` and this database (nas.store.untrusted.reading)."""
+        return reading(what, self.url)
 
     # -- runs --------------------------------------------------------------------------------
     def create_run(self, *, name: str | None, base_name: str, **fields: Any) -> RunRecord:
@@ -327,7 +381,24 @@ class Store:
             row.status, row.message, row.finished_at = status, message, utcnow()
             if elapsed_seconds is not None:
                 row.elapsed_seconds = elapsed_seconds
-            self._fail_running(s, run_id, f"run {status}")
+            self._fail_running(s, run_id, f"abandoned: the run ended ({status}) while it ran")
+
+    def schema_lock(self):  # -> a context manager
+        """The lock nas's migrations take on this database (a file lock beside a SQLite file,
+        an advisory lock on PostgreSQL), for creating another library's tables in it (Optuna's)
+        one process at a time."""
+        from nas.store.migrate import _migration_lock
+
+        return _migration_lock(self.engine)
+
+    def unfinished_trials(self, run_id: int) -> list[int]:
+        """The numbers of the run's FAIL trials that ended without a verdict on their
+        candidate: lost with their driver, cancelled by an interrupt, or abandoned when the
+        search stopped (their error starts with one of UNFINISHED_ERRORS)."""
+        with self.transaction() as s:
+            rows = s.execute(select(TrialRow.number, TrialRow.error).where(
+                TrialRow.run_id == run_id, TrialRow.state == FAIL).order_by(TrialRow.number))
+            return [n for n, error in rows if (error or "").startswith(UNFINISHED_ERRORS)]
 
     def _fail_running(self, s: Session, run_id: int, reason: str) -> list[int]:
         """Mark the run's RUNNING trials failed and its PAUSED ones pruned; the numbers of the
@@ -344,9 +415,13 @@ class Store:
     def reopen_run(self, run_id: int, *, driver_pid: int, host: str,
                    budget: tuple[str, str, float] | None = None) -> list[int]:
         """Take a stopped (or crashed) run up again: status running, new driver, optionally a
-        new (text, unit, amount) budget. Trials left RUNNING by a dead driver become FAIL and
-        are charged from their start to the old driver's last sign of life (its heartbeat, or
-        a later charge it recorded; ledger note `lost`); returns their numbers."""
+        new (text, unit, amount) budget. Trials left RUNNING by a dead driver become FAIL
+        ("lost: ...", which `unfinished_trials` lists) and are charged for the attempt the
+        driver lost: from the later of the trial's start and its last charge (an earlier
+        retry or multi-fidelity segment, already charged) to the old driver's last sign of
+        life (its heartbeat, or a later charge it recorded; ledger note `lost`). The charge is
+        added to the trial's device-seconds, which stay the sum of its ledger rows. Returns
+        the lost trials' numbers."""
         with self.transaction() as s:
             row = s.get(RunRow, run_id)
             last_charge = s.scalar(select(func.max(LedgerRow.at)).where(LedgerRow.run_id == run_id))
@@ -354,9 +429,11 @@ class Store:
             lost = self._fail_running(s, run_id, "lost: the search driver stopped mid-trial")
             for number in lost:
                 trial = self._trial_row(s, run_id, number)
-                seconds = max(0.0, ((last_seen or trial.started_at) - trial.started_at)
-                              .total_seconds())
-                trial.device_seconds = seconds
+                charged_until = s.scalar(select(func.max(LedgerRow.at)).where(
+                    LedgerRow.run_id == run_id, LedgerRow.trial_number == number))
+                began = max(trial.started_at, charged_until or trial.started_at)
+                seconds = max(0.0, ((last_seen or began) - began).total_seconds())
+                trial.device_seconds = (trial.device_seconds or 0.0) + seconds
                 self._charge(s, run_id, number, seconds, seconds, "lost")
             row.status, row.message, row.finished_at = "running", None, None
             row.driver_pid, row.host = driver_pid, host
@@ -375,24 +452,36 @@ class Store:
             s.get(RunRow, run_id).elapsed_seconds = seconds
 
     def runs(self) -> list[RunRecord]:
-        with self.transaction() as s:
+        """Every run, oldest first; StoreError if one of them is malformed."""
+        with self.transaction() as s, self._reading("a run"):
             rows = s.scalars(select(RunRow).order_by(RunRow.id))
             return [self._summarize(s, row) for row in rows]
 
     def run(self, ref: str | int) -> RunRecord:
-        """A run by name or id; StoreError listing the known names if there is none."""
-        with self.transaction() as s:
+        """A run by name or id; StoreError listing the known names if there is none, or
+        naming what is malformed in it."""
+        with self.transaction() as s, self._reading(f"run {shown(ref)}"):
             return self._summarize(s, self._run_row(s, ref))
 
     def _run_row(self, s: Session, ref: str | int) -> RunRow:
+        """The run named `ref`, else the run with id `ref` (ASCII digits within 64 bits only:
+        '²' passes str.isdigit but is no id); StoreError listing recent names otherwise."""
         row = s.scalar(select(RunRow).where(RunRow.name == str(ref)))
-        if row is None and str(ref).isdigit():
-            row = s.get(RunRow, int(ref))
+        run_id = as_row_id(ref)
+        if row is None and run_id is not None:
+            row = s.get(RunRow, run_id)
         if row is None:
-            names = list(s.scalars(select(RunRow.name).order_by(RunRow.id.desc()).limit(10)))
-            known = f"; recent runs: {', '.join(names)}" if names else "; it has no runs yet"
-            raise StoreError(f"no run {ref!r} in {self.url}{known}")
+            names = list(s.scalars(select(func.substr(RunRow.name, 1, 61))  # a name may be huge
+                                   .order_by(RunRow.id.desc()).limit(10)))
+            known = (f"; recent runs: {', '.join(one_line(str(n), 60) for n in names)}" if names
+                     else "; it has no runs yet")
+            raise StoreError(f"no run {shown(ref)} in {self.url}{known}")
         return row
+
+    def _checked_run_row(self, s: Session, ref: str | int) -> RunRow:
+        """`_run_row`, a row that cannot even be loaded being a StoreError."""
+        with self._reading(f"run {shown(ref)}"):
+            return self._run_row(s, ref)
 
     def delete_run(self, ref: str | int) -> RunRecord:
         """Delete a run with its trials, their curves, kept weights and budget ledger (rows in
@@ -403,9 +492,9 @@ class Store:
 
         with self.transaction() as s:
             row = self._run_row(s, ref)
-            record = self._summarize(s, row)
-            files = [self._artifact_record(a, n) for a, n in s.execute(
-                self._artifact_query(row.id))]
+            with self._reading(f"run {row.name!r}"):
+                record = self._summarize(s, row)
+                files = self._artifact_records(s, row)
             trial_ids = select(TrialRow.id).where(TrialRow.run_id == row.id)
             s.execute(delete(ArtifactRow).where(ArtifactRow.trial_id.in_(trial_ids)))
             s.execute(delete(MetricRow).where(MetricRow.trial_id.in_(trial_ids)))
@@ -416,7 +505,10 @@ class Store:
 
         for artifact in files:
             remove_quietly(artifact.file)
-        sweep_orphans(self.artifacts_root, self.run_folder(record.name), kept=set())
+        try:
+            sweep_orphans(self.artifacts_root, self.run_folder(record.name), kept=set())
+        except StoreError:  # a name that is no folder: the run has no folder to sweep
+            pass
         return record
 
     def _summarize(self, s: Session, row: RunRow) -> RunRecord:
@@ -597,31 +689,46 @@ class Store:
 
     # -- trials (reads) ----------------------------------------------------------------------
     def trials(self, ref: str | int, states: Sequence[str] | None = None) -> list[TrialRecord]:
+        """The run's trials (those in `states`, if given) in number order; StoreError naming
+        the first malformed one."""
         with self.transaction() as s:
-            run = self._run_row(s, ref)
+            run = self._checked_run_row(s, ref)
             query = select(TrialRow).where(TrialRow.run_id == run.id).order_by(TrialRow.number)
             if states:
                 query = query.where(TrialRow.state.in_(list(states)))
-            return [_trial_record(row) for row in s.scalars(query)]
+            with self._reading(f"a trial of run {shown(run.name)}"):
+                return [_trial_record(row) for row in s.scalars(query)]
 
     def pareto(self, ref: str | int) -> list[TrialRecord]:
         """The run's Pareto front over its completed trials, in trial order."""
         return [t for t in self.trials(ref, states=[COMPLETE]) if t.pareto]
 
     def trial(self, ref: str | int, number: int) -> TrialRecord:
+        """Trial `number` of a run; StoreError if there is none or it is malformed."""
         with self.transaction() as s:
-            return _trial_record(self._trial_by_ref(s, ref, number))
+            name = shown(self._checked_run_row(s, ref).name)
+            with self._reading(f"trial {number} of run {name}"):
+                return _trial_record(self._trial_by_ref(s, ref, number))
 
     def curve(self, ref: str | int, number: int) -> list[tuple[int, str, float]]:
         """(step, metric name, value) points of one trial, in step order."""
         with self.transaction() as s:
-            return [(m.step, m.name, m.value) for m in self._trial_by_ref(s, ref, number).curve]
+            name = shown(self._checked_run_row(s, ref).name)
+            with self._reading(f"the curve of trial {number} of run {name}"):
+                return [curve_point(m.step, m.name, m.value)
+                        for m in self._trial_by_ref(s, ref, number).curve]
 
     def _trial_by_ref(self, s: Session, ref: str | int, number: int) -> TrialRow:
+        """Trial `number` of the run `ref`; StoreError "no trial N in run R" when there is
+        none, a number beyond 64 bits included (no backend could hold it)."""
         run = self._run_row(s, ref)
-        row = s.scalar(select(TrialRow).where(TrialRow.run_id == run.id, TrialRow.number == number))
+        row = None
+        if 0 <= number <= MAX_ROW_ID:
+            row = s.scalar(select(TrialRow).where(TrialRow.run_id == run.id,
+                                                  TrialRow.number == number))
         if row is None:
-            raise StoreError(f"run {run.name!r} has no trial {number}")
+            raise StoreError(f"no trial {number} in run {shown(run.name)}; `nas trials RUN` "
+                             "lists the trials of a run")
         return row
 
     def find_complete(self, run_id: int, config_hash: str) -> TrialRecord | None:
@@ -653,12 +760,13 @@ class Store:
 
     def ledger_entries(self, ref: str | int) -> list[LedgerEntry]:
         """Every charge of the run, oldest first: the order in which its budget was spent."""
-        with self.transaction() as s:
-            run_id = self._run_row(s, ref).id
+        with self.transaction() as s, self._reading(f"the ledger of run {shown(ref)}"):
+            run_id = self._checked_run_row(s, ref).id
             rows = s.scalars(select(LedgerRow).where(LedgerRow.run_id == run_id)
                              .order_by(LedgerRow.id))
-            return [LedgerEntry(r.trial_number, r.note, r.device_seconds, r.wall_seconds, r.at)
-                    for r in rows]
+            return [LedgerEntry(integer(r.trial_number, "trial_number", nullable=True),
+                                text(r.note, "note"), number(r.device_seconds, "device_seconds"),
+                                number(r.wall_seconds, "wall_seconds"), r.at) for r in rows]
 
     # -- architectures -----------------------------------------------------------------------
     def record_architecture(self, spec: ArchSpec, *, params: int, seq_len: int,
@@ -735,23 +843,54 @@ class Store:
         return (select(ArtifactRow, TrialRow.number).join(TrialRow)
                 .where(TrialRow.run_id == run_id).order_by(TrialRow.number, ArtifactRow.kind))
 
-    def _artifact_record(self, row: ArtifactRow, number: int) -> ArtifactRecord:
-        from nas.store.artifacts import resolve
+    def _artifact_record(self, row: ArtifactRow, number: int,
+                         run_name: str) -> ArtifactRecord | None:
+        """The record of an artifact row, or None — with one warning line naming the row and
+        its path — when the path does not stay inside the run's folder: such a file is never
+        read, copied or deleted (the database may come from someone else)."""
+        from nas.store.artifacts import OutsideFolder, confine
 
-        return ArtifactRecord(number=number, kind=row.kind, path=row.path,
-                              file=resolve(self.artifacts_root, row.path), bytes=row.bytes,
-                              sha256=row.sha256, created_at=row.created_at)
+        try:
+            file = confine(self.artifacts_root, self.run_folder(run_name), row.path)
+        except (OutsideFolder, StoreError) as exc:
+            _log.warning("warning: artifact row %s (run %s, trial %s) ignored, its file left "
+                         "alone: %s", row.id, shown(run_name), number, exc)
+            return None
+        return ArtifactRecord(number=number, kind=row.kind, path=row.path, file=file,
+                              bytes=row.bytes, sha256=row.sha256, created_at=row.created_at)
+
+    def _artifact_records(self, s: Session, run: RunRow) -> list[ArtifactRecord]:
+        records = (self._artifact_record(a, n, run.name)
+                   for a, n in s.execute(self._artifact_query(run.id)))
+        return [r for r in records if r is not None]
 
     def artifacts(self, ref: str | int) -> list[ArtifactRecord]:
-        """Every kept file of a run, in trial order."""
-        with self.transaction() as s:
-            run = self._run_row(s, ref)
-            return [self._artifact_record(a, n) for a, n in s.execute(self._artifact_query(run.id))]
+        """Every kept file of a run, in trial order (rows whose path leaves the run's folder
+        are left out, with a warning)."""
+        with self.transaction() as s, self._reading("the kept files of a run"):
+            return self._artifact_records(s, self._run_row(s, ref))
 
     def artifact(self, ref: str | int, number: int, kind: str = "weights") -> ArtifactRecord | None:
-        """Trial `number`'s kept file of `kind`, or None if it kept none."""
-        return next((a for a in self.artifacts(ref) if a.number == number and a.kind == kind),
-                    None)
+        """Trial `number`'s kept file of `kind`, or None if it kept none. StoreError when its
+        row names a path outside the run's folder: that file is never read (nas.store.artifacts
+        .confine), and saying so beats pretending the trial kept nothing."""
+        from nas.store.artifacts import OutsideFolder, confine
+
+        with self.transaction() as s, self._reading(f"the kept files of run {shown(ref)}"):
+            run = self._run_row(s, ref)
+            found = s.execute(self._artifact_query(run.id).where(
+                TrialRow.number == number, ArtifactRow.kind == kind)).first()
+            if found is None:
+                return None
+            row, _ = found
+            try:
+                file = confine(self.artifacts_root, self.run_folder(run.name), row.path)
+            except (OutsideFolder, StoreError) as exc:
+                raise StoreError(f"the {kind} of trial {shown(run.name)}/{number} cannot be "
+                                 f"read: {exc} — it is left alone; the database was edited, "
+                                 "use the original one") from None
+            return ArtifactRecord(number=number, kind=row.kind, path=row.path, file=file,
+                                  bytes=row.bytes, sha256=row.sha256, created_at=row.created_at)
 
     def prune_artifacts(self, run_id: int, keep: str, sweep: bool = False) -> list[Path]:
         """Apply a keep policy (front | all | none) to the run's kept files: rows of files no
@@ -760,7 +899,12 @@ class Store:
         writing (at the end of a search). Returns the deleted files."""
         from sqlalchemy import delete
 
-        from nas.store.artifacts import KEEP_POLICIES, remove_quietly, sweep_orphans
+        from nas.store.artifacts import (
+            KEEP_POLICIES,
+            remove_if_empty,
+            remove_quietly,
+            sweep_orphans,
+        )
 
         if keep not in KEEP_POLICIES:
             raise StoreError(f"unknown keep_weights {keep!r}; use one of "
@@ -774,15 +918,18 @@ class Store:
                 if wanted:
                     kept.add(row.path)
                 else:
-                    dropped.append(self._artifact_record(row, number))
+                    dropped.append(self._artifact_record(row, number, run_name))
                     s.execute(delete(ArtifactRow).where(ArtifactRow.id == row.id))
         removed = []
         for artifact in dropped:
-            remove_quietly(artifact.file)
-            removed.append(artifact.file)
+            if artifact is not None:  # None: a path outside the run's folder, left alone
+                remove_quietly(artifact.file)
+                removed.append(artifact.file)
+        try:
+            folder = self.run_folder(run_name)
+        except StoreError:  # a name that is no folder: the run has no files to tidy
+            return removed
         if sweep:
-            removed += sweep_orphans(self.artifacts_root, self.run_folder(run_name), kept)
-        folder = self.artifacts_root / self.run_folder(run_name)
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
+            removed += sweep_orphans(self.artifacts_root, folder, kept)
+        remove_if_empty(self.artifacts_root, folder)
         return removed

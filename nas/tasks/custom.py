@@ -15,7 +15,9 @@ an object following the Task protocol (nas.tasks.base.Task; subclassing it is op
 The module is imported from the normal Python path plus the current directory and, if given,
 ``path:`` (a folder, relative to the current directory), so a ``mytasks.py`` beside the space
 file works when `nas search` runs from that folder. Every process (driver and workers) imports
-it the same way. `examples/custom_task/` holds a worked example.
+it the same way, and only with the user's permission (`make_python_task(..., allow_code=True)`:
+`--allow-code`, which each trial request carries to its worker). `examples/custom_task/` holds
+a worked example.
 """
 
 from __future__ import annotations
@@ -62,6 +64,22 @@ def load_entrypoint(entrypoint: str, path: str | None = None):
     return target
 
 
+def code_not_allowed(entrypoint: object, path: object = None) -> str:
+    """Why a python task is not built without the user's permission: 'PROBLEM; fix: FIX',
+    naming the entrypoint module's file (found on disk, not imported) where it can be."""
+    from nas.searchspace import usercode
+
+    module = str(entrypoint).partition(":")[0].strip()
+    file = None
+    if module and all(part.isidentifier() for part in module.split(".")):
+        file = usercode.find_module_file(
+            module, usercode.search_path(path if isinstance(path, str) else None))
+    where = str(file) if file is not None else f"module {module!r}"
+    return (f"python task {entrypoint}: running code from {where} needs your permission, and "
+            f"it was not given; fix: if you trust {where}, rerun with --allow-code (in Python: "
+            "allow_code=True)")
+
+
 def callables(module: ModuleType, limit: int = 10) -> list[str]:
     """The public functions and classes `module` defines itself (not those it imports), sorted;
     at most `limit`."""
@@ -70,14 +88,21 @@ def callables(module: ModuleType, limit: int = 10) -> list[str]:
                   and getattr(value, "__module__", None) == module.__name__)[:limit]
 
 
-def make_python_task(options: dict[str, Any]) -> Task:
-    """Build a user task from its config keys (entrypoint, optional path, the factory's own)."""
+def make_python_task(options: dict[str, Any], *, allow_code: bool = False) -> Task:
+    """Build a user task from its config keys (entrypoint, optional path, the factory's own).
+
+    This imports and runs user code, so it needs `allow_code` (the user's permission,
+    `--allow-code`): without it, ValueError naming the module's file and the fix, and nothing
+    is imported."""
     options = dict(options)
     entrypoint = options.pop("entrypoint", None)
     if entrypoint is None:
         raise ValueError(f"python task needs `entrypoint: 'package.module:function'`; "
                          f"fix: {SPELLING}")
-    factory = load_entrypoint(entrypoint, options.pop("path", None))
+    path = options.pop("path", None)
+    if not allow_code:
+        raise ValueError(code_not_allowed(entrypoint, path))
+    factory = load_entrypoint(entrypoint, path)
     task = _call(factory, entrypoint, options)
     missing = [name for name in REQUIRED if not hasattr(task, name)]
     if missing:

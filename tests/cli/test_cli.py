@@ -82,7 +82,7 @@ def test_query_commands(searched):
 
 @pytest.mark.parametrize("args,words", [
     (["trials", "nope"], "no run 'nope'"),
-    (["show", "t/99"], "has no trial 99"),
+    (["show", "t/99"], "no trial 99 in run"),
     (["show", "t"], "expected RUN/NUMBER"),
     (["trials", "t", "--format", "xml"], "unknown --format"),
 ])

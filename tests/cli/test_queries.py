@@ -172,7 +172,7 @@ def test_compare_table_and_json(db):
 
 
 @pytest.mark.parametrize("args,words", [
-    (["q/0", "q/99"], "has no trial 99"),
+    (["q/0", "q/99"], "no trial 99 in run"),
     (["q/0", "nope/1"], "no run 'nope'"),
     (["q", "q/1"], "expected RUN/NUMBER"),
 ])

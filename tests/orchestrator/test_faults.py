@@ -42,10 +42,12 @@ FIXED_SPACE = textwrap.dedent("""\
 """)
 
 
-def search(text, tmp_path, budget="1trials"):
+def search(text, tmp_path, budget="1trials", allow_code=False):
     url = f"sqlite:///{tmp_path}/nas.db"
-    options = SearchOptions(budget=parse_budget(budget), storage=url, threads=1)
-    outcome = run_search(loads(text, "space.yaml"), options, NullReporter())
+    options = SearchOptions(budget=parse_budget(budget), storage=url, threads=1,
+                            allow_code=allow_code)
+    space = loads(text, "space.yaml", allow_code=allow_code)
+    outcome = run_search(space, options, NullReporter())
     return outcome, Store(url)
 
 
@@ -167,7 +169,7 @@ def test_out_of_memory_in_the_worker_is_infeasible(oom_module, tmp_path, mixer, 
         channel_mixer: {{kind: mlp, expansion: 2}}
     """
     text = space_text(model, "{steps: 5, batch_size: 4, lr: {choice: [0.01, 0.02]}}")
-    outcome, store = search(text, tmp_path, budget="2trials")
+    outcome, store = search(text, tmp_path, budget="2trials", allow_code=True)
     trials = store.trials(outcome.run_name)
     assert [t.state for t in trials] == [INFEASIBLE, INFEASIBLE], [t.error for t in trials]
     for trial in trials:

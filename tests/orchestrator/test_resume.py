@@ -116,6 +116,18 @@ def test_resume_after_the_driver_was_killed(tmp_path, tiny_space_text):
     assert trials[-1].state in (COMPLETE, FAIL) and store.run("crashy").status == "finished"
     study = optuna.load_study(study_name="crashy", storage=url)
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+    # the lost trial's configuration was trained again (the one trial the budget left), and
+    # every trial's device-seconds are what the ledger charged it
+    again = trials[-1]
+    assert again.number > lost[0].number and again.config_hash == lost[0].config_hash
+    assert again.state == COMPLETE, again.error
+    assert study.trials[again.number].user_attrs["nas:retrain_of"] == lost[0].number
+    charged_to = {}
+    for entry in store.ledger_entries("crashy"):
+        number = entry.trial_number
+        charged_to[number] = charged_to.get(number, 0.0) + entry.device_seconds
+    for trial in trials:
+        assert trial.device_seconds == pytest.approx(charged_to.get(trial.number, 0.0))
 
 
 def test_a_live_run_is_not_resumed_twice(tmp_path):
@@ -127,3 +139,28 @@ def test_a_live_run_is_not_resumed_twice(tmp_path):
         driver_pid=os.getpid())
     with pytest.raises(StoreError, match="still being searched by process"):
         resume_search("live", SearchOptions(budget=None, storage=store.url), NullReporter())
+
+
+def test_resume_refuses_a_run_whose_folder_is_a_link(tmp_path, tiny_space_text):
+    """A hand-edited setup where the run's artifacts folder links elsewhere: resume would write
+    checkpoints through the link, so it stops first, in one line, and writes nothing there."""
+    url = f"sqlite:///{tmp_path}/nas.db"
+    first = run_search(loads(tiny_space_text, "space.yaml"),
+                       SearchOptions(budget=parse_budget("1trials"), storage=url, threads=1),
+                       NullReporter())
+    store = Store(url)
+    folder = store.artifacts_root / store.run_folder(first.run_name)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if folder.exists():
+        import shutil
+
+        shutil.rmtree(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(StoreError, match="is a link") as info:
+        resume_search(first.run_name, SearchOptions(budget=parse_budget("2trials"),
+                                                    storage=url, threads=1), NullReporter())
+    assert "\n" not in str(info.value)
+    assert list(elsewhere.iterdir()) == []
+    assert store.run(first.run_name).status == "finished"

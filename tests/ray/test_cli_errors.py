@@ -18,6 +18,7 @@ import ray
 from typer.testing import CliRunner
 
 from nas.cli import app
+from nas.cli import submit as submit_module
 from nas.cli.submit import IMPORT_CHECK
 from nas.errors import NasError
 from nas.orchestrator import ray_executor
@@ -105,6 +106,67 @@ def test_a_job_that_would_fail_is_refused_before_submitting(job_server, tiny_spa
     assert result.stderr.startswith("error: ") and expected in result.stderr
     assert len(result.stderr.splitlines()) == 1
     assert JobServer.requests == []  # nothing uploaded, nothing submitted
+
+
+def python_task_space(space_file: Path) -> Path:
+    """`space_file` (the tiny space) with its task replaced by a python task whose module,
+    beside it, leaves a file IMPORTED when it is imported."""
+    folder = space_file.parent
+    (folder / "usertask_submit.py").write_text(
+        "open(__file__.replace('usertask_submit.py', 'IMPORTED'), 'w').close()\n"
+        "from nas.tasks import MQARTask\n"
+        "def make():\n    return MQARTask(vocab_size=16, seq_len=24, num_kv_pairs=3)\n")
+    text = space_file.read_text()
+    task = text.splitlines()[1]
+    assert task.startswith("task:")
+    space_file.write_text(text.replace(task, f'task: {{kind: python, entrypoint: '
+                                             f'"usertask_submit:make", path: "{folder}"}}'))
+    return space_file
+
+
+def test_a_space_that_runs_code_is_not_submitted_without_allow_code(job_server, tiny_space_file,
+                                                                    monkeypatch):
+    monkeypatch.delenv("NAS_ALLOW_CODE", raising=False)
+    space = python_task_space(tiny_space_file)
+    result = nas("submit", str(space), "--address", job_server, "--budget", "1trials",
+                 "--storage", f"sqlite:///{space.parent / 'x.db'}")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+    assert "task.entrypoint" in result.stderr and "usertask_submit.py" in result.stderr
+    assert "rerun with --allow-code" in result.stderr
+    assert JobServer.requests == []  # nothing uploaded, nothing submitted
+    assert not (space.parent / "IMPORTED").exists()
+
+
+def test_allow_code_is_passed_on_to_the_jobs_search(tiny_space_file, monkeypatch):
+    """With --allow-code the job's `nas search` gets --allow-code (and nothing else grants it:
+    no variable is set in the job's environment); the module is read here, not imported."""
+    monkeypatch.delenv("NAS_ALLOW_CODE", raising=False)
+    submitted = []
+
+    class Client:
+        def submit_job(self, **job):
+            submitted.append(job)
+            return "raysubmit_1"
+
+        def get_address(self):
+            return "http://head:8265"
+
+    monkeypatch.setattr(submit_module, "job_client", lambda address: Client())
+    url = f"sqlite:///{tiny_space_file.parent / 'x.db'}"
+    plain = nas("submit", str(tiny_space_file), "--address", "http://head:8265", "--budget",
+                "1trials", "--storage", url)
+    assert plain.exit_code == 0, plain.output
+    space = python_task_space(tiny_space_file)
+    allowed = nas("submit", str(space), "--address", "http://head:8265", "--budget", "1trials",
+                  "--storage", url, "--allow-code")
+    assert allowed.exit_code == 0, allowed.output
+    without, with_code = (job["entrypoint"].removeprefix(f"{IMPORT_CHECK}; ") for job in submitted)
+    assert without.split() == ["python", "-m", "nas", "search", "tiny.yaml", "--budget",
+                               "1trials", "--storage", url]
+    assert with_code.split() == [*without.split(), "--allow-code"]
+    assert all("NAS_ALLOW_CODE" not in job["runtime_env"]["env_vars"] for job in submitted)
+    assert not (space.parent / "IMPORTED").exists()
 
 
 def test_search_with_no_cluster_at_the_ray_address_fails_fast(tiny_space_file, tmp_path):

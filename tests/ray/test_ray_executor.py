@@ -131,3 +131,23 @@ def test_a_search_on_the_cluster_matches_a_local_one(ray_connected, tiny_space_t
     assert [t.config_hash for t in runs["ray"]] == [t.config_hash for t in runs["local"]]
     assert [t.values["accuracy"] for t in runs["ray"]] == \
         [t.values["accuracy"] for t in runs["local"]]
+
+
+def test_a_ray_worker_imports_user_code_only_when_the_request_allows_it(executor,
+                                                                        tiny_space_text,
+                                                                        tmp_path):
+    """The driver's --allow-code travels in the request: a Ray worker refuses a python task
+    without it (nothing imported, whatever its environment says) and trains it with it."""
+    from dataclasses import replace
+
+    (tmp_path / "usertask_ray.py").write_text(
+        "open(__file__.replace('usertask_ray.py', 'IMPORTED'), 'w').close()\n"
+        "from nas.tasks import MQARTask\n"
+        "def make():\n    return MQARTask(vocab_size=16, seq_len=24, num_kv_pairs=3)\n")
+    task = {"kind": "python", "entrypoint": "usertask_ray:make", "path": str(tmp_path)}
+    request = replace(request_for(tiny_space_text), task=task, latency=())
+    with pytest.raises(TrialFailed, match="usertask_ray.py needs your permission"):
+        executor.submit(request).result(timeout=180)
+    assert not (tmp_path / "IMPORTED").exists()
+    done = executor.submit(replace(request, allow_code=True)).result(timeout=180)
+    assert done.result.metrics["accuracy"] >= 0 and (tmp_path / "IMPORTED").exists()

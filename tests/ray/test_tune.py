@@ -148,3 +148,42 @@ def test_the_searcher_survives_pickling_and_suggests_as_before(tiny_space_file):
     assert [copy.suggest(f"t{i}")["nas"]["spec"] for i in range(1, 4)] == \
         [searcher.suggest(f"t{i}")["nas"]["spec"] for i in range(1, 4)]
     assert first["nas"]["number"] == 0
+
+
+def test_a_space_that_runs_code_needs_allow_code(tiny_space_file, monkeypatch):
+    """No Ray cluster: the searcher and the scheduler refuse a python-task space at
+    construction (its one-line SpaceError, nothing imported) unless allow_code; with it each
+    trial's config carries the permission, and the trainable's code refuses a request
+    without it."""
+    from nas.errors import SpaceError
+
+    monkeypatch.delenv("NAS_ALLOW_CODE", raising=False)
+    folder = tiny_space_file.parent
+    (folder / "usertask_tune.py").write_text(
+        "open(__file__.replace('usertask_tune.py', 'IMPORTED'), 'w').close()\n"
+        "from nas.tasks import MQARTask\n"
+        "def make():\n    return MQARTask(vocab_size=16, seq_len=24, num_kv_pairs=3)\n")
+    text = tiny_space_file.read_text()
+    task = {"kind": "python", "entrypoint": "usertask_tune:make", "path": str(folder)}
+    tiny_space_file.write_text(text.replace(text.splitlines()[1], f"task: {json.dumps(task)}"))
+    fidelity = Fidelity(5, 20, 2)
+    for make in (lambda: NasSearcher(tiny_space_file),
+                 lambda: NasSearcher(load(tiny_space_file)),
+                 lambda: MultiObjectiveASHAScheduler(tiny_space_file, fidelity)):
+        with pytest.raises(SpaceError) as refused:
+            make()
+        message = str(refused.value)
+        assert "\n" not in message and "task.entrypoint" in message
+        assert str(folder / "usertask_tune.py") in message and "--allow-code" in message
+    assert not (folder / "IMPORTED").exists()
+
+    searcher = NasSearcher(load(tiny_space_file), allow_code=True, eval_examples=16)
+    MultiObjectiveASHAScheduler(tiny_space_file, fidelity, allow_code=True)
+    config = searcher.suggest("t0")["nas"]
+    assert config["allow_code"] is True and config["task"] == task
+    request = TrialRequest(spec_json=config["spec"], task=config["task"], num_threads=1,
+                           eval_examples=16)
+    with pytest.raises(ValueError, match="needs your permission"):
+        next(run_by_rungs(request, [20]))
+    (folder / "plain.yaml").write_text(text)  # the tiny space: no user code
+    assert NasSearcher(folder / "plain.yaml").suggest("t0")["nas"]["allow_code"] is False

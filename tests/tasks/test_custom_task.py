@@ -23,7 +23,7 @@ def write_module(folder: Path, name: str, body: str) -> None:
 
 def test_the_example_task_follows_the_protocol():
     task = make_task({"kind": "python", "entrypoint": "sorting:make_task", "path": str(EXAMPLE),
-                      "length": 5, "digits": 7})
+                      "length": 5, "digits": 7}, allow_code=True)
     assert isinstance(task, PythonTask) and (task.vocab_size, task.seq_len) == (8, 11)
     inputs, targets = task.sample_split(4, torch.Generator().manual_seed(0), "val")
     scored = targets != IGNORE_INDEX
@@ -57,7 +57,7 @@ def test_bad_python_tasks_say_what_is_wrong(tmp_path, config, message):
             return object()
     """)
     with pytest.raises(ValueError) as info:
-        make_task({"kind": "python", "path": str(tmp_path), **config})
+        make_task({"kind": "python", "path": str(tmp_path), **config}, allow_code=True)
     assert message in str(info.value) and "\n" not in str(info.value), str(info.value)
 
 
@@ -81,7 +81,8 @@ def test_a_wrong_batch_fails_with_a_message(tmp_path, batch, message):
         def make():
             return Bad()
     """)
-    task = make_task({"kind": "python", "entrypoint": f"{module}:make", "path": str(tmp_path)})
+    task = make_task({"kind": "python", "entrypoint": f"{module}:make", "path": str(tmp_path)},
+                     allow_code=True)
     with pytest.raises(ValueError, match=message):
         task.sample(2, torch.Generator().manual_seed(0))
 
@@ -97,7 +98,7 @@ def test_a_search_trains_on_a_user_task_from_the_current_folder(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "nas", "search", "space.yaml", "--budget", "2trials",
-         "--storage", "sqlite:///nas.db", "--name", "custom-sort"],
+         "--storage", "sqlite:///nas.db", "--name", "custom-sort", "--allow-code"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -107,3 +108,73 @@ def test_a_search_trains_on_a_user_task_from_the_current_folder(tmp_path):
     )
     assert trials.returncode == 0, trials.stderr
     assert trials.stdout.count('"COMPLETE"') == 2, trials.stdout
+
+
+def test_without_allow_code_nothing_is_imported_and_search_refuses(tmp_path):
+    """validate reads the task's source only; search stops before anything runs, naming the
+    key and the file to trust; NAS_ALLOW_CODE=1 is the switch too."""
+    for name in ("sorting.py", "space.yaml"):
+        (tmp_path / name).write_text((EXAMPLE / name).read_text())
+    (tmp_path / "sorting.py").write_text("open('IMPORTED', 'w').close()\n"
+                                         + (EXAMPLE / "sorting.py").read_text())
+    env = {k: v for k, v in os.environ.items() if k != "NAS_ALLOW_CODE"}
+    env["OMP_NUM_THREADS"] = "1"
+
+    def nas(*args):
+        return subprocess.run([sys.executable, "-m", "nas", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    assert nas("validate", "space.yaml").returncode == 0
+    refused = nas("search", "space.yaml", "--budget", "1trials", "--storage", "sqlite:///n.db")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stderr.count("\n") == 1 and "task.entrypoint" in refused.stderr
+    assert "if you trust" in refused.stderr and "--allow-code" in refused.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sorting.py", "space.yaml"]
+
+
+def test_workers_import_a_user_task_only_when_the_request_allows_it(tmp_path, tiny_space_text):
+    """The permission travels with each trial request (never from the environment): without
+    it the factory, run_trial (a task's or a proxy's python task) and a local worker process
+    refuse, naming the module's file, and nothing is imported; with it the worker imports the
+    module and trains."""
+    from dataclasses import replace
+
+    import optuna
+
+    from nas.evaluate.trial import TrialRequest, run_trial
+    from nas.orchestrator.executor import LocalExecutor, TrialFailed
+    from nas.searchspace import loads
+
+    module = "usertask_" + re.sub(r"\W", "_", tmp_path.name)
+    marker = tmp_path / "IMPORTED"
+    write_module(tmp_path, module, f"""
+        open({str(marker)!r}, "a").close()
+        from nas.tasks import MQARTask
+        def make():
+            return MQARTask(vocab_size=16, seq_len=24, num_kv_pairs=3)
+    """)
+    config = {"kind": "python", "entrypoint": f"{module}:make", "path": str(tmp_path)}
+    refusal = rf"{module}:make: running code from {re.escape(str(tmp_path))}/{module}\.py " \
+              r"needs your permission.*rerun with --allow-code"
+    with pytest.raises(ValueError, match=refusal):
+        make_task(config)
+    space = loads(tiny_space_text)
+    spec = space.sample(optuna.create_study().ask())
+    request = TrialRequest(spec_json=spec.to_json(), task=config, num_threads=1,
+                           eval_examples=16)
+    proxied = replace(request, task=space.task,
+                      proxies=({"name": "p", "task": config, "steps": 2},))
+    for each in (request, proxied):
+        with pytest.raises(ValueError, match=refusal):
+            run_trial(each)
+    assert module not in sys.modules and not marker.exists()
+    executor = LocalExecutor(1, threads=1)
+    try:
+        with pytest.raises(TrialFailed, match=refusal):
+            executor.submit(request).result(timeout=300)
+        assert not marker.exists()
+        done = executor.submit(replace(request, allow_code=True)).result(timeout=300)
+        assert "accuracy" in done.result.metrics and marker.exists()
+    finally:
+        executor.shutdown()
+    assert module not in sys.modules  # the worker imported it, not this process
