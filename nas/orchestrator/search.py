@@ -161,6 +161,7 @@ def run_search(space: SearchSpace, options: SearchOptions, reporter: Reporter) -
 
     require_trusted(space)
     check_measure_device(space)
+    check_parallelism(space, options)
     store = Store(options.storage)
     seed = space.config.search.seed if options.seed is None else options.seed
     objectives = [{"name": o.name, "direction": o.direction} for o in space.objectives]
@@ -203,6 +204,7 @@ def resume_search(run_name: str, options: SearchOptions, reporter: Reporter) -> 
     space = loads(run.space_text, run.space_path, allow_code=options.allow_code)
     require_trusted(space)
     check_measure_device(space)
+    check_parallelism(space, options)
     budget = options.budget or parse_budget(run.budget)
     interrupts = Interrupts()  # from here to the end, a signal never leaves the run `running`
     with interrupts:
@@ -266,6 +268,31 @@ def _refuse_if_alive(run: RunRecord, url: str) -> None:
             f"{run.host}; a SQLite database takes one search driver per run — several "
             "drivers need a server database (postgresql://...). If that driver is dead, "
             "resume from its host")
+
+
+MAX_RAY_WORKERS = 10_000  # trials in flight on a cluster
+MAX_THREADS = 1024
+
+
+def max_local_workers() -> int:
+    """The most local worker processes a search may start: each imports torch (~150 MB) and
+    trains, so far more processes than cores only thrash (or exhaust memory)."""
+    return max(8, 4 * (os.cpu_count() or 1))
+
+
+def check_parallelism(space: SearchSpace, options: SearchOptions) -> None:
+    """NasError (one line, with the fix) for --workers / --threads beyond what this machine
+    (or a Ray cluster) can use, before any run is created or process started."""
+    local = not (options.ray_address or space.config.search.ray_address)
+    limit = max_local_workers() if local else MAX_RAY_WORKERS
+    if options.workers is not None and options.workers > limit:
+        where = (f"this machine has {os.cpu_count()} cores; at most {limit} local workers"
+                 if local else f"at most {limit:,} trials in flight on a Ray cluster")
+        raise NasError(f"--workers {options.workers:,} is too many ({where}); fix: pass "
+                       f"--workers {min(limit, os.cpu_count() or 1) if local else limit} or fewer")
+    if options.threads is not None and options.threads > MAX_THREADS:
+        raise NasError(f"--threads {options.threads:,} is too many (at most {MAX_THREADS}); "
+                       f"fix: pass --threads {os.cpu_count() or 1} or fewer")
 
 
 def make_executor(space: SearchSpace, options: SearchOptions):

@@ -161,3 +161,20 @@ def test_optunas_storage_failing_is_the_same_clear_error(tmp_path, tiny_space_te
     monkeypatch.setattr(Store, "create_run", full)
     with pytest.raises(StoreError, match="cannot write to .*database or disk is full"):
         search(tiny_space_text, tmp_path / "other", "2trials")
+
+
+@pytest.mark.parametrize("option", [{"workers": 100_000}, {"threads": 10**6}])
+def test_more_workers_or_threads_than_the_machine_can_use_are_refused_before_the_run(
+        tmp_path, tiny_space_text, option):
+    """--workers 100000 once started 100,000 worker processes (each importing torch) until
+    memory ran out: it is one line before any run or process exists."""
+    from nas.errors import NasError
+
+    url = f"sqlite:///{tmp_path}/nas.db"
+    options = SearchOptions(budget=parse_budget("1trials"), storage=url, **option)
+    before = len(multiprocessing.active_children())
+    with pytest.raises(NasError, match="too many.*fix: pass") as info:
+        run_search(loads(tiny_space_text, "space.yaml"), options, NullReporter())
+    assert "\n" not in str(info.value)
+    assert len(multiprocessing.active_children()) == before
+    assert not (tmp_path / "nas.db").exists() or Store(url).runs() == []
