@@ -48,8 +48,11 @@ UNITS: dict[str, int] = {
 }
 MAX_LENGTH = 2000  # characters; a condition is one line, not a program
 
-_NUMBER = re.compile(r"(?:\d[\d_]*(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+# ASCII only: `²` or `٣` is a digit to str.isdigit() but not to `\d` or to Python's grammar; such
+# characters reach ast.parse, whose "invalid character" becomes one ExprError.
+_NUMBER = re.compile(r"(?:\d[\d_]*(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+_ASCII_DIGITS = frozenset("0123456789")
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
            ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv}
 _MAX_INT_BITS = 1024  # an integer result beyond this (about 1e308) is an overflow, like a float's
@@ -176,7 +179,8 @@ def _replace_units(text: str) -> str:
     out, i = [], 0
     while i < len(text):
         char = text[i]
-        starts_number = char.isdigit() or (char == "." and text[i + 1:i + 2].isdigit())
+        following = text[i + 1:i + 2]
+        starts_number = char in _ASCII_DIGITS or (char == "." and following in _ASCII_DIGITS)
         if not starts_number or (i and (text[i - 1].isalnum() or text[i - 1] in "_.")):
             out.append(char)
             i += 1

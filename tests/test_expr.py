@@ -115,6 +115,27 @@ def test_rejected(text, match):
     assert isinstance(info.value, ValueError)
 
 
+@pytest.mark.parametrize("text", [
+    "params ‹ ²", "accuracy > ²", "accuracy > ²MiB", "accuracy > ٣", "x > 1²",
+    "x > .²", "x > 1e²", "x > ①", "x > １", "x > 2³k",
+])
+def test_unicode_digits_are_one_error_not_a_crash(text):
+    # str.isdigit() is true for superscripts and other scripts' digits; none is a NUMBER here
+    with pytest.raises(ExprError) as info:
+        parse(text)
+    assert "\n" not in str(info.value)
+
+
+def test_every_unicode_character_parses_or_is_an_expr_error():
+    for code in range(0x80, 0x3000):
+        char = chr(code)
+        for text in (f"a > {char}", f"1{char}", f".{char}", f"a{char} > 1", f"2{char}MiB"):
+            try:
+                parse(text)
+            except ExprError:
+                pass
+
+
 def test_deep_nesting_is_an_error_not_a_crash():
     with pytest.raises(ExprError):
         parse("(" * 5000 + "1" + ")" * 5000)

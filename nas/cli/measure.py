@@ -15,11 +15,46 @@ naming the module's file, before anything is imported.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import typer
 
 from nas.errors import NasError
+from nas.searchspace.schema import MAX_BATCH, MAX_SEQ_LEN, MAX_THREADS
+
+MAX_TOKENS = 16_777_216  # batch × seq_len of one measurement: the tokens of one forward pass
+MEMORY_FIX = "fix: smaller --seq-len/--batch"
+
+
+def max_threads() -> int:
+    """The most --threads this machine takes: 4 per core, never more than MAX_THREADS (an OpenMP
+    pool far past the cores only thrashes, and a huge one runs libgomp out of memory)."""
+    return max(1, min(MAX_THREADS, 4 * (os.cpu_count() or 1)))
+
+
+def check_sizes(seq_len: list[int], batch: int, threads: int | None) -> None:
+    """NasError, with a fix, for a --seq-len, --batch or --threads past what a measurement
+    takes (the limits a space file's objectives have)."""
+    if batch > MAX_BATCH:
+        raise NasError(f"--batch {batch} is too large; fix: use at most {MAX_BATCH:,}")
+    for length in seq_len:
+        if length > MAX_SEQ_LEN:
+            raise NasError(f"--seq-len {length} is too large; fix: use at most {MAX_SEQ_LEN:,}")
+        if batch * length > MAX_TOKENS:
+            raise NasError(f"--batch {batch} × --seq-len {length} is {batch * length:,} tokens, "
+                           f"more than {MAX_TOKENS:,}; fix: a smaller --batch or --seq-len")
+    if threads is not None and threads > max_threads():
+        raise NasError(f"--threads {threads} is too many for this machine "
+                       f"({os.cpu_count() or 1} cores); fix: use at most {max_threads()}")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether torch raised `exc` because an allocation failed (CPU or CUDA)."""
+    text = str(exc).lower()
+    return ("can't allocate memory" in text or "out of memory" in text
+            or type(exc).__name__ == "OutOfMemoryError")
 
 
 def measure(
@@ -44,6 +79,24 @@ def measure(
 ) -> None:
     """Time one architecture by phase and sequence length on this machine: latency, throughput,
     peak memory and decode state."""
+    check_sizes(seq_len, batch, threads)
+    try:
+        _measure(target, seq_len, batch, phase, device, threads, storage, memory, fmt,
+                 allow_code)
+    except KeyboardInterrupt:  # Ctrl-C: one line, nothing recorded
+        sys.stderr.write("interrupted: nothing was measured or recorded\n")
+        raise typer.Exit(130) from None
+    except (RuntimeError, MemoryError) as exc:
+        if not isinstance(exc, MemoryError) and not is_out_of_memory(exc):
+            raise
+        raise NasError(f"{target}: measuring --batch {batch} at --seq-len "
+                       f"{max(seq_len)} needs more memory than this machine has; "
+                       f"{MEMORY_FIX}") from None
+
+
+def _measure(target: str, seq_len: list[int], batch: int, phase: list[str], device: str,
+             threads: int | None, storage: str | None, memory: bool, fmt: str,
+             allow_code: bool) -> None:
     import torch
 
     from nas.blocks import build_model

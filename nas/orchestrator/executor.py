@@ -31,8 +31,9 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from multiprocessing import util as mp_util
 from multiprocessing.connection import Connection, wait
@@ -132,10 +133,13 @@ def _worker_main(conn: Connection, device: str, threads: int, runner: Runner) ->
     """A worker's life: set up, say "ready", then run one request at a time until told to stop
     (None) or the driver goes away. Replies are ("ready", pid), ("ok", WorkerOutput) or
     ("error", TrialFailed)."""
+    # Ctrl-C reaches the whole process group; the driver alone decides what stops. The worker
+    # started with SIGINT ignored (see `_sigint_blocked`); this keeps it so whatever started it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     import torch
 
-    # Ctrl-C reaches the whole process group; the driver alone decides what stops.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_driver()
     torch.set_num_threads(threads)
     if device.startswith("cuda:"):  # its default CUDA device: where stray allocations land
@@ -153,6 +157,36 @@ def _worker_main(conn: Connection, device: str, threads: int, runner: Runner) ->
         if request is None:
             return
         _send_reply(conn, _run_request(runner, replace(request, device=device), name))
+
+
+@contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """Keep SIGINT from a worker while it starts. A terminal's Ctrl-C reaches the whole process
+    group; one arriving while a spawned worker is still importing (before `_worker_main` can
+    ignore it) would raise KeyboardInterrupt in multiprocessing's bootstrap: a traceback, a
+    dead worker and a lost trial. The driver alone decides what a Ctrl-C stops.
+
+    On the main thread SIGINT is set to SIG_IGN around the start (a few ms): an ignored
+    disposition survives fork and exec, and Python then installs no KeyboardInterrupt handler
+    in the worker. The calling thread also blocks SIGINT meanwhile, to narrow the chance that
+    the driver itself drops a Ctrl-C landing in those ms (another of its threads may still take
+    and drop it). Only the main thread may call signal.signal: from another thread (the
+    dispatcher respawning a dead worker) nothing here reaches the worker (the spawn does not
+    keep the mask, measured on CPython 3.11), and only `_worker_main`'s own SIG_IGN protects
+    it, once it runs.
+    """
+    mask = hasattr(signal, "pthread_sigmask")
+    main = threading.current_thread() is threading.main_thread()
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if mask else None
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        yield
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous if previous is not None
+                          else signal.default_int_handler)
+        if previous_mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
 
 
 def _exit_with_driver(interval: float = 1.0) -> None:
@@ -356,7 +390,8 @@ class LocalExecutor:
             target=_worker_main, args=(theirs, device, self.threads, self.runner),
             name=f"nas-worker-{index}")
         try:
-            process.start()
+            with _sigint_blocked():
+                process.start()
         except BaseException:
             ours.close()
             raise

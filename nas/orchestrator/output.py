@@ -65,6 +65,11 @@ class OutputGuard:
                     raise
                 self._close()
                 return None
+            except SystemExit as exc:  # rich's Console exits on a broken pipe (on_broken_pipe)
+                if exc.__context__ is None or not is_closed_pipe(exc.__context__):
+                    raise
+                self._close()
+                return None
 
         return call
 

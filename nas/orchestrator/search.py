@@ -918,6 +918,8 @@ class _Loop:
         self.store.record_elapsed(self.run_id, self.state.elapsed())  # survives a crash
         mark_feasibility(pending.trial, True)
         self.study.tell(pending.trial, [values[n] for n in names])
+        if self.finishing is pending:  # stored and told: a failing reporter cancels nothing
+            self.finishing = None
         self.state.complete += 1
         self.state.running = len(self.pending)
         self.state.front = self.store.pareto(self.run_id)
@@ -931,6 +933,8 @@ class _Loop:
         self.store.fail_trial(self.run_id, number, error=error, device_seconds=seconds,
                               wall_seconds=seconds)
         self.study.tell(pending.trial, state=optuna.trial.TrialState.FAIL)
+        if self.finishing is pending:  # stored and told
+            self.finishing = None
         self.state.failed += 1
         self.state.running = len(self.pending)
         self.reporter.trial_failed(number, pending.spec, error)

@@ -50,6 +50,33 @@ def refusal(module: str) -> str | None:
     return None
 
 
+INSTALLED_FOLDERS = ("site-packages", "dist-packages")
+
+
+def installed_package(file: Path) -> bool:
+    """Whether `file` lies inside a folder of installed packages (a site-packages or
+    dist-packages folder, sysconfig's purelib or platlib, the user site): third-party code such
+    as `yaml:unsafe_load` or `numpy:load`, whose functions run whatever their input says."""
+    try:
+        real = Path(os.path.realpath(file))
+    except (OSError, ValueError):
+        return True
+    if any(part in INSTALLED_FOLDERS for part in (*file.absolute().parts, *real.parts)):
+        return True
+    import site
+    import sysconfig
+
+    roots = [sysconfig.get_paths().get(key) for key in ("purelib", "platlib")]
+    try:
+        roots.append(site.getusersitepackages())
+    except AttributeError:  # a virtual environment's stripped-down site module
+        pass
+    for root in filter(None, roots):
+        if real.is_relative_to(os.path.realpath(root)):
+            return True
+    return False
+
+
 def search_path(extra: str | None = None) -> list[Path]:
     """Folders a user module is looked up in, in order: `extra` (a task's `path:`), the current
     directory, then sys.path's folders (zip archives and missing entries skipped)."""
@@ -126,6 +153,11 @@ def locate(module: str, attribute: str, folders: list[Path], spelled: str,
     if file is None:
         raise UserCodeError(f"cannot find module {module!r} (looked in the task's path:, the "
                             f"current directory and sys.path); fix: {missing_fix}")
+    if installed_package(file):
+        raise UserCodeError(f"{module!r} ({file}) is an installed package, not the user's own "
+                            "code: a space may only name the user's own code; fix: name a "
+                            "function of your own (a module beside the space, or in the task's "
+                            "`path:`)")
     bound, defined = top_level_names(file)
     node = bound.get(attribute)
     if node is None:

@@ -116,6 +116,49 @@ def confine(root: Path, folder: str, stored: str) -> Path:
     return located
 
 
+class OtherDatabase(OutsideFolder):
+    """A path written under another database's folder of the root (`<other key>/<run>/...`):
+    the database was copied or renamed without its artifacts folder; the message says so and
+    how to bring the files along."""
+
+
+def rebased(folder: str, stored: str) -> str | None:
+    """`stored` moved into this database's folder when it names a file of the same run under
+    another database's folder of the root (`<other key>/<run name>/<file>`, nothing absolute,
+    no `.` or `..`: what nas wrote before the database file was copied or renamed); else None.
+    The result still goes through `confine`."""
+    key, _, run = folder.partition("/")
+    if not isinstance(stored, str) or "\0" in stored or "\\" in stored:
+        return None
+    parts = stored.split("/")
+    if (len(parts) < 3 or parts[0] == key or parts[1] != run
+            or any(p in ("", ".", "..") for p in parts)):
+        return None
+    return "/".join((key, *parts[1:]))
+
+
+def locate(root: Path, folder: str, stored: str) -> Path:
+    """`confine`, also finding the file of a database that was copied or renamed: a path it
+    stored under its old name's folder (`rebased`) is looked up in this database's folder.
+    OtherDatabase when it is not there yet (with the fix), OutsideFolder as confine."""
+    try:
+        return confine(root, folder, stored)
+    except OutsideFolder:
+        moved = rebased(folder, stored)
+        if moved is None:
+            raise
+    file = confine(root, folder, moved)  # inside this run's folder, or OutsideFolder
+    if os.path.lexists(file):
+        return file
+    old, key = stored.split("/", 1)[0], folder.partition("/")[0]
+    base = Path(os.path.realpath(root))
+    raise OtherDatabase(
+        f"it was written under the artifacts folder of database {shown(old)} "
+        f"({shown(str(base / old))}), and this database is {shown(key)} (a copy, or renamed) "
+        f"— fix: copy or rename that folder to {shown(str(base / key))}, or use the original "
+        f"database {shown(old)}")
+
+
 def database_key(url: str) -> str:
     """A folder name that tells databases sharing an artifacts root apart: the SQLite file's
     name, else backend-host-port-database."""

@@ -23,6 +23,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 
 from nas.errors import StoreError
+from nas.store.untrusted import shown
 
 HEAD = "0004"  # the newest revision in migrations/versions (a test keeps the two in step)
 FIRST = "0001"
@@ -89,8 +90,28 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
         yield
         return
     import fcntl
+    import os
+    import stat
 
-    with open(f"{database}.migrate-lock", "a") as handle:
+    # Never beside something that is no database file (`/dev/zero.migrate-lock`): the file is a
+    # regular one, or a new one in an existing folder (Store checks both before it gets here).
+    try:
+        mode = os.stat(database).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise StoreError(f"cannot open the database {shown(database)}: "
+                         f"{exc.strerror or exc}") from None
+    if (mode is not None and not stat.S_ISREG(mode)) or not os.path.isdir(
+            os.path.dirname(os.path.abspath(database))):
+        raise StoreError(f"cannot open the database {shown(database)}: it is no database "
+                         "file; pass --storage (or set NAS_STORAGE) to sqlite:///FOLDER/nas.db")
+    try:
+        handle = open(f"{database}.migrate-lock", "a")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise StoreError(f"cannot open the database {shown(database)}: cannot make its lock "
+                         f"file beside it ({exc.strerror or exc})") from None
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
         yield
 

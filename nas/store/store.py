@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -43,6 +45,7 @@ from nas.store.untrusted import (
     json_object,
     number,
     numbers_by_name,
+    objective_values,
     objectives_list,
     one_line,
     reading,
@@ -196,18 +199,28 @@ def _run_record(row: RunRow, complete: int = 0, total: int = 0, used: float = 0.
     )
 
 
-def _trial_record(row: TrialRow) -> TrialRecord:
+def _objective_names(run: RunRow) -> list[str]:
+    """The names of a run row's objectives, checked (ValueError for malformed ones)."""
+    return [o["name"] for o in objectives_list(run.objectives)]
+
+
+def _trial_record(row: TrialRow, objectives: list[str]) -> TrialRecord:
     """The record of a trial row, its columns checked (ValueError for a malformed one: see
-    nas.store.untrusted)."""
+    nas.store.untrusted). A COMPLETE trial must hold a number for each of its run's
+    `objectives` (a hand-edited one without would break every Pareto front and resume)."""
+    trial_number = integer(row.number, "number")
+    values = numbers_by_name(row.values, "values")
+    if row.state == COMPLETE:
+        values = objective_values(values, objectives, trial_number)
     return TrialRecord(
-        number=integer(row.number, "number"), state=text(row.state, "state"),
+        number=trial_number, state=text(row.state, "state"),
         spec=json_object(json.loads(text(row.spec_json, "spec_json")), "spec_json"),
         arch_hash=text(row.arch_hash, "arch_hash"),
         config_hash=text(row.config_hash, "config_hash"),
         short_form=text(row.short_form, "short_form"), d_model=integer(row.d_model, "d_model"),
         n_layers=integer(row.n_layers, "n_layers"),
         params=integer(row.params, "params", nullable=True),
-        values=numbers_by_name(row.values, "values"),
+        values=values,
         metrics=numbers_by_name(row.metrics, "metrics"), pareto=bool(row.pareto),
         device=text(row.device, "device", nullable=True),
         worker=text(row.worker, "worker", nullable=True), started_at=row.started_at,
@@ -241,7 +254,36 @@ def sqlite_path(url: str) -> Path | None:
         return None
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
-    return Path(parsed.database).expanduser().resolve()
+    try:
+        return Path(parsed.database).expanduser().resolve()
+    except (OSError, RuntimeError) as exc:  # a name too long, a loop of links
+        raise StoreError(f"cannot open the database {shown(parsed.database)}: {exc} — "
+                         f"{_FILE_FIX}") from None
+
+
+_FILE_FIX = ("fix: pass --storage (or set NAS_STORAGE) to sqlite:///FOLDER/nas.db, a database "
+             "file (or a new file's name) in a folder you can write")
+
+
+def check_sqlite_file(path: Path) -> bool:
+    """Whether the SQLite file `path` exists (False: a new database may be made there).
+    StoreError, before anything is created beside it, when it cannot be a database file: a
+    device, a folder or another special file (`sqlite:////dev/zero`), or a path the system
+    refuses (a name too long, a folder in the way, no permission)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StoreError(f"cannot open the database {shown(str(path))}: "
+                         f"{exc.strerror or exc} — {_FILE_FIX}") from None
+    if not stat.S_ISREG(mode):
+        kind = ("a folder" if stat.S_ISDIR(mode) else "a device" if stat.S_ISCHR(mode)
+                or stat.S_ISBLK(mode) else "a pipe or socket" if stat.S_ISFIFO(mode)
+                or stat.S_ISSOCK(mode) else "a special file")
+        raise StoreError(f"cannot open the database {shown(str(path))}: it is {kind}, not a "
+                         f"file — {_FILE_FIX}")
+    return True
 
 
 def make_engine(url: str) -> Engine:
@@ -255,7 +297,13 @@ def make_engine(url: str) -> Engine:
         ) from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(parsed.database).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot open the database {shown(parsed.database)}: cannot "
+                                 f"make its folder {shown(str(folder))} "
+                                 f"({exc.strerror or exc}) — {_FILE_FIX}") from None
         if parsed.database in (None, "", ":memory:"):
             # One connection shared by every session, else each would see its own empty database.
             engine = create_engine(parsed, poolclass=StaticPool,
@@ -306,11 +354,10 @@ class Store:
         another program's database): queries never add tables. A file that is not a database
         at all is a StoreError either way."""
         self.url = url
-        if not create:
-            path = sqlite_path(url)
-            if path is not None and not path.exists():
-                raise StoreError(f"no database at {path}; run `nas search` first, or pass "
-                                 "--storage (or set NAS_STORAGE) to the database of your runs")
+        path = sqlite_path(url)
+        if path is not None and not check_sqlite_file(path) and not create:
+            raise StoreError(f"no database at {path}; run `nas search` first, or pass "
+                             "--storage (or set NAS_STORAGE) to the database of your runs")
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         try:
@@ -679,11 +726,15 @@ class Store:
 
     def _refresh_front(self, s: Session, run_id: int) -> None:
         run = s.get(RunRow, run_id)
-        names = [o["name"] for o in run.objectives]
-        directions = [o["direction"] for o in run.objectives]
-        rows = list(s.scalars(
-            select(TrialRow).where(TrialRow.run_id == run_id, TrialRow.state == COMPLETE)))
-        points = [[float(r.values[n]) for n in names] for r in rows]
+        with self._reading(f"a trial of run {shown(run.name)}"):
+            objectives = objectives_list(run.objectives)
+            names = [o["name"] for o in objectives]
+            directions = [o["direction"] for o in objectives]
+            rows = list(s.scalars(
+                select(TrialRow).where(TrialRow.run_id == run_id, TrialRow.state == COMPLETE)))
+            checked = [objective_values(numbers_by_name(r.values, "values"), names,
+                                        integer(r.number, "number")) for r in rows]
+            points = [[float(values[n]) for n in names] for values in checked]
         for row, on_front in zip(rows, pareto_mask(points, directions), strict=True):
             row.pareto = on_front
 
@@ -697,7 +748,8 @@ class Store:
             if states:
                 query = query.where(TrialRow.state.in_(list(states)))
             with self._reading(f"a trial of run {shown(run.name)}"):
-                return [_trial_record(row) for row in s.scalars(query)]
+                names = _objective_names(run)
+                return [_trial_record(row, names) for row in s.scalars(query)]
 
     def pareto(self, ref: str | int) -> list[TrialRecord]:
         """The run's Pareto front over its completed trials, in trial order."""
@@ -706,9 +758,9 @@ class Store:
     def trial(self, ref: str | int, number: int) -> TrialRecord:
         """Trial `number` of a run; StoreError if there is none or it is malformed."""
         with self.transaction() as s:
-            name = shown(self._checked_run_row(s, ref).name)
-            with self._reading(f"trial {number} of run {name}"):
-                return _trial_record(self._trial_by_ref(s, ref, number))
+            run = self._checked_run_row(s, ref)
+            with self._reading(f"trial {number} of run {shown(run.name)}"):
+                return _trial_record(self._trial_by_ref(s, ref, number), _objective_names(run))
 
     def curve(self, ref: str | int, number: int) -> list[tuple[int, str, float]]:
         """(step, metric name, value) points of one trial, in step order."""
@@ -745,7 +797,11 @@ class Store:
                 TrialRow.run_id == run_id, TrialRow.config_hash == config_hash,
                 TrialRow.state.in_(states)).order_by(TrialRow.number)))
             rows.sort(key=lambda r: r.state != COMPLETE)
-            return _trial_record(rows[0]) if rows else None
+            if not rows:
+                return None
+            run = s.get(RunRow, run_id)
+            with self._reading(f"trial {rows[0].number} of run {shown(run.name)}"):
+                return _trial_record(rows[0], _objective_names(run))
 
     def ledger(self, run_id: int) -> tuple[float, float, int]:
         """(device-seconds, trial wall-seconds, charged trials) spent by a run so far; a trial
@@ -848,10 +904,10 @@ class Store:
         """The record of an artifact row, or None — with one warning line naming the row and
         its path — when the path does not stay inside the run's folder: such a file is never
         read, copied or deleted (the database may come from someone else)."""
-        from nas.store.artifacts import OutsideFolder, confine
+        from nas.store.artifacts import OutsideFolder, locate
 
         try:
-            file = confine(self.artifacts_root, self.run_folder(run_name), row.path)
+            file = locate(self.artifacts_root, self.run_folder(run_name), row.path)
         except (OutsideFolder, StoreError) as exc:
             _log.warning("warning: artifact row %s (run %s, trial %s) ignored, its file left "
                          "alone: %s", row.id, shown(run_name), number, exc)
@@ -874,7 +930,7 @@ class Store:
         """Trial `number`'s kept file of `kind`, or None if it kept none. StoreError when its
         row names a path outside the run's folder: that file is never read (nas.store.artifacts
         .confine), and saying so beats pretending the trial kept nothing."""
-        from nas.store.artifacts import OutsideFolder, confine
+        from nas.store.artifacts import OtherDatabase, OutsideFolder, locate
 
         with self.transaction() as s, self._reading(f"the kept files of run {shown(ref)}"):
             run = self._run_row(s, ref)
@@ -884,7 +940,10 @@ class Store:
                 return None
             row, _ = found
             try:
-                file = confine(self.artifacts_root, self.run_folder(run.name), row.path)
+                file = locate(self.artifacts_root, self.run_folder(run.name), row.path)
+            except OtherDatabase as exc:
+                raise StoreError(f"the {kind} of trial {shown(run.name)}/{number} cannot be "
+                                 f"read: {exc}") from None
             except (OutsideFolder, StoreError) as exc:
                 raise StoreError(f"the {kind} of trial {shown(run.name)}/{number} cannot be "
                                  f"read: {exc} — it is left alone; the database was edited, "
@@ -901,6 +960,7 @@ class Store:
 
         from nas.store.artifacts import (
             KEEP_POLICIES,
+            rebased,
             remove_if_empty,
             remove_quietly,
             sweep_orphans,
@@ -915,8 +975,12 @@ class Store:
             for row, number in s.execute(self._artifact_query(run_id)):
                 trial = s.get(TrialRow, row.trial_id)
                 wanted = keep == "all" or (keep == "front" and trial.pareto)
-                if wanted:
+                if wanted:  # by its path, and where a copied database finds it (locate)
                     kept.add(row.path)
+                    try:
+                        kept.add(rebased(self.run_folder(run_name), row.path) or row.path)
+                    except StoreError:  # a name that is no folder: nothing to sweep
+                        pass
                 else:
                     dropped.append(self._artifact_record(row, number, run_name))
                     s.execute(delete(ArtifactRow).where(ArtifactRow.id == row.id))

@@ -73,6 +73,19 @@ def numbers_by_name(value: Any, column: str) -> dict[str, float] | None:
     return dict(value)
 
 
+def objective_values(values: dict[str, float] | None, names: list[str], number: int
+                     ) -> dict[str, float]:
+    """The values of COMPLETE trial `number`: a number (not null, not a boolean) for every
+    objective `names` of its run, or ValueError saying which is missing."""
+    for name in names:
+        value = (values or {}).get(name)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            problem = "no value" if value is None else f"{shown(value, 30)}, not a number,"
+            raise ValueError(f"trial {number} is COMPLETE but has {problem} for objective "
+                             f"{shown(name, 40)}")
+    return dict(values or {})
+
+
 def objectives_list(value: Any) -> list[dict[str, str]]:
     """A run's objectives: a list of {name, direction} with a known direction."""
     if not isinstance(value, list) or len(value) > MAX_OBJECTIVES:

@@ -90,6 +90,16 @@ def build() -> None:
     ]:
         case(name, "task.entrypoint", fragment,
              space(task=f'task: {{kind: python, entrypoint: "{entry}", {SIDE_EFFECT}}}'))
+    # third-party functions that run what their input says (installed packages are not the
+    # user's code, even with --allow-code)
+    for entry in ["yaml:unsafe_load", "yaml:load", "yaml:full_load", "torch:load", "numpy:load",
+                  "numpy.lib.npyio:load", "torch.serialization:load"]:
+        name = "code_task_installed_" + entry.replace(":", "_").replace(".", "_")
+        case(name, "task.entrypoint", "installed package",
+             space(task=f'task: {{kind: python, entrypoint: "{entry}", {SIDE_EFFECT}}}'))
+    case("code_task_installed_yaml_stream", "task.entrypoint", "installed package",
+         space(task="task: {kind: python, entrypoint: 'yaml:unsafe_load', stream: "
+               "'!!python/object/apply:os.system [\"touch PWNED\"]'}"))
     case("code_task_entrypoint_list", "task.entrypoint", "must look like",
          space(task='task: {kind: python, entrypoint: ["os", "system"]}'))
     case("code_task_path_root", "task.entrypoint", "standard library",

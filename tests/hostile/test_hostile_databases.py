@@ -23,6 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nas.cli import app
+from nas.errors import StoreError
 from nas.spec import ArchSpec, LayerSpec, ModuleSpec
 from nas.store import Store
 from nas.store.artifacts import ArtifactFile, digest
@@ -219,6 +220,40 @@ def test_export_never_copies_a_file_from_outside_the_run_folder(world, tmp_path)
     result = nas(world, "export", "r/2", "--out", str(out))
     one_line_error(result, "r'/2", "outside the run's folder", "left alone")
     assert not (out / "model.safetensors").exists() and world.victim_intact()
+
+
+def test_a_copied_database_says_where_its_weights_are_and_how_to_bring_them(world, tmp_path):
+    copy = world.db.with_name("backup.db")
+    shutil.copyfile(world.db, copy)
+    backup = World(copy, f"sqlite:///{copy}", world.artifacts, world.artifacts / "backup.db" / "r",
+                   world.victim)
+    out = tmp_path / "bundle"
+    line = one_line_error(nas(backup, "export", "r/0", "--out", str(out)), "r'/0",
+                          "database 'nas.db'", "'backup.db'", "copy or rename",
+                          str(world.artifacts / "backup.db"))
+    assert "edited" not in line and not out.exists()
+    # what the message says works: the copy then finds its weights in its own folder
+    shutil.copytree(world.artifacts / "nas.db", world.artifacts / "backup.db")
+    result = nas(backup, "export", "r/0", "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert (out / "model.safetensors").read_bytes() == b"weights"
+    store = Store(backup.url)  # a search resumed on the copy sweeps its folder at the end
+    try:
+        store.prune_artifacts(store.run("r").id, "all", sweep=True)
+    finally:
+        store.close()
+    assert all((backup.run_dir / f"{n}.safetensors").exists() for n in range(3))
+
+
+@pytest.mark.parametrize("path", ["other.db/r/../../../home/thesis.tex",
+                                  "other.db/r/../../../home",
+                                  "other.db/elsewhere/0.safetensors", "/other.db/r/0.safetensors"])
+def test_a_path_under_another_database_that_leaves_the_run_is_still_refused(world, tmp_path,
+                                                                            path):
+    world.set_weights_path(0, path)
+    line = one_line_error(nas(world, "export", "r/0", "--out", str(tmp_path / "b")),
+                          "left alone")
+    assert "copy or rename" not in line and world.victim_intact()
 
 
 def test_export_refuses_a_folder_that_already_holds_files(world, tmp_path):
@@ -458,3 +493,40 @@ def test_rm_by_a_crafted_database_in_a_real_process_spares_the_victim(world):
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     assert world.victim_intact()
     assert [line.startswith("warning: ") for line in proc.stderr.splitlines()] == [True, True]
+
+
+@pytest.mark.parametrize("values, word", [
+    ('{"accuracy": 0.5}', "no value for objective 'latency_ms'"),
+    ('{"accuracy": 0.5, "latency_ms": null}', "no value for objective 'latency_ms'"),
+    ('{"accuracy": 0.5, "latency_ms": true}', "True, not a number"),
+    ("{}", "no value for objective 'accuracy'"),
+    ("null", "no value for objective 'accuracy'"),
+], ids=["missing", "null", "boolean", "empty", "no-values"])
+def test_a_complete_trial_without_its_objectives_is_one_line(world, tmp_path, values, word):
+    # pareto fronts, resume and reports read every objective of every COMPLETE trial
+    world.sql("UPDATE nas_trials SET \"values\" = ? WHERE number = 0", values)
+    for args in (["pareto", "r"], ["trials", "r"], ["show", "r/0"],
+                 ["report", "r", "--out", str(tmp_path / "report")]):
+        one_line_error(nas(world, *args), "trial 0", "run 'r'", str(world.db), word, "backup")
+    assert not (tmp_path / "report").exists()
+    assert nas(world, "show", "r/1").exit_code == 0  # the other trials still read
+    # what `nas resume` reads: the completed trials, a finished twin, the front it refreshes
+    store = Store(world.url)
+    try:
+        run = store.run("r")
+        with sqlite3.connect(world.db) as connection:
+            (twin,), = connection.execute("SELECT config_hash FROM nas_trials WHERE number = 0")
+        connection.close()
+        for read in (lambda: store.trials(run.id, states=["COMPLETE"]),
+                     lambda: store.find_complete(run.id, twin),
+                     lambda: store.find_trained(run.id, twin)):
+            with pytest.raises(StoreError, match="trial 0 is COMPLETE"):
+                read()
+        store.start_trial(run.id, 3, _spec(64), worker="w")
+        with pytest.raises(StoreError, match="trial 0 is COMPLETE") as info:
+            store.complete_trial(run.id, 3, values={"accuracy": 0.9, "latency_ms": 1.0},
+                                 metrics={}, curve=[], device="cpu", device_seconds=1.0,
+                                 wall_seconds=1.0)
+        assert "\n" not in str(info.value)
+    finally:
+        store.close()

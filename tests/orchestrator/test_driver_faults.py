@@ -167,11 +167,12 @@ def test_a_lost_trial_keeps_earlier_charges(tmp_path):
     assert store.unfinished_trials(run.id) == [0]
 
 
-def test_a_closed_stdout_ends_the_search_interrupted(tmp_path, tiny_space_file):
+@pytest.mark.parametrize("progress", ["quiet", "jsonl", "rich"])
+def test_a_closed_stdout_ends_the_search_interrupted(tmp_path, tiny_space_file, progress):
     url = f"sqlite:///{tmp_path}/nas.db"
     driver = subprocess.Popen(
         nas_command("search", str(tiny_space_file), "--budget", "20trials", "--storage", url,
-                    "--progress", "quiet", "--name", "piped"),
+                    "--progress", progress, "--name", "piped"),
         cwd=tmp_path, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     driver.stdout.readline()  # the first line, then the reader goes away (`| head -1`)
     driver.stdout.close()
@@ -220,3 +221,80 @@ def test_sigterm_ends_the_search_within_seconds(tmp_path, when):
         assert trial.state == FAIL and trial.error.startswith("cancelled:")
         assert store.unfinished_trials(run.id) == [0]
     assert_ledger_adds_up(store, "termed")
+
+
+def spawned_workers(pid: int) -> list[int]:
+    """The multiprocessing-spawned children of `pid` (workers, while they still import)."""
+    out = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True,
+                         text=True).stdout
+    return [int(line.split()[0]) for line in out.splitlines()
+            if int(line.split()[1]) == pid and "spawn_main" in line]
+
+
+def _default_sigint() -> None:
+    """A shell runs a background job with SIGINT ignored, and children inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_ctrl_c_while_the_worker_is_still_importing(tmp_path):
+    """A terminal's Ctrl-C reaches the whole process group; a worker still starting up (spawn:
+    importing torch) must not die of it with multiprocessing's traceback: the driver alone
+    decides, and the first Ctrl-C lets the search stop cleanly with no trial lost."""
+    space = tmp_path / "space.yaml"
+    space.write_text(FIXED_SPACE.replace("RETRIES", "1"))
+    url = f"sqlite:///{tmp_path}/nas.db"
+    driver = subprocess.Popen(
+        nas_command("search", str(space), "--budget", "2trials", "--storage", url,
+                    "--progress", "quiet", "--name", "early"),
+        cwd=tmp_path, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        start_new_session=True,  # a group of its own, as a terminal's foreground job has
+        preexec_fn=_default_sigint)  # as in a terminal, even if pytest runs in the background
+    try:
+        deadline = time.monotonic() + 120
+        while not spawned_workers(driver.pid) and driver.poll() is None:
+            assert time.monotonic() < deadline, "no worker ever started"
+            time.sleep(0.05)
+        time.sleep(0.2)  # the worker is importing now
+        os.killpg(driver.pid, signal.SIGINT)
+        _, err = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+    assert b"Traceback" not in err and b"KeyboardInterrupt" not in err, err
+    store = Store(url)
+    run = store.run("early")
+    assert run.status in ("interrupted", "finished"), run
+    for trial in store.trials("early"):
+        assert trial.state != RUNNING and "WorkerLost" not in (trial.error or ""), trial
+        assert "SIGINT" not in (trial.error or ""), trial
+    assert_ledger_adds_up(store, "early")
+
+
+def _report_sigint_disposition(queue) -> None:
+    """Spawned child: whether SIGINT was ignored when its interpreter started (nothing in
+    multiprocessing's bootstrap touches it, so this is the disposition it inherited)."""
+    queue.put(signal.getsignal(signal.SIGINT) == signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("blocked", [True, False])
+def test_a_worker_starts_with_sigint_ignored_from_its_first_instruction(blocked):
+    """Deterministic half of the test above: a process spawned inside `_sigint_blocked` starts
+    with SIGINT ignored (Python installs no KeyboardInterrupt handler), so a Ctrl-C during its
+    imports cannot kill it; one spawned outside does not (the control: the check can fail)."""
+    import contextlib
+    import multiprocessing
+
+    from nas.orchestrator.executor import _sigint_blocked
+
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    guard = _sigint_blocked() if blocked else contextlib.nullcontext()
+    with guard:
+        child = context.Process(target=_report_sigint_disposition, args=(queue,))
+        child.start()
+    try:
+        assert queue.get(timeout=60) is blocked
+    finally:
+        child.join(timeout=30)
+    assert signal.getsignal(signal.SIGINT) != signal.SIG_IGN  # the driver's handler is back

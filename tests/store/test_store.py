@@ -1,5 +1,6 @@
 """The store against a real SQLite database: writes, reads, front, ledger, crash safety."""
 
+import os
 import sqlite3
 
 import pytest
@@ -209,3 +210,22 @@ def test_a_steadier_timing_replaces_a_noisy_one_in_the_latency_cache(store):
                                                    "repeats": 9}])  # noisier: ignored
     [cached] = store.cached_latency("a")
     assert (cached["median_ms"], cached["spread"]) == (0.95, 0.01)
+
+
+@pytest.mark.parametrize("database, words", [
+    ("/dev/zero", "it is a device"), ("/dev/full", "it is a device"),
+    ("FOLDER", "it is a folder"), ("LONG", "File name too long"),
+    ("FILE/nas.db", "Not a directory"),
+])
+def test_a_path_that_cannot_be_a_database_is_one_line_and_creates_nothing(
+        tmp_path, database, words):
+    (tmp_path / "file").write_text("x")
+    path = (database.replace("FOLDER", str(tmp_path)).replace("FILE", str(tmp_path / "file"))
+            .replace("LONG", str(tmp_path / ("a" * 5000 + ".db"))))
+    before = sorted(tmp_path.iterdir())
+    for create in (True, False):
+        with pytest.raises(StoreError, match=words) as info:
+            Store(f"sqlite:///{path}", create=create)
+        assert "\n" not in str(info.value) and "fix:" in str(info.value)
+        assert len(str(info.value)) < 500
+    assert not os.path.lexists(f"{path}.migrate-lock") and sorted(tmp_path.iterdir()) == before
