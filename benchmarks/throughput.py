@@ -22,6 +22,7 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from hand_written import GatedShortConv  # benchmarks/hand_written.py, beside this script
 
 from nas.blocks import build_model
 from nas.spec import ArchSpec, LayerSpec, ModuleSpec
@@ -64,20 +65,6 @@ class HandAttention(nn.Module):
         return self.out(y.transpose(1, 2).reshape(B, T, D))
 
 
-class HandConv(nn.Module):
-    def __init__(self, d: int, k: int) -> None:
-        super().__init__()
-        self.k = k
-        self.in_proj = nn.Linear(d, 2 * d, bias=False)
-        self.conv = nn.Conv1d(d, d, k, groups=d, bias=False)
-        self.out_proj = nn.Linear(d, d, bias=False)
-
-    def forward(self, x):
-        u, g = self.in_proj(x).chunk(2, -1)
-        u = self.conv(F.pad(u.transpose(1, 2), (self.k - 1, 0))).transpose(1, 2)
-        return self.out_proj(u * F.silu(g))
-
-
 class HandSwiGLU(nn.Module):
     def __init__(self, d: int, hidden: int) -> None:
         super().__init__()
@@ -117,11 +104,12 @@ def make_pair(args) -> tuple[nn.Module, nn.Module]:
                                    rope_base=10000.0),
               "C": ModuleSpec.make("short_conv", kernel_size=4)}
     spec = ArchSpec(d_model=args.d_model, vocab_size=args.vocab,
-                    layers=tuple(LayerSpec(mixers[k], swiglu) for k in kinds), training={})
+                    layers=tuple(LayerSpec(mixers[k], swiglu) for k in kinds), training={},
+                    tie_head=True)  # as the hand model
     ours = build_model(spec, seed=0, device=args.device)
     hidden = math.ceil(2 * args.expansion * args.d_model / 3 / 8) * 8
     hand_mixers = [HandAttention(args.d_model, args.heads) if k == "A"
-                   else HandConv(args.d_model, 4) for k in kinds]
+                   else GatedShortConv(args.d_model, 4) for k in kinds]
     hand = HandModel(args.vocab, args.d_model, hand_mixers, hidden).to(args.device)
     copy_weights(ours, hand)
     return ours, hand

@@ -3,10 +3,19 @@
 Pure data, no torch. An ArchSpec is what a search samples, what a worker builds and trains, what
 the store keeps and what a user exports. It is immutable and has one canonical JSON form:
 
-    {"d_model": 64, "vocab_size": 64, "norm": "rmsnorm",
+    {"d_model": 64, "vocab_size": 64, "norm": "rmsnorm", "init": "torch", "tie_head": false,
      "layers": [{"mixer": {"kind": "short_conv", "kernel_size": 4},
                  "channel_mixer": {"kind": "swiglu", "expansion": 2}}, ...],
      "training": {"steps": 400, "batch_size": 64, "lr": 0.003, ...}}
+
+Model-wide choices beside the layers (issue #17): `init` (``torch``: PyTorch's own per-module
+initialisation; ``gpt2``: N(0, 0.02) with residual outputs scaled by 1/sqrt(2·n_layers)),
+`tie_head` (the LM head shares the embedding matrix) and `positions` (``none``: position only
+through the mixers; ``learned`` absolute embeddings of `max_positions` rows; ``sinusoidal``).
+Specs written before these options existed were GPT-2-initialised, tied and without absolute
+positions, so a serialized spec *without* one of these keys reads back as that old choice
+(`LEGACY`), and a spec whose value is the old choice serializes without the key: its JSON,
+`arch_hash` and `config_hash` are exactly what they were. New specs default to `DEFAULTS`.
 
 `arch_hash` identifies the *architecture* (everything but `training`). It is a
 Weisfeiler-Lehman-style hash of the typed layer graph (`layer_graph()`): nodes are the
@@ -35,6 +44,13 @@ Scalar = str | int | float | bool | None
 # no leading '.' or '-' ('..', '-rf'). Space names and run names both follow it.
 NAME_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}"
 _HASH_CHARS = 16  # 64 bits of SHA-256: collisions are negligible for any search we will run
+
+INITS = ("torch", "gpt2")  # PyTorch's per-module defaults (fan-in scaled) | GPT-2's N(0, 0.02)
+POSITIONS = ("none", "learned", "sinusoidal")  # absolute positions added to the embedding
+# The model-wide choices of specs written before they were options (a missing key means these)
+# and of new specs (the dataclass defaults); issue #17 measured the change.
+LEGACY = {"init": "gpt2", "tie_head": True, "positions": "none"}
+DEFAULTS = {"init": "torch", "tie_head": False, "positions": "none"}
 
 
 def _freeze(params: Mapping[str, Any]) -> tuple[tuple[str, Scalar], ...]:
@@ -109,10 +125,32 @@ class ArchSpec:
     layers: tuple[LayerSpec, ...]
     norm: str = "rmsnorm"
     training: tuple[tuple[str, Scalar], ...] = field(default=())
+    # Model-wide choices (see the module docstring): defaults for new specs are DEFAULTS; a
+    # serialized spec without the key reads back as LEGACY (from_dict), and a spec holding the
+    # LEGACY value serializes without it, so its hashes are what they were.
+    init: str = "torch"
+    tie_head: bool = False
+    positions: str = "none"
+    max_positions: int | None = None  # rows of the learned position table; learned only
 
     def __post_init__(self) -> None:
         if not self.layers:
             raise ValueError("an ArchSpec needs at least one layer")
+        if self.init not in INITS:
+            raise ValueError(f"unknown init {self.init!r}; known: {', '.join(INITS)}")
+        if self.positions not in POSITIONS:
+            raise ValueError(f"unknown positions {self.positions!r}; known: "
+                             f"{', '.join(POSITIONS)}")
+        if not isinstance(self.tie_head, bool):
+            raise ValueError(f"tie_head must be true or false, got {self.tie_head!r}")
+        if self.positions == "learned":
+            if (not isinstance(self.max_positions, int) or isinstance(self.max_positions, bool)
+                    or self.max_positions < 1):
+                raise ValueError("learned positions need max_positions, the rows of their "
+                                 f"table (an integer >= 1), got {self.max_positions!r}")
+        elif self.max_positions is not None:
+            raise ValueError(f"max_positions is for learned positions only (positions is "
+                             f"{self.positions!r}); leave it out")
         if isinstance(self.training, Mapping):  # accept a dict, store it frozen
             object.__setattr__(self, "training", _freeze(self.training))
 
@@ -140,7 +178,17 @@ class ArchSpec:
             "vocab_size": self.vocab_size,
             "norm": self.norm,
             "layers": [layer.to_dict() for layer in self.layers],
+            **self.model_options(),
         }
+
+    def model_options(self) -> dict[str, Any]:
+        """The model-wide choices that differ from LEGACY (all that a spec's JSON and hashes
+        carry of them): {} for a spec as nas built them before they were options."""
+        options: dict[str, Any] = {key: getattr(self, key) for key, old in LEGACY.items()
+                                   if getattr(self, key) != old}
+        if self.max_positions is not None:
+            options["max_positions"] = self.max_positions
+        return options
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.architecture_dict(), "training": self.training_config}
@@ -156,6 +204,11 @@ class ArchSpec:
             layers=tuple(LayerSpec.from_dict(layer) for layer in data["layers"]),
             norm=str(data.get("norm", "rmsnorm")),
             training=_freeze(data.get("training", {})),
+            # absent: written before the option, so the choice nas made then
+            init=str(data.get("init", LEGACY["init"])),
+            tie_head=data.get("tie_head", LEGACY["tie_head"]),
+            positions=str(data.get("positions", LEGACY["positions"])),
+            max_positions=data.get("max_positions"),
         )
 
     @classmethod
@@ -167,10 +220,15 @@ class ArchSpec:
         """The architecture as a typed dataflow graph (see LayerGraph); training excluded.
 
         Per layer (pre-norm residual): stream -> norm -> token mixer -> add <- stream, then
-        add -> norm -> channel mixer -> add <- add. The embedding label carries d_model and the
-        vocabulary, each norm its kind, each mixer its kind and knobs."""
+        add -> norm -> channel mixer -> add <- add. The embedding label carries d_model, the
+        vocabulary and the model-wide options that are not LEGACY (init, positions,
+        max_positions), each norm its kind, each mixer its kind and knobs, the head whether it
+        is tied."""
+        # The model-wide options (init, positions) label the embedding only where they differ
+        # from LEGACY, so graphs of specs from before them are unchanged; the head says if tied.
+        options = {k: v for k, v in self.model_options().items() if k != "tie_head"}
         labels: list[str] = [canonical_json({"node": "embedding", "d_model": self.d_model,
-                                             "vocab_size": self.vocab_size})]
+                                             "vocab_size": self.vocab_size, **options})]
         module_labels: dict[tuple[str, ModuleSpec], str] = {}
         edges: list[tuple[int, int]] = []
         norm = canonical_json({"node": "norm", "kind": self.norm})
@@ -192,7 +250,7 @@ class ArchSpec:
                     module_labels[role, module] = label
                 mixed = node(label, normed)
                 stream = node(add, stream, mixed)
-        node(canonical_json({"node": "head", "tied": True}), node(norm, stream))
+        node(canonical_json({"node": "head", "tied": self.tie_head}), node(norm, stream))
         return LayerGraph(tuple(labels), tuple(edges))
 
     @property

@@ -1,10 +1,20 @@
 """A decoder-only language model assembled from registered blocks, as an ArchSpec describes it.
 
 Token embedding, then pre-norm residual layers (token mixer, channel mixer), a final norm, and
-an LM head tied to the embedding (Press & Wolf 2017). There are no absolute position embeddings:
-position reaches the model through RoPE, convolution or recurrence inside the token mixers.
-Initialisation follows GPT-2: N(0, 0.02) everywhere, with the projections that write into the
-residual stream scaled down by 1/sqrt(2·n_layers).
+an LM head with its own matrix (untied; tying it to the embedding, Press & Wolf 2017, is an
+option). By default there are no absolute position embeddings: position reaches the model
+through RoPE, convolution or recurrence inside the token mixers (learned or sinusoidal absolute
+positions are options).
+
+These choices are the spec's (ArchSpec.init, tie_head, positions, max_positions), settable in a
+space's `model:` section. Initialisation, by default, is PyTorch's own for every module
+(``init: torch``): Linear weights U(±1/sqrt(fan_in)), so their scale follows the width, and
+embeddings N(0, 1). GPT-2's N(0, 0.02), with residual-stream outputs scaled by
+1/sqrt(2·n_layers), is ``init: gpt2`` (what every spec written before the option means); it
+was tuned for width 768 and at the small widths a search trains (32-256) it is 3-5x smaller
+than fan-in scaling. Issue #17 (BENCHMARKS.md, "Learning speed") measured both choices, and
+the tied head, on MQAR: the GPT-2 init and the tied head each slow learning several-fold at
+widths 32-64.
 """
 
 from __future__ import annotations
@@ -18,9 +28,23 @@ import torch.nn as nn
 from nas.blocks.base import ChannelMixer, TokenMixer
 from nas.blocks.norm import make_norm
 from nas.blocks.registry import get_block
-from nas.spec import ArchSpec, ModuleSpec
+from nas.spec import INITS, POSITIONS, ArchSpec, ModuleSpec
 
 INIT_STD = 0.02
+DEFAULT_MAX_POSITIONS = 2048  # first size of a sinusoidal table (it grows as needed)
+
+
+def sinusoidal_table(
+    n: int, d_model: int, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """(n, d_model) fixed position table of Vaswani et al. 2017: sin on even channels, cos on
+    odd ones, wavelengths from 2π to 10000·2π."""
+    pos = torch.arange(n, dtype=torch.float32, device=device)[:, None]  # (n, 1)
+    freq = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float32, device=device) / d_model)
+    table = torch.zeros(n, d_model, device=device)
+    table[:, 0::2] = torch.sin(pos * freq)  # (n, ceil(D/2))
+    table[:, 1::2] = torch.cos(pos * freq[: d_model // 2])  # (n, floor(D/2))
+    return table
 
 
 class Block(nn.Module):
@@ -52,39 +76,89 @@ class Block(nn.Module):
 
 
 class LanguageModel(nn.Module):
-    """Embedding -> blocks -> norm -> tied LM head.
+    """Embedding (+ absolute positions) -> blocks -> norm -> LM head.
 
     ``forward(tokens (B, T) long) -> logits (B, T, V)``;
     ``step(tokens (B,) long, state) -> (logits (B, V), state)`` with state a list holding each
-    layer's mixer state (None to start from an empty context).
+    layer's mixer state (None to start from an empty context); with absolute positions the list
+    ends with one more entry, the position (a Python int) of the next token.
+
+    `tie_head`: the head shares the embedding matrix (Press & Wolf 2017) or has its own.
+    `positions`: "none" (position only through the mixers: RoPE, convolution, recurrence),
+    "learned" (a learned absolute embedding of `max_positions` rows, added to the token
+    embedding; longer inputs raise) or "sinusoidal" (the fixed table of Vaswani et al. 2017,
+    no parameters, any length).
     """
 
     def __init__(
-        self, vocab_size: int, d_model: int, blocks: Sequence[Block], norm: str = "rmsnorm"
+        self,
+        vocab_size: int,
+        d_model: int,
+        blocks: Sequence[Block],
+        norm: str = "rmsnorm",
+        *,
+        tie_head: bool = False,
+        positions: str = "none",
+        max_positions: int = DEFAULT_MAX_POSITIONS,
     ) -> None:
         super().__init__()
+        if positions not in POSITIONS:
+            raise ValueError(f"unknown positions {positions!r}; known: {', '.join(POSITIONS)}")
         self.vocab_size = vocab_size
         self.d_model = d_model
+        self.positions = positions
+        self.tie_head = tie_head
         self.embed = nn.Embedding(vocab_size, d_model)
+        if positions == "learned":
+            self.pos_embed = nn.Embedding(max_positions, d_model)
+        elif positions == "sinusoidal":
+            self.register_buffer("pos_table", sinusoidal_table(max_positions, d_model),
+                                 persistent=False)
         self.blocks = nn.ModuleList(blocks)
         self.norm = make_norm(norm, d_model)
         self.head = nn.Linear(d_model, vocab_size, bias=False)
-        self.head.weight = self.embed.weight  # tied
+        if tie_head:
+            self.head.weight = self.embed.weight
+
+    def _position_rows(self, start: int, end: int, device: torch.device) -> torch.Tensor | None:
+        """Absolute position vectors for positions start..end-1, (end - start, D); None when
+        the model has none."""
+        if self.positions == "none":
+            return None
+        if self.positions == "learned":
+            if end > self.pos_embed.num_embeddings:
+                raise ValueError(f"position {end - 1} is past the learned position table "
+                                 f"({self.pos_embed.num_embeddings} rows)")
+            return self.pos_embed.weight[start:end]
+        if end > self.pos_table.shape[0]:  # sinusoidal: grow the table as needed
+            with torch.inference_mode(False):
+                self.pos_table = sinusoidal_table(1 << (end - 1).bit_length(), self.d_model,
+                                                  device=device)
+        return self.pos_table[start:end]
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         x = self.embed(tokens)  # (B, T, D)
+        pos = self._position_rows(0, tokens.shape[1], tokens.device)  # (T, D) or None
+        if pos is not None:
+            x = x + pos.to(x.dtype)
         for block in self.blocks:
             x = block(x)
         return self.head(self.norm(x))  # (B, T, V)
 
     def step(self, tokens: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list]:
         x = self.embed(tokens)  # (B, D)
+        n = len(self.blocks)
         if state is None:
-            state = [None] * len(self.blocks)
+            state = [None] * n + ([0] if self.positions != "none" else [])
         new_state = []
-        for block, layer_state in zip(self.blocks, state, strict=True):
+        for block, layer_state in zip(self.blocks, state[:n], strict=True):
+            if not new_state and self.positions != "none":
+                t = state[n]
+                x = x + self._position_rows(t, t + 1, tokens.device)[0].to(x.dtype)  # (B, D)
             x, layer_state = block.step(x, layer_state)
             new_state.append(layer_state)
+        if self.positions != "none":
+            new_state.append(state[n] + 1)
         return self.head(self.norm(x)), new_state  # (B, V)
 
     # -- auxiliary losses ------------------------------------------------------------------------
@@ -109,12 +183,16 @@ class LanguageModel(nn.Module):
 
     # -- costs ---------------------------------------------------------------------------------
     def num_params(self) -> int:
-        """Unique parameters: the tied embedding / head matrix once."""
+        """Unique parameters: a tied embedding / head matrix once."""
         final_norm = sum(p.numel() for p in self.norm.parameters())
+        head = 0 if self.tie_head else self.head.weight.numel()
+        pos = self.pos_embed.weight.numel() if self.positions == "learned" else 0
         return (
             self.embed.weight.numel()
+            + pos
             + sum(block.num_params() for block in self.blocks)
             + final_norm
+            + head
         )
 
     def flops_per_token(self, seq_len: int) -> float:
@@ -163,10 +241,15 @@ def init_weights(model: nn.Module, n_layers: int) -> None:
 def build_model(spec: ArchSpec, seed: int = 0, device: str | torch.device = "cpu") -> LanguageModel:
     """The model `spec` describes, initialised deterministically from `seed`.
 
-    Knobs missing from the spec take the registry defaults. Construction runs on the CPU inside
-    a forked RNG seeded with `seed` (the caller's RNG state is untouched), then moves to
-    `device`, so a seed gives the same weights on any device.
+    Knobs missing from the spec take the registry defaults; the model-wide choices are the
+    spec's: `spec.init` ("torch": every module keeps PyTorch's own default initialisation;
+    "gpt2": init_weights), `spec.tie_head`, `spec.positions` and `spec.max_positions` (see
+    LanguageModel). Construction runs on the CPU inside a forked RNG seeded with `seed` (the
+    caller's RNG state is untouched), then moves to `device`, so a seed gives the same weights
+    on any device.
     """
+    if spec.init not in INITS:  # ArchSpec checks too; a spec object may come from elsewhere
+        raise ValueError(f"unknown init {spec.init!r}; known: {', '.join(INITS)}")
     blocks = []
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(seed)
@@ -174,7 +257,10 @@ def build_model(spec: ArchSpec, seed: int = 0, device: str | torch.device = "cpu
             mixer = _make(layer.mixer, "token_mixer", spec.d_model, i)
             channel = _make(layer.channel_mixer, "channel_mixer", spec.d_model, i)
             blocks.append(Block(mixer, channel, spec.norm))
-        model = LanguageModel(spec.vocab_size, spec.d_model, blocks, spec.norm)
-        init_weights(model, spec.n_layers)
+        model = LanguageModel(spec.vocab_size, spec.d_model, blocks, spec.norm,
+                              tie_head=spec.tie_head, positions=spec.positions,
+                              max_positions=spec.max_positions or DEFAULT_MAX_POSITIONS)
+        if spec.init == "gpt2":
+            init_weights(model, spec.n_layers)
     model.spec = spec
     return model.to(device)

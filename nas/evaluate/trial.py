@@ -34,7 +34,8 @@ from nas.spec import ArchSpec
 from nas.tasks import make_task
 
 TRAINING_REQUIRED = ("steps", "batch_size", "lr")
-TRAINING_OPTIONAL = ("warmup_fraction", "weight_decay", "grad_clip")
+TRAINING_OPTIONAL = ("warmup_fraction", "weight_decay", "grad_clip", "schedule")
+LEGACY_SCHEDULE = "cosine"  # a training config without `schedule` was trained with this
 LATENCY_REQUIRED = ("name", "batch", "seq_len")
 LATENCY_OPTIONAL = ("metric", "phase", *TIMING_OPTIONS)
 RESERVED_METRICS = (
@@ -293,6 +294,7 @@ def training_options(config: Mapping[str, Any]) -> dict[str, Any]:
     if "grad_clip" in config:
         clip = config["grad_clip"]
         options["grad_clip"] = None if clip is None else float(clip)
+    options["schedule"] = str(config.get("schedule", LEGACY_SCHEDULE))
     return options
 
 

@@ -36,6 +36,7 @@ from nas.blocks import get_block, list_blocks
 from nas.blocks.registry import BlockImportError, BlockInfo, Knob, is_import_path
 from nas.errors import SpaceError, brief, did_you_mean
 from nas.evaluate.measurement import TIMED
+from nas.evaluate.training import SCHEDULES
 from nas.searchspace import usercode
 from nas.searchspace.constraints import Constraint, compile_constraints, violation
 from nas.searchspace.domains import (
@@ -77,11 +78,13 @@ from nas.searchspace.schema import (
     KNOWN_METRICS,
     MAX_BATCH,
     MAX_STEPS,
+    MODEL_OPTION_DEFAULTS,
+    TRAINING_SCHEDULE_DEFAULT,
     ObjectiveConfig,
     SpaceFile,
 )
 from nas.searchspace.usercode import UserCode
-from nas.spec import ArchSpec, LayerSpec, ModuleSpec, Scalar, canonical_json
+from nas.spec import INITS, POSITIONS, ArchSpec, LayerSpec, ModuleSpec, Scalar, canonical_json
 from nas.tasks.custom import SPELLING
 
 CHANNEL_KIND = "model.channel_mixer.kind"
@@ -98,6 +101,7 @@ _TRAINING_BOUNDS = {  # key: (type, lowest value, excluded?, exclusive upper bou
     "weight_decay": (float, 0.0, False, None),
     "grad_clip": (float, 0.0, False, None),
 }
+LEGACY_SCHEDULE = "cosine"  # what a spec's training without `schedule` trained with
 _TRAINING_EXAMPLES = {"steps": 600, "batch_size": 32, "lr": 3.0e-3, "warmup_fraction": 0.1,
                       "weight_decay": 0.0, "grad_clip": 1.0}
 Gates = list[tuple[str, "Condition"]] | None  # None: always active
@@ -182,6 +186,12 @@ class SearchSpace:
             del content["constraints"]
         if content["model"].get("layout") is None:  # nor do spaces without a layout
             content["model"].pop("layout", None)
+        for key, default in MODEL_OPTION_DEFAULTS.items():  # nor those at these defaults
+            if content["model"].get(key, default) == default and \
+                    type(content["model"].get(key, default)) is type(default):
+                content["model"].pop(key, None)
+        if content["training"].get("schedule") == TRAINING_SCHEDULE_DEFAULT:
+            content["training"].pop("schedule")
         for objective in content["objectives"]:  # nor spaces that name no metric
             if objective.get("metric") is None:
                 objective.pop("metric", None)
@@ -284,8 +294,17 @@ class SearchSpace:
                        for kind, channel in zip(kinds, channels, strict=True))
         training = {key: values[f"training.{key}"] for key in _TRAINING_BOUNDS
                     if f"training.{key}" in values}
+        schedule = values.get("training.schedule", LEGACY_SCHEDULE)
+        if schedule != LEGACY_SCHEDULE:  # written only when not cosine: old hashes hold
+            training["schedule"] = schedule
+        positions = str(values.get("model.positions", "none"))
         return ArchSpec(d_model=int(values["model.d_model"]), vocab_size=self.vocab_size,
-                        layers=layers, norm=str(values["model.norm"]), training=training)
+                        layers=layers, norm=str(values["model.norm"]), training=training,
+                        init=str(values.get("model.init", "torch")),
+                        tie_head=bool(values.get("model.tie_head", False)),
+                        positions=positions,
+                        max_positions=(int(values["model.max_positions"])
+                                       if positions == "learned" else None))
 
 
 def knob_prefix(kind: str, role: str) -> str:
@@ -343,6 +362,7 @@ class _Compiler:
         self._blocks: dict[tuple[str, str], dict[str, str]] = {}  # (kind, role) -> knob: node
         self.layer_mixers: Callable[[Mapping[str, Scalar]], tuple[str, ...]] = hybrid_kinds
         self.channel_per_layer = False
+        self._seq_lens: list[tuple[str, int]] = []  # (key, length) of the sequences trained
 
     def error(self, key: str, problem: str, fix: str = "") -> SpaceError:
         return SpaceError(self.path, key, problem, fix)
@@ -432,6 +452,7 @@ class _Compiler:
             else:
                 self._free_layout(depths)
         self._channel_mixer(depths)
+        self._model_options()
         self._training()
         self._objectives()
         constraints = compile_constraints(self.path, self.config.constraints)
@@ -476,6 +497,7 @@ class _Compiler:
             vocab_size = task_vocab_size(config, allow_code=self.allow_code)
         except ValueError as exc:
             raise self.error_of("task", exc) from None
+        self._seq_lens.append(("task", task.seq_len))
         for key, value in (("vocab_size", vocab_size), ("seq_len", task.seq_len)):
             if value > MAX_TASK_SIZE:
                 where = f"task.{key}" if key in config else "task"
@@ -532,9 +554,10 @@ class _Compiler:
                 if not self.allow_code:
                     continue
             try:
-                make_task(config, allow_code=self.allow_code)
+                task = make_task(config, allow_code=self.allow_code)
             except ValueError as exc:
                 raise self.error_of(f"proxies.{i}.task", exc) from None
+            self._seq_lens.append((f"proxies.{i}.task", task.seq_len))
 
     def _positive_ints(self, key: str, domain: Domain) -> None:
         """Widths and depths: positive, and small enough to build (a typo such as 10**9 layers
@@ -903,6 +926,49 @@ class _Compiler:
                 if knob.name not in raw:
                     self._constants.setdefault(f"model.channel_mixer.{knob.name}", knob.default)
 
+    def _model_options(self) -> None:
+        """init, tie_head, positions and (for learned positions) max_positions: model-wide
+        decisions beside the layers, like norm."""
+        model = self.config.model
+        self.decision("model.init", model.init, allowed=INITS)
+        tie = self.decision("model.tie_head", model.tie_head)
+        for value in tie.values():
+            if not isinstance(value, bool):
+                raise self.error("model.tie_head", *type_fault(value, bool))
+        positions = self.decision("model.positions", model.positions, allowed=POSITIONS)
+        if "learned" not in set(positions.values()):
+            if model.max_positions is not None:
+                raise self.error("model.max_positions", "max_positions is the size of a "
+                                 "learned position table, and positions is never learned",
+                                 "remove it, or set positions: learned")
+            return
+        lengths = list(self._seq_lens)
+        for i, o in enumerate(self.config.objectives):
+            if o.is_measured:  # decode times the token after a seq_len context: one more
+                seq_len = o.seq_len or self.config.task.model_dump().get("seq_len")
+                if isinstance(seq_len, int):
+                    lengths.append((f"objectives.{i}", seq_len + (o.phase == "decode")))
+        longest = max(lengths, key=lambda item: item[1], default=None)
+        rows = model.max_positions
+        if rows is None:
+            if longest is None:  # a python task not loaded yet: its length is unknown
+                raise self.error("model.max_positions", "learned positions need a table "
+                                 "size, and the task's sequence length is not known until "
+                                 "its code runs", "set max_positions: to the longest "
+                                 "sequence the model will see")
+            rows = longest[1]
+        elif not isinstance(rows, int) or isinstance(rows, bool) or rows < 1:
+            raise self.error("model.max_positions", f"must be a whole number >= 1, got "
+                             f"{brief(rows)}", "write the longest sequence the model will "
+                             "see, e.g. 512")
+        elif longest is not None and rows < longest[1]:
+            raise self.error("model.max_positions", f"{rows} rows are fewer than the "
+                             f"{longest[1]} positions of {longest[0]}",
+                             f"set it to at least {longest[1]}, or leave it out (then it is "
+                             "the longest sequence the space uses)")
+        self.node("model.max_positions", Fixed(rows),
+                  [("model.positions", Condition(allowed=frozenset({"learned"})))])
+
     def _training(self) -> None:
         raw = self.config.training.model_dump()
         for key in _TRAINING_BOUNDS:
@@ -911,6 +977,7 @@ class _Compiler:
                 fault = _training_fault(key, value)
                 if fault:
                     raise self.error(name, *fault)
+        self.decision("training.schedule", raw["schedule"], allowed=SCHEDULES)
         fidelity = self.config.search.fidelity
         if fidelity is not None:
             steps = raw["steps"]

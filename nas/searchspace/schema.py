@@ -40,6 +40,13 @@ KNOWN_METRICS = {
 }
 
 
+# Defaults of the model-wide choices and of the lr schedule (issue #17 measured them; see
+# BENCHMARKS.md, "Learning speed"). A space that leaves them at these keeps its space_hash.
+MODEL_OPTION_DEFAULTS: dict[str, Any] = {"init": "torch", "tie_head": False, "positions": "none",
+                                         "max_positions": None}
+TRAINING_SCHEDULE_DEFAULT = "constant"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -70,6 +77,11 @@ class ModelConfig(_Strict):
     hybrid: HybridConfig | None = None
     layout: LayoutConfig | None = None
     channel_mixer: dict[str, Any] = Field(default_factory=lambda: {"kind": "swiglu"})
+    # model-wide choices (nas.spec.ArchSpec); each searchable like norm, except max_positions
+    init: Any = MODEL_OPTION_DEFAULTS["init"]  # torch | gpt2
+    tie_head: Any = MODEL_OPTION_DEFAULTS["tie_head"]  # true | false
+    positions: Any = MODEL_OPTION_DEFAULTS["positions"]  # none | learned | sinusoidal
+    max_positions: Any = None  # learned only; default: the longest sequence the space uses
 
 
 class TrainingConfig(_Strict):
@@ -77,6 +89,7 @@ class TrainingConfig(_Strict):
     batch_size: Any
     lr: Any
     warmup_fraction: Any = 0.1
+    schedule: Any = TRAINING_SCHEDULE_DEFAULT  # after warmup: constant | cosine to 10%
     weight_decay: Any = 0.0
     grad_clip: Any = 1.0
 

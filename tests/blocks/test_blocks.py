@@ -313,7 +313,7 @@ def test_norms():
 
 
 # -- the model ---------------------------------------------------------------------------------
-def mixed_spec(norm: str = "rmsnorm") -> ArchSpec:
+def mixed_spec(norm: str = "rmsnorm", **options) -> ArchSpec:
     layers = (
         LayerSpec(
             ModuleSpec.make("short_conv", kernel_size=4), ModuleSpec.make("swiglu", expansion=2)
@@ -328,7 +328,7 @@ def mixed_spec(norm: str = "rmsnorm") -> ArchSpec:
         ),
         LayerSpec(ModuleSpec.make("attention"), ModuleSpec.make("swiglu")),  # registry defaults
     )
-    return ArchSpec(d_model=D, vocab_size=16, layers=layers, norm=norm, training={})
+    return ArchSpec(d_model=D, vocab_size=16, layers=layers, norm=norm, training={}, **options)
 
 
 @pytest.fixture(scope="module")
@@ -360,7 +360,19 @@ def test_build_model_leaves_global_rng_alone():
 
 
 def test_build_model_init(model):
+    """Default: untied head, PyTorch's own init (Linear U(±1/sqrt(fan_in)), Embedding N(0, 1))."""
+    head, embed = model.head.weight, model.embed.weight
+    assert head is not embed
+    assert embed.std().item() == pytest.approx(1.0, rel=0.2)
+    bound = 1 / math.sqrt(D)
+    assert head.abs().max().item() <= bound
+    assert head.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.2)
+    assert model.blocks[1].mixer.kv_heads == 2 and model.blocks[3].mixer.heads == 4
+
+
+def test_build_model_gpt2_init_and_tied_head():
     n_layers = 4
+    model = build_model(mixed_spec(init="gpt2", tie_head=True))
     head, embed = model.head.weight, model.embed.weight
     assert head is embed
     assert embed.std().item() == pytest.approx(0.02, rel=0.2)
@@ -368,7 +380,43 @@ def test_build_model_init(model):
     assert len(outs) == 2 * n_layers  # one per token mixer, one per channel mixer
     w = torch.cat([m.weight.flatten() for m in outs])
     assert w.std().item() == pytest.approx(0.02 / math.sqrt(2 * n_layers), rel=0.2)
-    assert model.blocks[1].mixer.kv_heads == 2 and model.blocks[3].mixer.heads == 4
+    n = sum(p.numel() for p in model.parameters())  # parameters() lists the shared matrix once
+    assert model.num_params() == n
+    untied = build_model(mixed_spec())
+    assert untied.num_params() == sum(p.numel() for p in untied.parameters())
+    assert untied.num_params() == n + untied.head.weight.numel()
+
+
+def test_model_options_from_the_spec():
+    import dataclasses
+
+    untied = mixed_spec()
+    tied = dataclasses.replace(untied, tie_head=True)
+    model = build_model(tied)
+    assert model.head.weight is model.embed.weight
+    assert build_model(untied).head.weight is not build_model(untied).embed.weight
+    # init comes from the spec: GPT-2's N(0, 0.02) embedding, or PyTorch's N(0, 1)
+    assert build_model(mixed_spec(init="gpt2")).embed.weight.std().item() == pytest.approx(
+        0.02, rel=0.2)
+    assert model.embed.weight.std().item() == pytest.approx(1.0, rel=0.2)
+    learned = build_model(mixed_spec(positions="learned", max_positions=40))
+    assert learned.pos_embed.num_embeddings == 40
+    with pytest.raises(ValueError, match="past the learned position table"):
+        learned(torch.zeros(1, 41, dtype=torch.long))
+    assert build_model(mixed_spec(positions="sinusoidal")).positions == "sinusoidal"
+
+
+@pytest.mark.parametrize("positions", ["learned", "sinusoidal"])
+def test_absolute_positions_step_matches_forward(positions):
+    learned = positions == "learned"
+    model = build_model(mixed_spec(positions=positions, max_positions=128 if learned else None))
+    tokens = torch.randint(0, 16, (B, 70))
+    with torch.no_grad():
+        logits = model(tokens)
+        stepped, state = run_steps(model.step, tokens)
+    torch.testing.assert_close(stepped, logits, atol=1e-5, rtol=1e-5)
+    assert len(state) == 5 and state[-1] == 70  # four layers, then the next position
+    assert model.num_params() == sum(p.numel() for p in model.parameters())
 
 
 def test_model_step_matches_forward(model):

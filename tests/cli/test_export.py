@@ -137,3 +137,41 @@ def test_model_py_builds_a_block_named_by_its_nas_import_path(tmp_path):
                           timeout=120, cwd=tmp_path)  # nas itself importable, as for the user
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout) == sum(p.numel() for p in nas.build_model(spec).parameters())
+
+
+@pytest.mark.parametrize("options", [
+    {},  # the defaults: PyTorch init, untied head
+    {"init": "gpt2", "tie_head": True},  # how nas built every model before these options
+    {"positions": "learned", "max_positions": 24},
+    {"positions": "sinusoidal", "tie_head": True},
+])
+def test_model_py_and_load_model_rebuild_each_model_option(tmp_path, options):
+    """The spec's model-wide options travel in arch.json: model.py and nas.load_model build the
+    same model (untied head and position table loaded, a tied head tied again)."""
+    from nas.export.bundle import model_source
+    from nas.export.weights import save_weights
+    from nas.spec import LayerSpec, ModuleSpec
+
+    layers = (LayerSpec(ModuleSpec.make("short_conv"), ModuleSpec.make("swiglu")),
+              LayerSpec(ModuleSpec.make("attention", heads=2), ModuleSpec.make("swiglu")))
+    spec = nas.ArchSpec(d_model=16, vocab_size=16, layers=layers, **options)
+    trained = nas.build_model(spec, seed=3)
+    with torch.no_grad():  # weights no fresh build has: a loader that skips one is caught
+        for p in trained.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    save_weights(trained, tmp_path / "model.safetensors")
+    (tmp_path / "arch.json").write_text(spec.to_json())
+    (tmp_path / "model.py").write_text(model_source(spec))
+    tokens = torch.randint(0, 16, (2, 24), generator=torch.Generator().manual_seed(1))
+    torch.save(tokens, tmp_path / "tokens.pt")
+    script = ("import torch, model; net = model.load_model(); "
+              "torch.save(net(torch.load('tokens.pt')).detach(), 'out.pt')")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    with torch.no_grad():
+        expected = trained.eval()(tokens)
+        loaded = nas.load_model(tmp_path)
+        assert torch.allclose(loaded(tokens), expected, atol=1e-6, rtol=0)
+    assert torch.allclose(torch.load(tmp_path / "out.pt"), expected, atol=1e-6, rtol=0)
+    assert (loaded.head.weight is loaded.embed.weight) == spec.tie_head

@@ -42,6 +42,28 @@ def test_lr_schedule_warms_up_then_decays_to_a_tenth():
     assert lr_factor(0, 5, 0) < 1.0 and lr_factor(4, 5, 0) == pytest.approx(FINAL_LR_FRACTION)
 
 
+def test_constant_schedule_warms_up_then_holds_the_peak():
+    factors = [lr_factor(s, 100, 10, "constant") for s in range(100)]
+    assert factors[0] == pytest.approx(0.1) and set(factors[9:]) == {1.0}
+    assert [lr_factor(s, 5, 0, "constant") for s in range(5)] == [1.0] * 5
+
+
+def test_training_options_read_the_schedule_and_default_old_specs_to_cosine():
+    from nas.evaluate.trial import training_options
+
+    base = {"steps": 10, "batch_size": 2, "lr": 1e-3}
+    assert training_options(base)["schedule"] == "cosine"  # written before the option
+    assert training_options({**base, "schedule": "constant"})["schedule"] == "constant"
+
+
+def test_train_refuses_an_unknown_schedule(make_spec, tiny_task):
+    from nas.blocks import build_model
+
+    with pytest.raises(ValueError, match="schedule"):
+        train(build_model(make_spec()), tiny_task, steps=2, batch_size=2, lr=1e-3,
+              schedule="linear")
+
+
 def test_logging_every_n_steps_and_at_the_end(make_spec, tiny_task):
     seen = []
     result = train(

@@ -119,6 +119,19 @@ BAD = [
     ("@REPLACE num_kv_pairs: 3|num_kv_pairs: 30", "task", "num_kv_pairs"),
     ("@REPLACE name: accuracy|name: acc", "objectives.0.name", "unknown objective"),
     ("@REPLACE strategy: nsga2|strategy: cmaes", "search.strategy", "nsga2"),
+    ("@REPLACE channel_mixer:|init: xavier\n  channel_mixer:", "model.init", "torch, gpt2"),
+    ("@REPLACE channel_mixer:|tie_head: 'yes'\n  channel_mixer:", "model.tie_head",
+     "true or false"),
+    ("@REPLACE channel_mixer:|tie_head: {choice: [true, 1]}\n  channel_mixer:",
+     "model.tie_head", "true or false"),
+    ("@REPLACE channel_mixer:|positions: rope\n  channel_mixer:", "model.positions",
+     "sinusoidal"),
+    ("@REPLACE channel_mixer:|max_positions: 64\n  channel_mixer:", "model.max_positions",
+     "never learned"),
+    ("@REPLACE channel_mixer:|positions: learned\n  max_positions: 24\n  channel_mixer:",
+     "model.max_positions", "32 positions of objectives.1"),
+    ("@REPLACE lr: {loguniform|schedule: linear, lr: {loguniform", "training.schedule",
+     "cosine, constant"),
 ]
 
 
@@ -210,3 +223,40 @@ def test_space_hash_is_unchanged_by_the_metric_field(tiny_space_text):
     named = tiny_space_text.replace("seq_len: 32, phase: prefill}",
                                     "seq_len: 32, phase: prefill, metric: latency}")
     assert loads(named).space_hash != plain.space_hash
+
+
+def test_model_options_default_and_search(tiny_space_text):
+    """init, tie_head and positions: the new defaults when left out, searchable like norm, and
+    recorded in every spec; learned positions get a table as long as the longest sequence."""
+    plain = sample_specs(loads(tiny_space_text), 4, seed=0)[0]
+    assert {(s.init, s.tie_head, s.positions) for s in plain} == {("torch", False, "none")}
+    assert all(s.training_config["schedule"] == "constant" for s in plain)
+    text = tiny_space_text.replace("  channel_mixer:", """\
+  init: {choice: [torch, gpt2]}
+  tie_head: {choice: [true, false]}
+  positions: {choice: [none, learned, sinusoidal]}
+  channel_mixer:""").replace("lr: {loguniform", "schedule: cosine, lr: {loguniform")
+    space = loads(text)
+    specs = sample_specs(space, 40, seed=1)[0]
+    assert {s.init for s in specs} == {"torch", "gpt2"}
+    assert {s.tie_head for s in specs} == {True, False}
+    assert {s.positions for s in specs} == {"none", "learned", "sinusoidal"}
+    # the latency objective's 32 tokens are longer than the task's 24
+    assert {s.max_positions for s in specs if s.positions == "learned"} == {32}
+    assert {s.max_positions for s in specs if s.positions != "learned"} == {None}
+    decode = loads(text.replace("phase: prefill", "phase: decode"))  # one token past 32
+    assert {s.max_positions for s in sample_specs(decode, 20, seed=1)[0]} == {None, 33}
+    assert all("schedule" not in s.training_config for s in specs)  # cosine: as before
+    explicit = loads(text.replace("  channel_mixer:", "  max_positions: 100\n  channel_mixer:"))
+    assert {s.max_positions for s in sample_specs(explicit, 20, seed=1)[0]} >= {100}
+
+
+def test_space_hash_is_unchanged_by_default_model_options(tiny_space_text):
+    written = tiny_space_text.replace("  channel_mixer:", """\
+  init: torch
+  tie_head: false
+  positions: none
+  channel_mixer:""").replace("lr: {loguniform", "schedule: constant, lr: {loguniform")
+    assert loads(written).space_hash == loads(tiny_space_text).space_hash == "0afa1e7faa4397ab"
+    assert loads(written.replace("tie_head: false", "tie_head: true")).space_hash != \
+        "0afa1e7faa4397ab"
