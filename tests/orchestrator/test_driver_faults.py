@@ -289,12 +289,19 @@ def test_a_worker_starts_with_sigint_ignored_from_its_first_instruction(blocked)
 
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    guard = _sigint_blocked() if blocked else contextlib.nullcontext()
-    with guard:
-        child = context.Process(target=_report_sigint_disposition, args=(queue,))
-        child.start()
+    # As in a terminal: Python's own handler (a test run in the background, e.g. under nohup,
+    # starts with SIGINT ignored, which every child would inherit anyway).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        assert queue.get(timeout=60) is blocked
+        guard = _sigint_blocked() if blocked else contextlib.nullcontext()
+        with guard:
+            child = context.Process(target=_report_sigint_disposition, args=(queue,))
+            child.start()
+        try:
+            assert queue.get(timeout=60) is blocked
+        finally:
+            child.join(timeout=30)
+        # the driver's handler is back
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
-        child.join(timeout=30)
-    assert signal.getsignal(signal.SIGINT) != signal.SIG_IGN  # the driver's handler is back
+        signal.signal(signal.SIGINT, previous)
