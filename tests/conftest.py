@@ -54,3 +54,22 @@ def tiny_space_file(tmp_path, tiny_space_text):
     path = tmp_path / "tiny.yaml"
     path.write_text(tiny_space_text)
     return path
+
+
+def python_task_space(space_file, module: str) -> dict:
+    """Rewrite `space_file` (the tiny space) so its task is a python task of module `module`,
+    written beside it, whose import leaves a file IMPORTED there (so a test can tell whether
+    anything imported it); returns the task config written."""
+    import json
+
+    folder = space_file.parent
+    (folder / f"{module}.py").write_text(
+        f"open(__file__.replace('{module}.py', 'IMPORTED'), 'w').close()\n"
+        "from nas.tasks import MQARTask\n"
+        "def make():\n    return MQARTask(vocab_size=16, seq_len=24, num_kv_pairs=3)\n")
+    text = space_file.read_text()
+    task_line = text.splitlines()[1]
+    assert task_line.startswith("task:")
+    task = {"kind": "python", "entrypoint": f"{module}:make", "path": str(folder)}
+    space_file.write_text(text.replace(task_line, f"task: {json.dumps(task)}"))
+    return task

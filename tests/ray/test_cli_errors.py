@@ -22,6 +22,7 @@ from nas.cli import submit as submit_module
 from nas.cli.submit import IMPORT_CHECK
 from nas.errors import NasError
 from nas.orchestrator import ray_executor
+from tests.conftest import python_task_space
 
 JOB = "raysubmit_nosuch"
 
@@ -108,26 +109,11 @@ def test_a_job_that_would_fail_is_refused_before_submitting(job_server, tiny_spa
     assert JobServer.requests == []  # nothing uploaded, nothing submitted
 
 
-def python_task_space(space_file: Path) -> Path:
-    """`space_file` (the tiny space) with its task replaced by a python task whose module,
-    beside it, leaves a file IMPORTED when it is imported."""
-    folder = space_file.parent
-    (folder / "usertask_submit.py").write_text(
-        "open(__file__.replace('usertask_submit.py', 'IMPORTED'), 'w').close()\n"
-        "from nas.tasks import MQARTask\n"
-        "def make():\n    return MQARTask(vocab_size=16, seq_len=24, num_kv_pairs=3)\n")
-    text = space_file.read_text()
-    task = text.splitlines()[1]
-    assert task.startswith("task:")
-    space_file.write_text(text.replace(task, f'task: {{kind: python, entrypoint: '
-                                             f'"usertask_submit:make", path: "{folder}"}}'))
-    return space_file
-
-
 def test_a_space_that_runs_code_is_not_submitted_without_allow_code(job_server, tiny_space_file,
                                                                     monkeypatch):
     monkeypatch.delenv("NAS_ALLOW_CODE", raising=False)
-    space = python_task_space(tiny_space_file)
+    python_task_space(tiny_space_file, "usertask_submit")
+    space = tiny_space_file
     result = nas("submit", str(space), "--address", job_server, "--budget", "1trials",
                  "--storage", f"sqlite:///{space.parent / 'x.db'}")
     assert result.exit_code == 2, result.output
@@ -157,7 +143,8 @@ def test_allow_code_is_passed_on_to_the_jobs_search(tiny_space_file, monkeypatch
     plain = nas("submit", str(tiny_space_file), "--address", "http://head:8265", "--budget",
                 "1trials", "--storage", url)
     assert plain.exit_code == 0, plain.output
-    space = python_task_space(tiny_space_file)
+    python_task_space(tiny_space_file, "usertask_submit")
+    space = tiny_space_file
     allowed = nas("submit", str(space), "--address", "http://head:8265", "--budget", "1trials",
                   "--storage", url, "--allow-code")
     assert allowed.exit_code == 0, allowed.output

@@ -26,6 +26,7 @@ from nas.orchestrator.progress import NullReporter
 from nas.orchestrator.search import SearchOptions, resume_search
 from nas.searchspace import load, loads
 from nas.store import COMPLETE, PRUNED, Store
+from tests.conftest import python_task_space
 
 pytestmark = pytest.mark.ray
 
@@ -159,13 +160,8 @@ def test_a_space_that_runs_code_needs_allow_code(tiny_space_file, monkeypatch):
 
     monkeypatch.delenv("NAS_ALLOW_CODE", raising=False)
     folder = tiny_space_file.parent
-    (folder / "usertask_tune.py").write_text(
-        "open(__file__.replace('usertask_tune.py', 'IMPORTED'), 'w').close()\n"
-        "from nas.tasks import MQARTask\n"
-        "def make():\n    return MQARTask(vocab_size=16, seq_len=24, num_kv_pairs=3)\n")
     text = tiny_space_file.read_text()
-    task = {"kind": "python", "entrypoint": "usertask_tune:make", "path": str(folder)}
-    tiny_space_file.write_text(text.replace(text.splitlines()[1], f"task: {json.dumps(task)}"))
+    task = python_task_space(tiny_space_file, "usertask_tune")
     fidelity = Fidelity(5, 20, 2)
     for make in (lambda: NasSearcher(tiny_space_file),
                  lambda: NasSearcher(load(tiny_space_file)),
