@@ -121,6 +121,12 @@ def import_block(path: str, role: Role = "token_mixer") -> BlockInfo:
     module_name, _, attr = path.rpartition(".")
     if not module_name or not attr:
         raise BlockImportError(f"{path!r} is not an import path like package.module.ClassName")
+    from nas.usercode import import_refusal
+
+    refused = import_refusal(module_name, nas_allowed=True)
+    if refused is not None:
+        raise BlockImportError(f"{refused}; a mixer by import path must be a class of your own "
+                               "(a module beside the space)")
     try:
         module = importlib.import_module(_within_this_package(module_name))
     except ImportError as exc:

@@ -105,8 +105,8 @@ def _measure(target: str, seq_len: list[int], batch: int, phase: list[str], devi
     from nas.evaluate.latency import SUPPORTED_PHASES, measure_latency
     from nas.evaluate.measurement import value_of
     from nas.evaluate.memory import MIB, measure_peak_memory
-    from nas.searchspace.usercode import spec_refusal
     from nas.spec import ArchSpec
+    from nas.usercode import spec_refusal
 
     unknown = [p for p in phase if p not in SUPPORTED_PHASES]
     if unknown:

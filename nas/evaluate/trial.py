@@ -206,9 +206,9 @@ def refuse_user_code(request: TrialRequest, spec: ArchSpec, tasks: bool = True) 
     anything is built; `make_task` refuses a python task without it too."""
     if request.allow_code:
         return
-    from nas.searchspace.usercode import spec_refusal
     from nas.tasks import PYTHON_TASK
     from nas.tasks.custom import code_not_allowed
+    from nas.usercode import spec_refusal
 
     problem = spec_refusal(spec, "the trial's architecture")
     if problem is not None:

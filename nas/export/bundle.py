@@ -56,7 +56,7 @@ def block_modules(spec: ArchSpec) -> set[str]:
     named by import path outside nas (a user mixer) is refused without importing its module:
     a stored spec may come from someone else, and importing it would run their code."""
     from nas.blocks import get_block
-    from nas.searchspace.usercode import spec_blocks
+    from nas.usercode import spec_blocks
 
     user = spec_blocks(spec)
     if user:

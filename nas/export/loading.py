@@ -8,8 +8,11 @@ from nas.errors import NasError
 from nas.spec import ArchSpec
 
 
-def load_model(folder: str | Path, device: str = "cpu"):  # -> nas.blocks.LanguageModel
-    """The model of an export folder (arch.json + model.safetensors) on `device`, eval mode."""
+def load_model(folder: str | Path, device: str = "cpu", allow_code: bool = False):
+    """The model of an export folder (arch.json + model.safetensors) on `device`, eval mode
+    (a nas.blocks.LanguageModel). An export may come from someone else: a mixer its arch.json
+    names by import path is user code, imported only with `allow_code=True` (NasError
+    otherwise, naming the module's file)."""
     from nas.blocks import build_model
     from nas.export.weights import load_weights
 
@@ -20,6 +23,13 @@ def load_model(folder: str | Path, device: str = "cpu"):  # -> nas.blocks.Langua
             raise NasError(f"{folder} is not a nas export: {path.name} is missing (make one "
                            "with `nas export RUN/NUMBER --out DIR`)")
     spec = ArchSpec.from_json(arch.read_text())
+    if not allow_code:
+        from nas.usercode import spec_refusal
+
+        refused = spec_refusal(spec, f"{arch}")
+        if refused is not None:
+            raise NasError(refused.replace("rerun with --allow-code",
+                                           "call load_model(..., allow_code=True)"))
     model = build_model(spec, seed=0)
     load_weights(model, weights)
     return model.to(device).eval()

@@ -32,12 +32,12 @@ from typing import Any
 
 import networkx as nx
 
+from nas import usercode
 from nas.blocks import get_block, list_blocks
 from nas.blocks.registry import BlockImportError, BlockInfo, Knob, is_import_path
 from nas.errors import SpaceError, brief, did_you_mean
 from nas.evaluate.measurement import TIMED
 from nas.evaluate.training import SCHEDULES
-from nas.searchspace import usercode
 from nas.searchspace.constraints import Constraint, compile_constraints, violation
 from nas.searchspace.domains import (
     Choice,
@@ -83,9 +83,9 @@ from nas.searchspace.schema import (
     ObjectiveConfig,
     SpaceFile,
 )
-from nas.searchspace.usercode import UserCode
 from nas.spec import INITS, POSITIONS, ArchSpec, LayerSpec, ModuleSpec, Scalar, canonical_json
 from nas.tasks.custom import SPELLING
+from nas.usercode import UserCode
 
 CHANNEL_KIND = "model.channel_mixer.kind"
 NORMS = ("rmsnorm", "layernorm")

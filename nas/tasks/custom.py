@@ -47,6 +47,12 @@ def load_entrypoint(entrypoint: str, path: str | None = None):
     for folder in (path, os.getcwd()):
         if folder and os.path.abspath(folder) not in map(os.path.abspath, sys.path):
             sys.path.insert(0, os.path.abspath(folder))
+    from nas import usercode
+
+    refused = usercode.import_refusal(module_name.strip(), path)
+    if refused is not None:
+        raise ValueError(f"python task: {refused}; fix: name a function of your own (a module "
+                         "beside the space, or in the task's `path:`)")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -67,14 +73,10 @@ def load_entrypoint(entrypoint: str, path: str | None = None):
 def code_not_allowed(entrypoint: object, path: object = None) -> str:
     """Why a python task is not built without the user's permission: 'PROBLEM; fix: FIX',
     naming the entrypoint module's file (found on disk, not imported) where it can be."""
-    from nas.searchspace import usercode
+    from nas import usercode
 
-    module = str(entrypoint).partition(":")[0].strip()
-    file = None
-    if module and all(part.isidentifier() for part in module.split(".")):
-        file = usercode.find_module_file(
-            module, usercode.search_path(path if isinstance(path, str) else None))
-    where = str(file) if file is not None else f"module {module!r}"
+    where = usercode.module_location(str(entrypoint).partition(":")[0].strip(),
+                                     path if isinstance(path, str) else None)
     return (f"python task {entrypoint}: running code from {where} needs your permission, and "
             f"it was not given; fix: if you trust {where}, rerun with --allow-code (in Python: "
             "allow_code=True)")

@@ -175,3 +175,31 @@ def test_model_py_and_load_model_rebuild_each_model_option(tmp_path, options):
         assert torch.allclose(loaded(tokens), expected, atol=1e-6, rtol=0)
     assert torch.allclose(torch.load(tmp_path / "out.pt"), expected, atol=1e-6, rtol=0)
     assert (loaded.head.weight is loaded.embed.weight) == spec.tie_head
+
+
+def test_load_model_imports_no_mixer_an_export_names_without_allow_code(exported, tmp_path):
+    """An export may come from someone else: a mixer its arch.json names by import path is user
+    code. load_model refuses it (one line naming the module's file) unless allow_code=True,
+    and even then the import itself refuses the standard library and installed packages."""
+    import json
+    import shutil
+
+    out, _ = exported
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (tmp_path / "sideeffect_mixer.py").write_text(
+        "open(__file__.replace('sideeffect_mixer.py', 'IMPORTED'), 'w').close()\n")
+    arch = json.loads((copy / "arch.json").read_text())
+    arch["layers"][0]["mixer"]["kind"] = "sideeffect_mixer.Mixer"
+    (copy / "arch.json").write_text(json.dumps(arch))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path)
+        with pytest.raises(nas.NasError, match="allow_code=True") as info:
+            nas.load_model(copy)
+        assert "\n" not in str(info.value) and "sideeffect_mixer.py" in str(info.value)
+        assert not (tmp_path / "IMPORTED").exists()
+        for kind in ("os.path.Mixer", "yaml.Mixer"):  # stdlib, installed: never imported
+            arch["layers"][0]["mixer"]["kind"] = kind
+            (copy / "arch.json").write_text(json.dumps(arch))
+            with pytest.raises(Exception, match="standard library|installed package"):
+                nas.load_model(copy, allow_code=True)

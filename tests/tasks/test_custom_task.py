@@ -178,3 +178,13 @@ def test_workers_import_a_user_task_only_when_the_request_allows_it(tmp_path, ti
     finally:
         executor.shutdown()
     assert module not in sys.modules  # the worker imported it, not this process
+
+
+@pytest.mark.parametrize("entrypoint", ["os:system", "yaml:unsafe_load", "nas.cli:app"])
+def test_the_import_itself_refuses_what_no_space_may_name(entrypoint):
+    """The floor under --allow-code: whoever calls it, load_entrypoint never imports the
+    standard library, an installed package or nas itself as a task."""
+    from nas.tasks.custom import load_entrypoint
+
+    with pytest.raises(ValueError, match="standard library|installed package|nas itself"):
+        load_entrypoint(entrypoint)

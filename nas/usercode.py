@@ -77,6 +77,23 @@ def installed_package(file: Path) -> bool:
     return False
 
 
+def import_refusal(module: str, extra: str | None = None, nas_allowed: bool = False) -> str | None:
+    """Why `module` must not be imported as user code, checked at the import itself (whoever
+    asked for it: a space, a stored spec, an export's arch.json), or None. Refused: the standard
+    library, nas itself (unless `nas_allowed`: a nas block named by its import path is nas's
+    own code) and installed packages (found as files on the search path, `extra` first).
+    Permission (--allow-code) is the caller's to check; this is the floor under it."""
+    if nas_allowed and module.split(".")[0] == "nas":
+        return None
+    why = refusal(module)
+    if why is not None:
+        return why
+    file = find_module_file(module, search_path(extra))
+    if file is not None and installed_package(file):  # not found: the import will say so
+        return f"{brief(module)} ({file}) is an installed package, not the user's own code"
+    return None
+
+
 def search_path(extra: str | None = None) -> list[Path]:
     """Folders a user module is looked up in, in order: `extra` (a task's `path:`), the current
     directory, then sys.path's folders (zip archives and missing entries skipped)."""
@@ -216,12 +233,17 @@ def spec_refusal(spec: object, what: str = "the architecture") -> str | None:
     blocks = spec_blocks(spec)
     if not blocks:
         return None
-    module = blocks[0].rpartition(".")[0]
-    file = None
-    if all(part.isidentifier() for part in module.split(".")) \
-            and len(module) <= MAX_IMPORT_PATH:
-        file = find_module_file(module, search_path())
-    where = str(file) if file is not None else f"module {brief(module)}"
+    where = module_location(blocks[0].rpartition(".")[0])
     return (f"{what} uses the mixer {brief(blocks[0])}, which runs code from {where}, and "
             "running code needs your permission; fix: if you trust "
             f"{where}, rerun with --allow-code")
+
+
+def module_location(module: str, extra: str | None = None) -> str:
+    """Where user code `module` lives, for a message asking permission to run it: its file,
+    found on disk (`extra` first; nothing imported), else "module 'NAME'"."""
+    file = None
+    if module and all(part.isidentifier() for part in module.split(".")) \
+            and len(module) <= MAX_IMPORT_PATH:
+        file = find_module_file(module, search_path(extra))
+    return str(file) if file is not None else f"module {brief(module)}"
