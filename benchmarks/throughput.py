@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import platform
 import statistics
 import time
@@ -145,6 +146,17 @@ def train_steps(model, batches, lr=1e-3) -> float:
     return time.perf_counter() - start
 
 
+def forward_passes(model, batches) -> float:
+    """Seconds for one inference forward pass (no autograd) over each batch: prefill latency."""
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for inputs, _ in batches:
+            model(inputs)
+    if inputs.is_cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
 def cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -169,9 +181,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--mode", choices=("train", "forward"), default="train",
+                        help="train: AdamW steps; forward: inference forward passes (prefill), "
+                             "e.g. --mode forward --batch 1 --seq-len 64 --threads 1")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    load = f"{os.getloadavg()[0]:.2f}"
     ours, hand = make_pair(args)
     task = make_task({"kind": "mqar", "vocab_size": args.vocab, "seq_len": args.seq_len,
                       "num_kv_pairs": max(1, min(args.seq_len // 8, (args.vocab - 2) // 2))})
@@ -181,22 +197,27 @@ def main() -> None:
     with torch.no_grad():  # identical start: identical outputs
         x = batches[0][0]
         diff = (ours(x) - hand(x)).abs().max().item()
-    train_steps(ours, batches[:2])  # warm up both
-    train_steps(hand, batches[:2])
+    timed = train_steps if args.mode == "train" else forward_passes
+    if args.mode == "forward":
+        ours.eval(), hand.eval()
+    timed(ours, batches[:2])  # warm up both
+    timed(hand, batches[:2])
     t_ours, t_hand = [], []
     for _ in range(args.rounds):  # alternate so drift and noise hit both alike
-        t_ours.append(train_steps(ours, batches))
-        t_hand.append(train_steps(hand, batches))
+        t_ours.append(timed(ours, batches))
+        t_hand.append(timed(hand, batches))
     ours_sps = args.steps / statistics.median(t_ours)
     hand_sps = args.steps / statistics.median(t_hand)
+    unit = "steps/s" if args.mode == "train" else "passes/s"
     device = (torch.cuda.get_device_name() if args.device.startswith("cuda")
               else f"{cpu_name()}, {torch.get_num_threads()} threads")
     print(f"device: {device}; torch {torch.__version__}")
     print(f"shape: {args.pattern} d_model={args.d_model} heads={args.heads} swiglu×"
           f"{args.expansion} batch={args.batch} seq_len={args.seq_len}; "
           f"{args.rounds} rounds × {args.steps} steps; max |Δlogits| at init {diff:.2e}")
-    print(f"build_model : {ours_sps:8.2f} steps/s")
-    print(f"hand-written: {hand_sps:8.2f} steps/s")
+    print(f"mode: {args.mode}; load average before/after: {load}, {os.getloadavg()[0]:.2f}")
+    print(f"build_model : {ours_sps:8.2f} {unit}  ({1e3 / ours_sps:.3f} ms each)")
+    print(f"hand-written: {hand_sps:8.2f} {unit}  ({1e3 / hand_sps:.3f} ms each)")
     print(f"ratio       : {ours_sps / hand_sps:8.3f}  (goal >= 0.97)")
 
 

@@ -71,14 +71,21 @@ def force_backend(backend: str | None) -> Iterator[None]:
         _forced.backend = previous
 
 
+def forced_backend() -> str | None:
+    """The backend `force_backend` set for this thread, or None when dispatch is automatic."""
+    return getattr(_forced, "backend", None)
+
+
 def use_triton(x: torch.Tensor) -> bool:
     """Whether an op called on `x` should run its Triton kernel."""
-    forced = getattr(_forced, "backend", None)
+    forced = forced_backend()
     if forced is not None:
         return forced == "triton"
+    if not x.is_cuda:  # the common CPU case first: no environment lookups per op
+        return False
     if os.environ.get("NAS_KERNELS", "auto") == "reference":  # user switch, e.g. to debug
         return False
-    return x.is_cuda and triton_available()
+    return triton_available()
 
 
 _poisoned = threading.local()

@@ -8,7 +8,7 @@ import torch
 
 from nas.kernels import force_backend, poison_outputs
 from nas.kernels import short_conv as conv_mod
-from nas.kernels.short_conv import causal_conv1d, causal_conv1d_update, reference
+from nas.kernels.short_conv import causal_conv1d, causal_conv1d_update, reference, small
 
 pytest.importorskip("triton")
 # the kernels run on the GPU when there is one, else in the interpreter (tests/conftest.py)
@@ -156,9 +156,27 @@ def test_cpu_dispatch_uses_reference(monkeypatch):
             reference, name, lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a)
         )
     assert conv_mod.reference is reference
-    causal_conv1d(torch.randn(1, 4, 3), torch.randn(3, 2))
+    causal_conv1d(torch.randn(1, 4, 3, requires_grad=True), torch.randn(3, 2))
     causal_conv1d_update(torch.randn(1, 3), torch.zeros(1, 1, 3), torch.randn(3, 2))
     assert calls == ["causal_conv1d", "causal_conv1d_update"]
+
+
+@pytest.mark.parametrize("B,T,D,K", [(1, 64, 32, 4), (2, 7, 5, 1), (1, 3, 8, 6), (4, 33, 16, 3)])
+def test_small_cpu_path_matches_reference(B, T, D, K, monkeypatch):
+    """Outside autograd, small CPU inputs take the shifted multiply-adds; they equal the
+    reference conv (also when K exceeds T), and autograd or a forced backend keeps the conv."""
+    monkeypatch.delenv("NAS_KERNELS", raising=False)
+    x, weight = torch.randn(B, T, D, dtype=torch.float64), torch.randn(D, K, dtype=torch.float64)
+    with torch.no_grad():
+        assert small.fits(x, weight)
+        torch.testing.assert_close(causal_conv1d(x, weight), reference.causal_conv1d(x, weight))
+    assert not small.fits(x.requires_grad_(), weight)
+    assert not small.fits(torch.zeros(1, small.MAX_NUMEL + 1, 1), weight)
+    used = []
+    monkeypatch.setattr(small, "causal_conv1d_small", lambda *a: used.append(1))
+    with torch.no_grad(), force_backend("reference"):
+        causal_conv1d(x, weight)
+    assert not used
 
 
 def block_pass(block, x, backend):

@@ -101,7 +101,8 @@ def test_cpu_dispatch_uses_reference(monkeypatch):
     calls = []
     original = reference.swiglu
     monkeypatch.setattr(reference, "swiglu", lambda *a: calls.append(1) or original(*a))
-    swiglu(torch.randn(2, 5), torch.randn(2, 5))
+    bf16 = torch.bfloat16  # fp32/fp64 skip the promotion
+    swiglu(torch.randn(2, 5, dtype=bf16), torch.randn(2, 5, dtype=bf16))
     assert calls == [1]
 
 
@@ -132,3 +133,18 @@ def test_fp64_takes_the_reference(monkeypatch):
     gate = torch.randn(2, 5, dtype=torch.float64)
     with force_backend("triton"):
         assert rel_rms(swiglu(gate, gate), F.silu(gate) * gate) <= 1e-12
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cpu_native_path_matches_reference(dtype, monkeypatch):
+    """Off the Triton path fp32/fp64 skip the reference's promotion: same outputs and grads."""
+    monkeypatch.delenv("NAS_KERNELS", raising=False)
+    gate = torch.randn(4, 7, 24, dtype=dtype, requires_grad=True)
+    up = torch.randn(4, 7, 24, dtype=dtype, requires_grad=True)
+    dy = torch.randn(4, 7, 24, dtype=dtype)
+    y = swiglu(gate, up)
+    y_ref = reference.swiglu(gate, up)
+    torch.testing.assert_close(y, y_ref)
+    for g, g_ref in zip(torch.autograd.grad(y, (gate, up), dy),
+                        torch.autograd.grad(y_ref, (gate, up), dy), strict=True):
+        torch.testing.assert_close(g, g_ref)

@@ -5,15 +5,17 @@
 `causal_conv1d` (forward and backward: dx, dweight) and `causal_conv1d_update` run the Triton
 kernels when `use_triton(x)`, else the plain-PyTorch reference. The reference also runs for
 fp64 inputs and for more than MAX_K taps (the kernels unroll the taps), and for the update
-whenever autograd needs its backward (the update's kernel has none).
+whenever autograd needs its backward (the update's kernel has none). Small CPU inputs outside
+autograd (batch-1 prefill) take `small.causal_conv1d_small`, shifted multiply-adds that beat
+oneDNN's depthwise conv there.
 """
 
 from __future__ import annotations
 
 import torch
 
-from nas.kernels import use_triton
-from nas.kernels.short_conv import reference
+from nas.kernels import forced_backend, use_triton
+from nas.kernels.short_conv import reference, small
 
 MAX_K = 16
 
@@ -28,6 +30,8 @@ def causal_conv1d(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         from nas.kernels.short_conv import triton_short_conv
 
         return triton_short_conv.causal_conv1d(x, weight)
+    if forced_backend() is None and small.fits(x, weight):
+        return small.causal_conv1d_small(x, weight)
     return reference.causal_conv1d(x, weight)
 
 
