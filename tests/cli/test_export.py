@@ -164,16 +164,17 @@ def test_model_py_and_load_model_rebuild_each_model_option(tmp_path, options):
     (tmp_path / "model.py").write_text(model_source(spec))
     tokens = torch.randint(0, 16, (2, 24), generator=torch.Generator().manual_seed(1))
     torch.save(tokens, tmp_path / "tokens.pt")
-    script = ("import torch, model; net = model.load_model(); "
-              "torch.save(net(torch.load('tokens.pt')).detach(), 'out.pt')")
+    script = ("import torch, model; net = model.load_model(); torch.set_grad_enabled(False); "
+              "torch.save(net(torch.load('tokens.pt')), 'out.pt')")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     with torch.no_grad():
         expected = trained.eval()(tokens)
         loaded = nas.load_model(tmp_path)
-        assert torch.allclose(loaded(tokens), expected, atol=1e-6, rtol=0)
-    assert torch.allclose(torch.load(tmp_path / "out.pt"), expected, atol=1e-6, rtol=0)
+        assert torch.allclose(loaded(tokens), expected, atol=1e-5, rtol=1e-6)
+    # float32 rounding: outputs reach |20|, where one ulp is 2e-6
+    assert torch.allclose(torch.load(tmp_path / "out.pt"), expected, atol=1e-5, rtol=1e-6)
     assert (loaded.head.weight is loaded.embed.weight) == spec.tie_head
 
 
