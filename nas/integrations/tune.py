@@ -2,16 +2,17 @@
 
 Three pieces, each a standard Tune extension point:
 
-- `NasSearcher` (a `ray.tune.search.Searcher`): our Optuna strategy walking the space's decision
-  graph. Each suggestion is a config ``{"nas": {...}}`` carrying the candidate's ArchSpec JSON,
-  the task, the latency requests, the seed and the rung schedule. Candidates failing a
-  constraint of the space, or identical (same config hash) to one already finished, are answered
-  without training and never reach Tune.
+- `NasSearcher` (a `ray.tune.search.Searcher`): the space's strategy (`nas.strategies`, the same
+  seam `nas search` drives) walking the space's decision graph. Each suggestion is a config
+  ``{"nas": {...}}`` carrying the candidate's ArchSpec JSON, the task, the latency requests, the
+  seed and the rung schedule. Candidates failing a constraint of the space, or identical (same
+  config hash) to one already trained or training, are answered by the strategy without
+  training and never reach Tune.
 - `nas_trainable(config)`: a function trainable. It builds the model, times it, trains it in
   segments ending at each rung and calls `tune.report` there with the objectives (held-out
   accuracy/loss at that step; latency, known before training) plus `steps`, `nas_rung`,
   `nas_final`, `params` and `arch_hash`. Wrap it with `tune.with_resources` to ask for CPUs/GPUs.
-- `MultiObjectiveASHAScheduler` (a `TrialScheduler`): `nas.orchestrator.fidelity`'s ASHA rule
+- `MultiObjectiveASHAScheduler` (a `TrialScheduler`): `nas.strategies.halving`'s ASHA rule
   on the full objective vector (non-dominated rank, then crowding). A trial outside its rung's
   quota is STOPPED, as Tune's own ASHA does; it is not paused and promoted later (pausing would
   keep Tune's experiment open until every paused trial is resumed).
@@ -44,18 +45,25 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import optuna
 from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
 from nas.evaluate.trial import TrialRequest
-from nas.orchestrator.fidelity import Fidelity, SuccessiveHalving
 from nas.searchspace import SearchSpace, load
 from nas.spec import ArchSpec
-from nas.strategies import pickling
-from nas.strategies.optuna_strategy import create_study
+from nas.strategies import (
+    Complete,
+    Duplicate,
+    Failed,
+    Proposal,
+    Pruned,
+    make_strategy,
+    pickling,
+)
+from nas.strategies.base import ERROR
+from nas.strategies.halving import Fidelity, SuccessiveHalving
 
 MAX_RESAMPLES = 200  # answered-without-training samples in a row before the space is exhausted
 
@@ -84,11 +92,14 @@ def rungs_for(steps: int, fidelity: Fidelity | None) -> list[int]:
 
 
 class NasSearcher(Searcher):
-    """Suggests architectures from a nas space with its strategy (nsga2, tpe or random).
+    """Suggests architectures from a nas space with its strategy (any registered name:
+    `nas.strategies.list_strategies()`; default the space's).
 
     `fidelity` sets the rungs each trial reports at (the scheduler's, if one is used). A trial
-    that ends before its last rung (stopped by a scheduler) is told to the strategy as PRUNED,
-    so low-fidelity values never enter its Pareto front; an errored one as FAIL.
+    that ends before its last rung (stopped by a scheduler) is told to the strategy as Pruned,
+    so low-fidelity values never enter its Pareto front; an errored one as Failed. The outcomes
+    are the seam's (`nas.strategies.base`): the strategy maps them to its sampler once, for
+    `nas search` and for Tune alike.
 
     `allow_code` is the user's permission to import and run the code the space names (a python
     task, a mixer by import path), as `nas search --allow-code`: without it (or a SearchSpace
@@ -108,27 +119,27 @@ class NasSearcher(Searcher):
         self.fidelity = fidelity
         self.eval_examples = eval_examples
         self.names = [o.name for o in self.space.objectives]
-        self.study = create_study(study_name, self.space.directions,
-                                  self.strategy, self.seed,
-                                  self.space.config.search.population_size)
+        self.search_strategy = make_strategy(
+            self.strategy, self.space, self.seed,
+            population_size=self.space.config.search.population_size, storage=None,
+            study_name=study_name)
         self.extra: dict[str, Any] = {}  # constant entries of the Tuner's param_space
-        self.live: dict[str, tuple[optuna.Trial, ArchSpec]] = {}
-        self.finished: dict[str, list[float]] = {}  # config hash -> objective values
+        self.live: dict[str, Proposal] = {}  # Tune trial id -> the proposal it trains
         self.answered = {"infeasible": 0, "duplicate": 0}
 
+    @property
+    def study(self) -> Any:
+        """The Optuna study of an Optuna-backed strategy (read it; the strategy asks and tells)."""
+        return self.search_strategy.study
+
     def __getstate__(self) -> dict[str, Any]:
-        """Tune pickles the searcher (Tuner construction, experiment checkpoints). The study and
-        the live trials that point into it travel as one blob in which the sampler's thread
-        locks are new ones (see nas.strategies.pickling), so any sampler survives."""
-        state = dict(self.__dict__)
-        state["_optuna"] = pickling.dumps((state.pop("study"), state.pop("live")))
-        return state
+        """Tune pickles the searcher (Tuner construction, experiment checkpoints). Its state
+        travels as one blob in which the sampler's thread locks are new ones (see
+        nas.strategies.pickling), so any strategy and sampler survive."""
+        return {"_state": pickling.dumps(dict(self.__dict__))}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        state["study"], state["live"] = pickling.loads(state.pop("_optuna"))
-        state.setdefault("allow_code", False)  # a searcher pickled before it had one
-        self.__dict__.update(state)
+        self.__dict__.update(pickling.loads(state["_state"]))
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
                               **spec: Any) -> bool:
@@ -143,21 +154,16 @@ class NasSearcher(Searcher):
 
     def suggest(self, trial_id: str) -> dict | str | None:
         for _ in range(MAX_RESAMPLES):
-            trial = self.study.ask()
-            spec = self.space.sample(trial)
-            if self.space.violation(spec) is not None:
-                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                self.answered["infeasible"] += 1
+            proposal = self.search_strategy.propose()
+            if proposal.answer is not None:  # infeasible or a duplicate: told, never trained
+                kind = "duplicate" if isinstance(proposal.answer, Duplicate) else "infeasible"
+                self.answered[kind] += 1
                 continue
-            earlier = self.finished.get(spec.config_hash)
-            if earlier is not None:
-                self.study.tell(trial, earlier)
-                self.answered["duplicate"] += 1
-                continue
-            self.live[trial_id] = (trial, spec)
+            self.live[trial_id] = proposal
+            spec = proposal.spec
             steps = int(spec.training_config["steps"])
             return {**self.extra, "nas": {
-                "spec": spec.to_json(), "arch_hash": spec.arch_hash, "number": trial.number,
+                "spec": spec.to_json(), "arch_hash": spec.arch_hash, "number": proposal.number,
                 "task": self.space.task,
                 "latency": list(self.space.latency_requests()), "seed": self.seed,
                 "rungs": rungs_for(steps, self.fidelity), "objectives": self.names,
@@ -167,17 +173,17 @@ class NasSearcher(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
-        trial, spec = self.live.pop(trial_id, (None, None))
-        if trial is None:
+        proposal = self.live.pop(trial_id, None)
+        if proposal is None:
             return
         values = None if error or not result else _values(result, self.names)
         if values is None:
-            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            outcome = Failed(ERROR, "the trial raised" if error else "it reported no objectives")
         elif not result.get("nas_final"):
-            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            outcome = Pruned(int(result.get("steps", 0)), values)
         else:
-            self.study.tell(trial, values)
-            self.finished[spec.config_hash] = values
+            outcome = Complete(values)
+        self.search_strategy.tell(proposal.number, outcome)
 
 
 def _values(result: Mapping[str, Any], names: list[str]) -> list[float] | None:

@@ -4,7 +4,7 @@ The driver (this loop) is the only writer to the database. Each finished trial i
 one transaction before the strategy hears of it, so a crash loses at most the trials in flight.
 
 With `search.fidelity`, a trial trains in segments that end at the rungs of
-`nas.orchestrator.fidelity`: after each, the multi-objective successive-halving rule says
+`nas.strategies.halving`: after each, the multi-objective successive-halving rule says
 continue (the next segment starts at once from the trial's checkpoint), pause (the checkpoint
 waits; a free worker promotes the best paused trial that has come inside its rung's quota
 before it samples anything new) or, at the last rung, complete. Every segment is charged to the
@@ -57,7 +57,6 @@ from nas.orchestrator.executor import (
     WorkerOutput,
     default_workers,
 )
-from nas.orchestrator.fidelity import Fidelity, SuccessiveHalving
 from nas.orchestrator.heartbeat import (
     STALE_INTERVALS,
     Heartbeat,
@@ -87,7 +86,20 @@ from nas.store import (
     TrialRecord,
 )
 from nas.store.artifacts import ArtifactFile, weights_path
-from nas.strategies.optuna_strategy import create_study, load_study, mark_feasibility
+from nas.strategies import (
+    Complete,
+    Duplicate,
+    Failed,
+    Infeasible,
+    Paused,
+    Proposal,
+    Pruned,
+    Strategy,
+    load_strategy,
+    make_strategy,
+)
+from nas.strategies.base import CANCELLED, ERROR, LOST
+from nas.strategies.halving import Fidelity, SuccessiveHalving
 
 # Consecutive samples that were all duplicates or infeasible (failing a constraint of the space)
 # before we call the space exhausted: its feasible part is empty, or all of it already trained.
@@ -116,8 +128,7 @@ class SearchOptions:
 class _Pending:
     """A trial in flight (or paused between multi-fidelity segments)."""
 
-    trial: optuna.Trial
-    spec: ArchSpec
+    proposal: Proposal
     started: float
     rung: int = 0  # the rung its current segment trains to (0 without multi-fidelity)
     metrics: dict[str, float] = field(default_factory=dict)  # of earlier segments (latency...)
@@ -125,6 +136,14 @@ class _Pending:
     retries: int = 0  # attempts lost with their worker so far
     seconds: float = 0.0  # charged for its finished segments so far (multi-fidelity)
     latency: Future | None = None  # its measurement on the measurement worker (search.measure)
+
+    @property
+    def number(self) -> int:
+        return self.proposal.number
+
+    @property
+    def spec(self) -> ArchSpec:
+        return self.proposal.spec
 
 
 @dataclass
@@ -178,9 +197,10 @@ def run_search(space: SearchSpace, options: SearchOptions, reporter: Reporter) -
             )
         with _ends_run_on_error(store, run.id, interrupts, "while starting"), \
                 interrupts.immediate(), _writing(options.storage):
-            study = create_study(run.name, space.directions, space.strategy, seed,
-                                 space.config.search.population_size, storage=options.storage)
-        return _drive(space, options, store, run, study, seed, reporter, interrupts)
+            strategy = make_strategy(space.strategy, space, seed,
+                                     population_size=space.config.search.population_size,
+                                     storage=options.storage, study_name=run.name)
+        return _drive(space, options, store, run, strategy, seed, reporter, interrupts)
 
 
 def resume_search(run_name: str, options: SearchOptions, reporter: Reporter) -> SearchOutcome:
@@ -188,8 +208,9 @@ def resume_search(run_name: str, options: SearchOptions, reporter: Reporter) -> 
 
     The space is the one stored with the run; finished trials are kept and count against the
     budget (`options.budget`, or the run's own when None); trials a dead driver left RUNNING
-    become FAIL (charged up to its last sign of life) and are told to the Optuna study, whose
-    sampler continues on a fresh stream. Every trial that ended without a verdict on its
+    become FAIL (charged up to its last sign of life) and are told to the strategy, rebuilt
+    from the run's stored trials (`nas.strategies.load_strategy`), which continues the run's
+    stream. Every trial that ended without a verdict on its
     candidate (lost with its driver, cancelled by an interrupt, abandoned when the search
     failed) has its configuration trained again, once, as a new trial
     (`nas.orchestrator.requeue`).
@@ -214,10 +235,11 @@ def resume_search(run_name: str, options: SearchOptions, reporter: Reporter) -> 
             run = store.run(run.id)
         with _ends_run_on_error(store, run.id, interrupts, "while resuming"), \
                 interrupts.immediate(), _writing(options.storage):
-            study = load_study(run.name, run.strategy, run.seed,
-                               space.config.search.population_size, storage=options.storage)
-            requeue_unfinished(store, run.id, study)
-        return _drive(space, replace(options, budget=budget), store, run, study, run.seed,
+            strategy = load_strategy(run.strategy, space, run.seed,
+                                     population_size=space.config.search.population_size,
+                                     storage=options.storage, study_name=run.name)
+            requeue_unfinished(store, run.id, strategy)
+        return _drive(space, replace(options, budget=budget), store, run, strategy, run.seed,
                       reporter, interrupts)
 
 
@@ -345,7 +367,7 @@ def make_measurer(space: SearchSpace) -> Measurer | None:
 
 
 def _drive(space: SearchSpace, options: SearchOptions, store: Store, run: RunRecord,
-           study: optuna.Study, seed: int, reporter: Reporter,
+           strategy: Strategy, seed: int, reporter: Reporter,
            interrupts: Interrupts) -> SearchOutcome:
     """The part new and resumed searches share: run the loop, record how it ended. The counts
     shown (complete, failed, ...) are the run's, earlier sessions included.
@@ -354,7 +376,7 @@ def _drive(space: SearchSpace, options: SearchOptions, store: Store, run: RunRec
     signal, closed stdout, database error, bug) the run is marked finished, interrupted or
     failed before it returns or raises, unless the database itself refuses the write (then
     `nas resume` marks it). Trials in flight at an unfinished end are recorded FAIL (charged,
-    told to Optuna) and their workers are stopped."""
+    told to the strategy) and their workers are stopped."""
     with _ends_run_on_error(store, run.id, interrupts, "while starting the workers"), \
             interrupts.immediate():
         executor, measurer = _start_workers(space, options, store, run)
@@ -371,7 +393,7 @@ def _drive(space: SearchSpace, options: SearchOptions, store: Store, run: RunRec
                             pruned=counts.get(PRUNED, 0), front=store.pareto(run.id))
     # A closed stdout (`nas search | head`) stops the search as SIGTERM would.
     reporter = OutputGuard(reporter, on_closed=lambda: interrupts.stop("stdout closed"))
-    loop = _Loop(space, options, store, run.id, study, executor, state, reporter, seed,
+    loop = _Loop(space, options, store, run.id, strategy, executor, state, reporter, seed,
                  interrupts, measurer)
     status, message = "failed", "the search stopped on an unexpected error"
     database_error = None
@@ -520,10 +542,11 @@ def _record_unfinished(loop: _Loop, status: str, message: str) -> None:
 
 
 class _Loop:
-    def __init__(self, space, options, store, run_id, study, executor, state, reporter, seed,
-                 interrupts=None, measurer=None):
+    def __init__(self, space, options, store, run_id, strategy: Strategy, executor, state,
+                 reporter, seed, interrupts=None, measurer=None):
         self.space, self.options, self.store, self.run_id = space, options, store, run_id
-        self.study, self.executor, self.state, self.reporter = study, executor, state, reporter
+        self.strategy, self.executor, self.state, self.reporter = (strategy, executor, state,
+                                                                   reporter)
         self.seed = seed
         self.interrupts = interrupts or Interrupts()
         self.draining = False  # after the first Ctrl-C: finish what runs, start nothing
@@ -584,17 +607,17 @@ class _Loop:
             unfinished.append((None, self.finishing))
         for future, pending in unfinished:
             seconds = time.monotonic() - pending.started
-            self.store.fail_trial(self.run_id, pending.trial.number, error=error,
+            self.store.fail_trial(self.run_id, pending.number, error=error,
                                   device_seconds=seconds, wall_seconds=seconds, note=note)
             if future is None:
                 self.finishing = None
             else:
                 del self.pending[future]
-            self.study.tell(pending.trial, state=optuna.trial.TrialState.FAIL)
-            self._drop_checkpoint(pending.trial.number)
+            self.strategy.tell(pending.number, Failed(note, error))
+            self._drop_checkpoint(pending.number)
             self.state.failed += 1
             self.cancelled += 1
-            self.reporter.trial_failed(pending.trial.number, pending.spec, error)
+            self.reporter.trial_failed(pending.number, pending.spec, error)
         self.state.running = 0
 
     def interrupted_message(self) -> str:
@@ -651,38 +674,36 @@ class _Loop:
                 return self.exhausted
             if not self._budget_left():
                 return f"budget spent: {self.options.budget.describe(self.state.spent)}"
-            trial = self.study.ask()
-            spec = self._sample(trial)
-            if self._answered_without_training(trial, spec):
+            proposal = self._propose()
+            if proposal.answer is not None:
+                self._record_answer(proposal)
                 if self.infeasible_streak + self.duplicate_streak >= MAX_DUPLICATE_STREAK:
                     self.exhausted = self._exhausted_message()
                     return self.exhausted
                 continue
             self.duplicate_streak = self.infeasible_streak = 0
-            self.store.start_trial(self.run_id, trial.number, spec,
+            self.store.start_trial(self.run_id, proposal.number, proposal.spec,
                                    worker=getattr(self.executor, "name", "local"))
-            self._record_architecture(spec)
-            self._submit(_Pending(trial, spec, time.monotonic()), rung=0)
-            self.reporter.trial_started(trial.number, spec)
+            self._record_architecture(proposal.spec)
+            self._submit(_Pending(proposal, time.monotonic()), rung=0)
+            self.reporter.trial_started(proposal.number, proposal.spec)
         return None
 
-    def _sample(self, trial: optuna.Trial) -> ArchSpec:
-        """The candidate `trial` proposes, with its model built on the meta device (constraints
-        and the recorded costs need it; a large one takes seconds). The loop does not poll for
-        signals meanwhile, so one interrupts at once; the trial is then told FAIL."""
+    def _propose(self) -> Proposal:
+        """The strategy's next candidate (screened: a duplicate or infeasible one comes back
+        answered), with its model built on the meta device (constraints and the recorded costs
+        need it; a large one takes seconds). The loop does not poll for signals meanwhile, so
+        one interrupts at once; the strategy then tells itself the trial failed."""
         from nas.searchspace.constraints import meta_model
 
-        try:
-            with self.interrupts.immediate():
-                spec = self.space.sample(trial)
+        with self.interrupts.immediate():
+            proposal = self.strategy.propose()
+            if proposal.answer is None:
                 try:
-                    meta_model(spec)  # cached by architecture for the steps that follow
+                    meta_model(proposal.spec)  # cached by architecture for the steps that follow
                 except Exception:  # they report it, where it matters
                     pass
-                return spec
-        except KeyboardInterrupt:
-            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            raise
+            return proposal
 
     def _record_architecture(self, spec: ArchSpec) -> None:
         """The architecture's analytic costs at the task's length (meta device, no weights),
@@ -701,7 +722,7 @@ class _Loop:
 
     def _submit(self, pending: _Pending, rung: int) -> None:
         """Start `pending`'s next segment (its whole training without multi-fidelity)."""
-        number = pending.trial.number
+        number = pending.number
         last = self.fidelity is None or rung == len(self.fidelity.rungs) - 1
         checkpoint = None if self.fidelity is None else self._checkpoint_file(number)
         elsewhere = self.measurer is not None  # latency is timed by the measurement worker
@@ -797,10 +818,13 @@ class _Loop:
                 pass
 
     def _retire_paused(self) -> None:
-        """The search is ending: trials still paused at a rung are PRUNED (Optuna too)."""
+        """The search is ending: trials still paused at a rung are PRUNED (the strategy too)."""
+        names = [o["name"] for o in self.state.objectives]
         for number, pending in sorted(self.paused.items()):
             self.store.set_trial_state(self.run_id, number, PRUNED)
-            self.study.tell(pending.trial, state=optuna.trial.TrialState.PRUNED)
+            values = [pending.metrics[n] for n in names] \
+                if all(n in pending.metrics for n in names) else None
+            self.strategy.tell(number, Pruned(self.fidelity.rungs[pending.rung], values))
             self._drop_checkpoint(number)
             self.state.pruned += 1
             self.reporter.trial_pruned(number, pending.spec)
@@ -815,26 +839,28 @@ class _Loop:
             return None
         return str(self.artifacts_root / self._weights_path(number))
 
-    def _answer_infeasible(self, trial: optuna.Trial, spec: ArchSpec, reason: str) -> None:
+    def _record_answer(self, proposal: Proposal) -> None:
+        """A proposal the strategy answered without training: record it, count it, report it."""
+        if isinstance(proposal.answer, Infeasible):
+            self._record_infeasible(proposal, proposal.answer.reason)
+        else:
+            self._record_duplicate(proposal, proposal.answer)
+
+    def _record_infeasible(self, proposal: Proposal, reason: str) -> None:
         """A candidate that fails a constraint: recorded INFEASIBLE with the reason, never
-        trained, charged nothing; Optuna hears it through its constraints support
-        (`optuna_strategy.mark_feasibility`), so NSGA-II and TPE learn where the infeasible
-        region is instead of resampling it blindly."""
+        trained, charged nothing. The strategy was told (Optuna: through its constraints
+        support, so NSGA-II and TPE learn where the infeasible region is)."""
         from nas.searchspace.constraints import meta_model
 
         try:
-            params = int(meta_model(spec).num_params())
+            params = int(meta_model(proposal.spec).num_params())
         except Exception:  # only for display; the reason is what matters
             params = None
-        self.store.add_infeasible(self.run_id, trial.number, spec, reason, params=params)
-        # Optuna's constraints support: complete with placeholder values (never compared: a
-        # violated constraint ranks a trial below every feasible one) and the violation set.
-        mark_feasibility(trial, False)
-        trial.set_user_attr("nas:infeasible", reason)
-        self.study.tell(trial, [0.0] * len(self.state.objectives))
+        self.store.add_infeasible(self.run_id, proposal.number, proposal.spec, reason,
+                                  params=params)
         self.infeasible_streak += 1
         self.state.infeasible += 1
-        self.reporter.trial_infeasible(trial.number, spec, reason)
+        self.reporter.trial_infeasible(proposal.number, proposal.spec, reason)
 
     def _exhausted_message(self) -> str:
         """Why sampling stopped: every recent sample infeasible, or already trained, or both."""
@@ -850,35 +876,19 @@ class _Loop:
                 f"failed the space's constraints and {self.duplicate_streak} were architectures "
                 "already trained")
 
-    def _answered_without_training(self, trial: optuna.Trial, spec: ArchSpec) -> bool:
-        """Infeasible (fails a constraint) or already trained: record it, tell the sampler."""
-        reason = self.space.violation(spec)
-        if reason is not None:
-            self._answer_infeasible(trial, spec, reason)
-            return True
-        earlier = self.store.find_trained(self.run_id, spec.config_hash)
-        if earlier is not None:
-            self._answer_duplicate(trial, spec, earlier)
-            return True
-        return False
-
-    def _answer_duplicate(self, trial: optuna.Trial, spec: ArchSpec, earlier: TrialRecord) -> None:
+    def _record_duplicate(self, proposal: Proposal, answer: Duplicate) -> None:
         """A config trained before, or training now (running, paused at a rung, pruned there):
-        never trained twice. The sampler is told the earlier trial's final values, or, while it
-        has none (it may never: pruned), that this one was pruned."""
-        self.store.add_duplicate(self.run_id, trial.number, spec, earlier)
-        mark_feasibility(trial, True)
-        if earlier.state == COMPLETE:
-            self.study.tell(trial, [earlier.values[o["name"]] for o in self.state.objectives])
-        else:
-            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        never trained twice. The strategy was told the earlier trial's final values, or, while
+        it has none (it may never: pruned), that this one was pruned."""
+        earlier = self.store.trial(self.run_id, answer.of_number)
+        self.store.add_duplicate(self.run_id, proposal.number, proposal.spec, earlier)
         self.duplicate_streak += 1
         self.state.duplicates += 1
-        self.reporter.trial_duplicate(trial.number, spec, earlier.number)
+        self.reporter.trial_duplicate(proposal.number, proposal.spec, earlier.number)
 
     # -- results -----------------------------------------------------------------------------
     def _finish(self, future: Future, pending: _Pending) -> None:
-        number = pending.trial.number
+        number = pending.number
         names = [o["name"] for o in self.state.objectives]
         try:
             output: WorkerOutput = future.result()
@@ -895,7 +905,7 @@ class _Loop:
             self._out_of_memory(pending, exc)
             return
         except Exception as exc:  # the trial raised: record, go on
-            self._fail(pending, _describe_failure(exc))
+            self._fail(pending, _describe_failure(exc), ERROR)
             return
         result = output.result
         pending.seconds += output.seconds
@@ -916,8 +926,7 @@ class _Loop:
         if self.keep == "front" and not self.front_unsettled():
             self.store.prune_artifacts(self.run_id, "front")
         self.store.record_elapsed(self.run_id, self.state.elapsed())  # survives a crash
-        mark_feasibility(pending.trial, True)
-        self.study.tell(pending.trial, [values[n] for n in names])
+        self.strategy.tell(number, Complete([values[n] for n in names]))
         if self.finishing is pending:  # stored and told: a failing reporter cancels nothing
             self.finishing = None
         self.state.complete += 1
@@ -925,14 +934,15 @@ class _Loop:
         self.state.front = self.store.pareto(self.run_id)
         self.reporter.trial_complete(number, pending.spec, values, pending.seconds)
 
-    def _fail(self, pending: _Pending, error: str) -> None:
-        """Record a trial that failed for good: FAIL, charged, told to the strategy."""
-        number = pending.trial.number
+    def _fail(self, pending: _Pending, error: str, failure: str) -> None:
+        """Record a trial that failed for good: FAIL, charged, told to the strategy as a
+        failure of class `failure` (nas.strategies.base.FAILURE_CLASSES)."""
+        number = pending.number
         self._drop_checkpoint(number)
         seconds = time.monotonic() - pending.started
         self.store.fail_trial(self.run_id, number, error=error, device_seconds=seconds,
                               wall_seconds=seconds)
-        self.study.tell(pending.trial, state=optuna.trial.TrialState.FAIL)
+        self.strategy.tell(number, Failed(failure, error.splitlines()[0] if error else ""))
         if self.finishing is pending:  # stored and told
             self.finishing = None
         self.state.failed += 1
@@ -941,39 +951,37 @@ class _Loop:
 
     def _worker_lost(self, pending: _Pending, exc: WorkerLost) -> None:
         """The worker died under the trial: heal the executor, then start the same candidate
-        again from the same rung (same Optuna trial, same spec) while retries are left and the
+        again from the same rung (same trial number, same spec) while retries are left and the
         search is not draining or out of budget; else it fails."""
         self.executor.heal()
         error = _describe_failure(exc)
         if self.interrupts.count:  # e.g. a SIGTERM sent to the whole process group
             self._fail(pending, f"cancelled: the search was interrupted "
-                                f"({self.interrupts.cause}) while it ran; {error}")
+                                f"({self.interrupts.cause}) while it ran; {error}", CANCELLED)
             return
         if pending.retries >= self.retries or self.draining \
                 or not self._budget_left(new_trial=False):
             if pending.retries:
                 error += f" (lost {pending.retries + 1} times; search.retries: {self.retries})"
-            self._fail(pending, error)
+            self._fail(pending, error, LOST)
             return
         seconds = time.monotonic() - pending.started
-        pending.retries = self.store.retry_trial(self.run_id, pending.trial.number,
+        pending.retries = self.store.retry_trial(self.run_id, pending.number,
                                                  device_seconds=seconds, wall_seconds=seconds)
-        self.reporter.trial_retry(pending.trial.number, pending.spec, error, pending.retries)
+        self.reporter.trial_retry(pending.number, pending.spec, error, pending.retries)
         self._submit(pending, pending.rung)
 
     def _out_of_memory(self, pending: _Pending, exc: TrialOutOfMemory) -> None:
         """The candidate does not fit its device: INFEASIBLE with the reason, its seconds
         charged (it held the device until it failed), and the strategy told it is infeasible
-        (placeholder values, as `_answer_infeasible`), so it stops proposing such candidates."""
-        number = pending.trial.number
+        (as a candidate failing a constraint), so it learns to avoid such candidates."""
+        number = pending.number
         self._drop_checkpoint(number)
         seconds = time.monotonic() - pending.started
         reason = f"out of memory: {_describe_failure(exc)}"
         self.store.trial_infeasible(self.run_id, number, reason=reason, device_seconds=seconds,
                                     wall_seconds=seconds)
-        mark_feasibility(pending.trial, False)
-        pending.trial.set_user_attr("nas:infeasible", reason.splitlines()[0])
-        self.study.tell(pending.trial, [0.0] * len(self.state.objectives))
+        self.strategy.tell(number, Infeasible(reason))
         self.state.infeasible += 1
         self.state.running = len(self.pending)
         self.reporter.trial_infeasible(number, pending.spec, reason.splitlines()[0])
@@ -982,7 +990,7 @@ class _Loop:
     def _at_rung(self, pending: _Pending, values: dict[str, float], output: WorkerOutput) -> bool:
         """A segment ended below the last rung: report it, then continue, pause or (out of
         budget) prune the trial; False at the last rung, where the trial completes."""
-        number = pending.trial.number
+        number = pending.number
         decision = self.halving.report(number, pending.rung, list(values.values()))
         if decision == "done":
             return False
@@ -1000,6 +1008,7 @@ class _Loop:
         else:
             self.paused[number] = pending
             self.state.paused = len(self.paused)
+            self.strategy.tell(number, Paused(steps, list(values.values())))
         self.reporter.trial_rung(number, pending.spec, steps, values, decision)
         return True
 

@@ -1,8 +1,33 @@
-"""Search strategies: Optuna samplers behind one factory, and Pareto utilities.
+"""Search strategies: the Strategy seam (`base`), its registry, successive halving and Pareto
+utilities.
 
-Only the pure helpers are imported here; `nas.strategies.optuna_strategy` imports Optuna.
+Everything here is light (no Optuna, no torch): `nas.strategies.optuna_strategy`, which imports
+Optuna, is loaded by the registry when an Optuna-backed strategy is first made.
 """
 
+from nas.strategies.base import (
+    Complete,
+    Duplicate,
+    Failed,
+    Infeasible,
+    Outcome,
+    Paused,
+    Proposal,
+    Pruned,
+    Strategy,
+    Told,
+)
 from nas.strategies.pareto import dominates, pareto_mask
+from nas.strategies.registry import (
+    list_strategies,
+    load_strategy,
+    make_strategy,
+    rebuild_strategy,
+    register_strategy,
+)
 
-__all__ = ["dominates", "pareto_mask"]
+__all__ = [
+    "Complete", "Duplicate", "Failed", "Infeasible", "Outcome", "Paused", "Proposal", "Pruned",
+    "Strategy", "Told", "dominates", "list_strategies", "load_strategy", "make_strategy",
+    "pareto_mask", "rebuild_strategy", "register_strategy",
+]
