@@ -877,13 +877,14 @@ def plot(
     run: str = typer.Argument(..., help="Run name (or id)."),
     out: Path = typer.Option(..., "--out", "-o", help="front.png, or front.html (the figure "
                              "inline plus a table of the front)."),
-    x: str = typer.Option(None, "--x", help="Objective on the x axis (default: the run's "
-                          "second)."),
-    y: str = typer.Option(None, "--y", help="Objective on the y axis (default: the run's "
-                          "first)."),
+    x: str = typer.Option(None, "--x", help="Objective on the x axis (default, two "
+                          "objectives: the run's second; three or more: every pair)."),
+    y: str = typer.Option(None, "--y", help="Objective on the y axis (default, two "
+                          "objectives: the run's first; three or more: every pair)."),
     storage: str = StorageOpt,
 ) -> None:
-    """Draw RUN: its front, hypervolume over device-hours and mixers along the front."""
+    """Draw RUN: its front (a scatter matrix for three or more objectives), the hypervolume over
+    all objectives against device-hours, and the mixers along the front."""
     from nas.cli.plots import write_plot
 
     store = Store(resolve_storage(storage), create=False)

@@ -22,7 +22,6 @@ from pathlib import Path
 import typer
 
 from nas.errors import NasError
-from nas.searchspace.schema import MAX_BATCH, MAX_SEQ_LEN, MAX_THREADS
 
 MAX_TOKENS = 16_777_216  # batch × seq_len of one measurement: the tokens of one forward pass
 MEMORY_FIX = "fix: smaller --seq-len/--batch"
@@ -31,12 +30,18 @@ MEMORY_FIX = "fix: smaller --seq-len/--batch"
 def max_threads() -> int:
     """The most --threads this machine takes: 4 per core, never more than MAX_THREADS (an OpenMP
     pool far past the cores only thrashes, and a huge one runs libgomp out of memory)."""
+    from nas.searchspace.schema import MAX_THREADS
+
     return max(1, min(MAX_THREADS, 4 * (os.cpu_count() or 1)))
 
 
 def check_sizes(seq_len: list[int], batch: int, threads: int | None) -> None:
     """NasError, with a fix, for a --seq-len, --batch or --threads past what a measurement
     takes (the limits a space file's objectives have)."""
+    # nas.searchspace imports torch (through nas.blocks): only when a measurement is checked, so
+    # that `import nas.cli` (every command's start) stays light.
+    from nas.searchspace.schema import MAX_BATCH, MAX_SEQ_LEN
+
     if batch > MAX_BATCH:
         raise NasError(f"--batch {batch} is too large; fix: use at most {MAX_BATCH:,}")
     for length in seq_len:

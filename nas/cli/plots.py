@@ -1,8 +1,14 @@
 """`nas plot`: a run's front, its hypervolume over device-hours and the mixers along the front,
 as a PNG (matplotlib, imported only when drawing) or a self-contained HTML page.
 
-`hypervolume_2d` needs nothing beyond the standard library, so it can be used and tested without
-matplotlib.
+Two objectives: one scatter of every trial with the front as a step line. Three or more: a
+scatter matrix, one panel per pair of objectives, with the trials on the front over *all*
+objectives circled and no line (a front of three objectives, projected on two, is not a staircase:
+some of its points are dominated in the projection). One objective: the value per trial with
+the running best. The hypervolume is over all objectives (`progress_curve`).
+
+The numbers (`collect`, `hypervolume_2d`) need no matplotlib; `build_figure` returns the
+matplotlib Figure, whose artists carry gids ("trials", "front", "front-line") that tests read.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +26,12 @@ from nas.errors import NasError
 from nas.orchestrator.progress import format_value
 from nas.spec import MIXER_LETTERS
 from nas.store import COMPLETE, LedgerEntry, RunRecord, TrialRecord
+from nas.strategies.pareto import dominates, hypervolume
 
 SUFFIXES = (".png", ".html")
 INSTALL_HINT = "matplotlib is not installed: pip install 'nas[plot]'"
+REFERENCE_RULE = ("over all objectives, each scaled to [0, 1] between its best and worst value "
+                  "among the completed trials; reference point: the worst value of each")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -31,28 +41,16 @@ INSTALL_HINT = "matplotlib is not installed: pip install 'nas[plot]'"
 
 def hypervolume_2d(points: Sequence[Sequence[float]], directions: Sequence[str],
                    reference: Sequence[float]) -> float:
-    """The exact area dominated by `points` and bounded by `reference`, for two objectives.
+    """The exact area dominated by `points` and bounded by `reference`, for two objectives
+    (`nas.strategies.pareto.hypervolume`, which takes any number, restricted to two).
 
     Each direction is "minimize" or "maximize"; `reference` is in the objectives' own units
     (usually the worst value of each). A point that is not strictly better than the reference in
-    both objectives adds nothing; dominated and repeated points add nothing either. Computed by a
-    sweep: minimize both (negating maximized ones), sort by the first objective, and add the
-    strip each point gains below the best second value so far.
+    both objectives adds nothing; dominated and repeated points add nothing either.
     """
     if len(directions) != 2 or len(reference) != 2:
         raise ValueError("hypervolume_2d takes exactly two objectives")
-    signs = [1.0 if d == "minimize" else -1.0 for d in directions]
-    ref_x, ref_y = (s * r for s, r in zip(signs, reference, strict=True))
-    inside = sorted(
-        (signs[0] * p[0], signs[1] * p[1]) for p in points
-        if signs[0] * p[0] < ref_x and signs[1] * p[1] < ref_y
-    )
-    area, best_y = 0.0, ref_y
-    for x, y in inside:
-        if y < best_y:
-            area += (ref_x - x) * (best_y - y)
-            best_y = y
-    return area
+    return hypervolume(points, directions, reference)
 
 
 def mixer_family(short_form: str) -> str:
@@ -74,15 +72,42 @@ def mixer_shares(trials: Sequence[TrialRecord]) -> dict[str, float]:
 @dataclass(frozen=True)
 class PlotData:
     run: RunRecord
-    x: str | None  # None for a single-objective run (x = trial number)
-    y: str
-    complete: list[TrialRecord]  # completed trials with values for x and y, in trial order
-    front: list[TrialRecord]
+    pairs: list[tuple[str, str]]  # (x, y) of each panel; empty for one objective (y per trial)
+    complete: list[TrialRecord]  # completed trials with a value for every objective, in order
+    front: list[TrialRecord]  # those on the Pareto front over all of the run's objectives
     progress: list[tuple[float, float]]  # (device-hours, hypervolume or best so far)
+    matrix: bool = False  # the pairs are the whole scatter matrix of >= 3 objectives
+
+    @property
+    def objectives(self) -> list[str]:
+        return list(self.run.objective_names)
+
+    @property
+    def x(self) -> str | None:
+        """The x objective of a one-panel figure (None for one objective: trial number)."""
+        return self.pairs[0][0] if len(self.pairs) == 1 else None
+
+    @property
+    def y(self) -> str | None:
+        """The y objective of a one-panel figure or a one-objective run."""
+        if not self.pairs:
+            return self.objectives[0]
+        return self.pairs[0][1] if len(self.pairs) == 1 else None
+
+    @property
+    def front_line(self) -> bool:
+        """Whether the front is drawn as a step line: only when the panel shows every objective
+        (two). In a projection of three or more the line would run through points the
+        projection shows dominated."""
+        return len(self.objectives) == 2
 
 
-def choose_objectives(run: RunRecord, x: str | None, y: str | None) -> tuple[str | None, str]:
-    names = run.objective_names
+def choose_pairs(run: RunRecord, x: str | None, y: str | None) -> list[tuple[str, str]]:
+    """The (x, y) objectives of each panel. One objective: none (it is drawn per trial). Two:
+    one panel, default x = the second, y = the first. Three or more: every pair (y = the earlier
+    objective, x = the later: the first row of the matrix is the first objective against each
+    other one); --x and --y pick one pair, either alone pairs it with every other objective."""
+    names = list(run.objective_names)
     for flag, value in (("--x", x), ("--y", y)):
         if value is not None and value not in names:
             raise NasError(f"unknown {flag} {value!r}; run {run.name!r} has objectives "
@@ -91,49 +116,90 @@ def choose_objectives(run: RunRecord, x: str | None, y: str | None) -> tuple[str
         if x is not None:
             raise NasError(f"run {run.name!r} has one objective ({names[0]}); --x does not "
                            "apply (it is plotted over trial number)")
-        return None, names[0]
-    y = y or (names[0] if x != names[0] else names[1])
-    x = x or next(n for n in (names[1], names[0]) if n != y)
-    if x == y:
+        return []
+    if x is not None and x == y:
         raise NasError(f"--x and --y are both {x!r}; choose two different objectives")
-    return x, y
+    if len(names) == 2 or (x is not None and y is not None):
+        y = y or (names[0] if x != names[0] else names[1])
+        x = x or next(n for n in (names[1], names[0]) if n != y)
+        return [(x, y)]
+    if x is not None:
+        return [(x, other) for other in names if other != x]
+    if y is not None:
+        return [(other, y) for other in names if other != y]
+    return [(names[j], names[i]) for i, j in itertools.combinations(range(len(names)), 2)]
 
 
-def collect(run: RunRecord, trials: Sequence[TrialRecord], x: str | None, y: str,
-            ledger: Sequence[LedgerEntry] | None = None) -> PlotData:
-    """What the figure shows, from the run's trials (any states). With the run's `ledger`, the
-    progress curve's x is the device time spent when each trial completed (every charge before
-    it counted, pruned and failed trials' segments included); without it, each trial's total
-    is charged when it finished. Text from the database is drawn as plain characters (see
-    `_labels`)."""
+def collect(run: RunRecord, trials: Sequence[TrialRecord], x: str | None = None,
+            y: str | None = None, ledger: Sequence[LedgerEntry] | None = None) -> PlotData:
+    """What the figure shows, from the run's trials (any states); `x` and `y` as --x and --y
+    (`choose_pairs`). With the run's `ledger`, the progress curve's x is the device time spent
+    when each trial completed (every charge before it counted, pruned and failed trials'
+    segments included); without it, each trial's total is charged when it finished. Text from
+    the database is drawn as plain characters (see `_labels`)."""
+    pairs = choose_pairs(run, x, y)
     run, trials = _labels(run, trials)
-    wanted = [n for n in (x, y) if n is not None]
+    names = list(run.objective_names)
     complete = [t for t in trials if t.state == COMPLETE and t.values
-                and all(t.values.get(n) is not None for n in wanted)]
+                and all(t.values.get(n) is not None for n in names)]
     if not complete:
         raise NasError(f"run {run.name!r} has no completed trials to plot")
     front = [t for t in complete if t.pareto]
+    progress = progress_curve(run, trials, complete, ledger)
+    matrix = len(names) >= 3 and x is None and y is None
+    return PlotData(run, pairs, complete, front, progress, matrix)
+
+
+def progress_curve(run: RunRecord, trials: Sequence[TrialRecord],
+                   complete: Sequence[TrialRecord],
+                   ledger: Sequence[LedgerEntry] | None) -> list[tuple[float, float]]:
+    """(device-hours, value) at each completion in spending order. One objective: the best
+    value so far. Two or more: the hypervolume of the trials completed so far over all
+    objectives, each scaled to [0, 1] between its best and worst value among `complete`, with
+    the worst value of each as reference point — the share of that box the front dominates (1
+    only if one trial is best at everything). An objective on which every trial ties is left
+    out (it decides no dominance); a trial worst at some objective adds nothing."""
+    names = list(run.objective_names)
+    directions = dict(zip(names, run.directions, strict=True))
     by_number = {t.number: t for t in complete}
     progress: list[tuple[float, float]] = []
-    hours, seen = 0.0, []
-    directions = {n: d for n, d in zip(run.objective_names, run.directions, strict=True)}
-    if x is not None:
-        dirs = [directions[x], directions[y]]
-        worst = [_worst([t.values[n] for t in complete], directions[n]) for n in (x, y)]
+    hours = 0.0
+    if len(names) == 1:
+        (name,) = names
+        for seconds, number in _charges(trials, ledger):
+            hours += seconds / 3600
+            if (t := by_number.get(number)) is None:
+                continue
+            value = t.values[name]
+            best = progress[-1][1] if progress else value
+            better = value < best if directions[name] == "minimize" else value > best
+            progress.append((hours, value if better else best))
+        return progress
+    low = {n: min(t.values[n] for t in complete) for n in names}
+    high = {n: max(t.values[n] for t in complete) for n in names}
+    used = [n for n in names if high[n] > low[n]]
+    dirs = [directions[n] for n in used]
+    worst = [high[n] if directions[n] == "minimize" else low[n] for n in used]
+    box = 1.0
+    for n in used:
+        box *= high[n] - low[n]
+    front: list[list[float]] = []  # non-dominated points seen so far, in `used` order
+    volume = 0.0
     for seconds, number in _charges(trials, ledger):
         hours += seconds / 3600
-        t = by_number.get(number)
-        if t is None:
+        if (t := by_number.get(number)) is None:
             continue
-        if x is not None:
-            seen.append((t.values[x], t.values[y]))
-            progress.append((hours, hypervolume_2d(seen, dirs, worst)))
-        else:
-            value = t.values[y]
-            best = progress[-1][1] if progress else value
-            better = value < best if directions[y] == "minimize" else value > best
-            progress.append((hours, value if better else best))
-    return PlotData(run, x, y, complete, front, progress)
+        point = [float(t.values[n]) for n in used]
+        if used and not any(dominates(q, point, dirs) or q == point for q in front):
+            # What the new point adds: its own box less the part the front already covers,
+            # which is the volume of the front with every point made no better than it.
+            limited = [[max(a, b) if d == "minimize" else min(a, b)
+                        for a, b, d in zip(q, point, dirs, strict=True)] for q in front]
+            volume += (hypervolume([point], dirs, worst)
+                       - hypervolume(limited, dirs, worst)) / box
+            front = [q for q in front if not dominates(point, q, dirs)] + [point]
+        progress.append((hours, volume))
+    return progress
 
 
 def _charges(trials: Sequence[TrialRecord],
@@ -147,18 +213,20 @@ def _charges(trials: Sequence[TrialRecord],
     return [(t.device_seconds or 0.0, t.number) for t in finished]
 
 
-def _worst(values: Sequence[float], direction: str) -> float:
-    return max(values) if direction == "minimize" else min(values)
-
-
 # ------------------------------------------------------------------------------------------------
 # drawing
 # ------------------------------------------------------------------------------------------------
 
 
-def _axis_label(run: RunRecord, name: str) -> str:
-    direction = dict(zip(run.objective_names, run.directions, strict=True))[name]
-    return f"{name}  {'↓ lower' if direction == 'minimize' else '↑ higher'} is better"
+def _goal(run: RunRecord, name: str) -> str:
+    return dict(zip(run.objective_names, run.directions, strict=True))[name]
+
+
+def _axis_label(run: RunRecord, name: str, short: bool = False) -> str:
+    minimize = _goal(run, name) == "minimize"
+    if short:
+        return f"{name} {'↓' if minimize else '↑'}"
+    return f"{name}  {'↓ lower' if minimize else '↑ higher'} is better"
 
 
 def _labels(run: RunRecord, trials: Sequence[TrialRecord]
@@ -173,49 +241,99 @@ def _labels(run: RunRecord, trials: Sequence[TrialRecord]
             [replace(t, short_form=plain(t.short_form, 120)) for t in trials])
 
 
-def render_png(data: PlotData) -> bytes:
-    """The three-panel figure as PNG bytes; NasError if matplotlib is missing. Text is drawn as
-    written: `$` starts no math (a run name or metric from a database is not a formula, and a
-    malformed one would make matplotlib raise)."""
+def _matplotlib() -> Any:
     try:
         import matplotlib
     except ImportError:
         raise NasError(INSTALL_HINT) from None
     matplotlib.use("Agg")
-    with matplotlib.rc_context({"text.parse_math": False}):
-        return _render_png(data)
+    return matplotlib
 
 
-def _render_png(data: PlotData) -> bytes:
+def render_png(data: PlotData) -> bytes:
+    """The figure as PNG bytes; NasError if matplotlib is missing. Text is drawn as written:
+    `$` starts no math (a run name or metric from a database is not a formula, and a malformed
+    one would make matplotlib raise)."""
+    matplotlib = _matplotlib()
     import matplotlib.pyplot as plt
 
-    fig = plt.figure(figsize=(15, 7.5), dpi=110, layout="constrained")
-    grid = fig.add_gridspec(2, 2, width_ratios=[1.75, 1])
-    ax_main = fig.add_subplot(grid[:, 0])
-    ax_progress = fig.add_subplot(grid[0, 1])
-    ax_share = fig.add_subplot(grid[1, 1])
+    with matplotlib.rc_context({"text.parse_math": False}):
+        fig = _build_figure(data)
+        try:
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png")
+        finally:
+            plt.close(fig)
+    return buffer.getvalue()
+
+
+def build_figure(data: PlotData) -> Any:
+    """The matplotlib Figure `render_png` saves (close it with matplotlib.pyplot.close). Its
+    panels' artists carry gids: "trials" (a family's scatter), "front" (the circles around the
+    trials on the front over all objectives), "front-line" (the step line, two objectives
+    only), "progress" and "shares"; each panel's `nas_objectives` is its (x, y) pair."""
+    matplotlib = _matplotlib()
+    with matplotlib.rc_context({"text.parse_math": False}):
+        return _build_figure(data)
+
+
+def _build_figure(data: PlotData) -> Any:
+    import matplotlib.pyplot as plt
+
+    n_pairs = len(data.pairs)
+    if data.matrix:
+        side = len(data.objectives) - 1
+        rows, cols = side, side
+        cells = [(i, j - 1) for i, j in itertools.combinations(range(len(data.objectives)), 2)]
+    else:
+        cols = 1 if n_pairs <= 1 else 2
+        rows = max(1, -(-n_pairs // cols))
+        cells = [divmod(k, cols) for k in range(n_pairs)]
+    height = 7.5 if rows == 1 else max(7.5, 3.6 * rows)
+    fig = plt.figure(figsize=(15 if cols == 1 else 17, height), dpi=110, layout="constrained")
+    outer = fig.add_gridspec(1, 2, width_ratios=[1.75 if cols == 1 else 2.2, 1])
+    left = outer[0].subgridspec(rows, cols)
+    right = outer[1].subgridspec(2, 1)
+    ax_progress = fig.add_subplot(right[0])
+    ax_share = fig.add_subplot(right[1])
     families = sorted({mixer_family(t.short_form) for t in data.complete},
                       key=lambda f: (f.count("+"), f))
     cmap = plt.get_cmap("tab10" if len(families) <= 10 else "tab20")
     colors = {f: cmap(i % cmap.N) for i, f in enumerate(families)}
     run = data.run
-    if data.x is not None:
-        _draw_front(ax_main, data, colors)
+    if not data.pairs:
+        ax = fig.add_subplot(left[0, 0])
+        _draw_single(ax, data, colors)
+        ax.legend(title="mixers in the stack", loc="best", fontsize=9, title_fontsize=9,
+                  framealpha=0.9)
     else:
-        _draw_single(ax_main, data, colors)
-    ax_main.grid(True, alpha=0.3)
-    ax_main.legend(title="mixers in the stack", loc="best", fontsize=9, title_fontsize=9,
-                   framealpha=0.9)
+        panels = []
+        for (x, y), (r, c) in zip(data.pairs, cells, strict=True):
+            ax = fig.add_subplot(left[r, c])
+            ax.nas_objectives = (x, y)
+            _draw_pair(ax, data, x, y, colors, full=len(data.pairs) == 1)
+            panels.append(ax)
+        handles, labels = panels[0].get_legend_handles_labels()
+        if data.matrix and rows > 1:  # the empty lower-left cell holds the legend
+            holder = fig.add_subplot(left[rows - 1, 0])
+            holder.axis("off")
+            holder.legend(handles, labels, title="mixers in the stack", loc="center",
+                          fontsize=9, title_fontsize=9)
+        else:
+            panels[0].legend(title="mixers in the stack", loc="best", fontsize=9,
+                             title_fontsize=9, framealpha=0.9)
     # progress panel
     hours = [h for h, _ in data.progress]
     values = [v for _, v in data.progress]
-    ax_progress.step(hours, values, where="post", color="tab:blue", lw=1.8)
+    ax_progress.step(hours, values, where="post", color="tab:blue", lw=1.8, gid="progress")
     ax_progress.plot(hours, values, "o", ms=3.5, color="tab:blue")
     ax_progress.set_xlabel("cumulative device-hours (trials in order of finishing)")
-    if data.x is not None:
-        ax_progress.set_ylabel("hypervolume")
-        ax_progress.set_title(f"hypervolume of the front ({data.y} × {data.x})\nreference "
-                              "point: the worst value of each", fontsize=10)
+    if data.pairs:
+        ax_progress.set_ylabel("hypervolume (share of the box)")
+        what = (f"all {len(data.objectives)} objectives" if len(data.objectives) > 2
+                else " × ".join(reversed(data.objectives)))
+        ax_progress.set_title(f"hypervolume of the front, {what}\neach scaled to [0, 1] best "
+                              "to worst; reference point: the worst of each", fontsize=10)
     else:
         ax_progress.set_ylabel(f"best {data.y}")
         ax_progress.set_title(f"best {data.y} so far", fontsize=10)
@@ -227,7 +345,7 @@ def _render_png(data: PlotData) -> bytes:
     kinds = {letter: kind for kind, letter in MIXER_LETTERS.items()}
     ticks = [f"{k}\n{kinds.get(k, '')}" for k in letters]
     bars = ax_share.bar(ticks, [100 * shares[k] for k in letters], color="tab:gray",
-                        edgecolor="black", lw=0.6)
+                        edgecolor="black", lw=0.6, gid="shares")
     for bar, letter in zip(bars, letters, strict=True):
         ax_share.annotate(f"{100 * shares[letter]:.0f}%", (bar.get_x() + bar.get_width() / 2,
                                                           bar.get_height()),
@@ -235,53 +353,74 @@ def _render_png(data: PlotData) -> bytes:
                           textcoords="offset points")
     ax_share.set_ylim(0, 115)
     ax_share.set_ylabel("% of layers")
-    what = "front" if data.x is not None else "best trial(s)"
+    what = "front" if data.pairs else "best trial(s)"
     count = f"{len(data.front)} trial{'s' if len(data.front) != 1 else ''}"
     ax_share.set_title(f"mixers along the {what} ({count})", fontsize=10)
     ax_share.grid(True, axis="y", alpha=0.3)
     fig.suptitle(f"{run.name}: {len(data.complete)} completed trials, {len(data.front)} on the "
                  f"front, {run.device_seconds / 3600:.3g} device-hours", fontsize=13)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return fig
 
 
-def _draw_front(ax: Any, data: PlotData, colors: dict[str, Any]) -> None:
-    x, y, run = data.x, data.y, data.run
-    assert x is not None
+def _draw_pair(ax: Any, data: PlotData, x: str, y: str, colors: dict[str, Any],
+               full: bool) -> None:
+    """One panel: every completed trial over (x, y) by mixer family, the front's trials circled.
+    The front is over all objectives; only when those are x and y is it joined by a line."""
+    run = data.run
     for family, color in colors.items():
         members = [t for t in data.complete if mixer_family(t.short_form) == family]
-        ax.scatter([t.values[x] for t in members], [t.values[y] for t in members], s=36,
-                   color=color, alpha=0.75, label=family, zorder=2)
-    x_min = dict(zip(run.objective_names, run.directions, strict=True))[x] == "minimize"
+        ax.scatter([t.values[x] for t in members], [t.values[y] for t in members],
+                   s=36 if full else 24, color=color, alpha=0.75, label=family, zorder=2,
+                   gid="trials")
     front = sorted(data.front, key=lambda t: (t.values[x], t.values[y]))
     fx = [t.values[x] for t in front]
     fy = [t.values[y] for t in front]
-    ax.step(fx, fy, where="post" if x_min else "pre", color="black", lw=1.4, zorder=3,
-            label="Pareto front")
-    ax.scatter(fx, fy, s=110, facecolors="none", edgecolors="black", lw=1.6, zorder=4)
-    # Labels fan out alternately above/below and away from the step so neighbours do not collide.
-    offsets = [(8, 14), (8, -18), (10, 28), (10, -32)]
-    for i, t in enumerate(front):
-        dx, dy = offsets[i % len(offsets)]
-        ax.annotate(f"#{t.number} {t.short_form}", (t.values[x], t.values[y]),
-                    xytext=(dx, dy), textcoords="offset points", fontsize=9, zorder=5,
-                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "0.6", "alpha": 0.9},
-                    arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.8})
-    ax.set_xlabel(_axis_label(run, x))
-    ax.set_ylabel(_axis_label(run, y))
-    ax.set_title(f"{y} vs {x}: every completed trial, front circled and labelled "
-                 "(#trial mixers)", fontsize=11)
+    n = len(data.objectives)
+    if data.front_line:
+        ax.step(fx, fy, where="post" if _goal(run, x) == "minimize" else "pre", color="black",
+                lw=1.4, zorder=3, label="Pareto front", gid="front-line")
+        ring = "_front"  # the line's legend entry names the front
+    else:
+        ring = f"on the Pareto front over all {n} objectives"
+    ax.scatter(fx, fy, s=110 if full else 70, facecolors="none", edgecolors="black", lw=1.6,
+               zorder=4, label=ring, gid="front")
+    if full:
+        # Labels fan out alternately above/below and away from the front so they do not collide.
+        offsets = [(8, 14), (8, -18), (10, 28), (10, -32)]
+        for i, t in enumerate(front):
+            dx, dy = offsets[i % len(offsets)]
+            ax.annotate(f"#{t.number} {t.short_form}", (t.values[x], t.values[y]),
+                        xytext=(dx, dy), textcoords="offset points", fontsize=9, zorder=5,
+                        bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "0.6",
+                              "alpha": 0.9},
+                        arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.8})
+        ax.set_xlabel(_axis_label(run, x))
+        ax.set_ylabel(_axis_label(run, y))
+        if data.front_line:
+            title = (f"{y} vs {x}: every completed trial, front circled and labelled "
+                     "(#trial mixers)")
+        else:
+            title = (f"{y} vs {x}, a projection of {n} objectives: the front over all of them "
+                     "circled\n(a circled trial may look dominated here: it wins on another "
+                     "objective)")
+        ax.set_title(title, fontsize=11)
+    else:
+        for t in front:
+            ax.annotate(f"#{t.number}", (t.values[x], t.values[y]), xytext=(5, 5),
+                        textcoords="offset points", fontsize=7, zorder=5)
+        ax.set_xlabel(_axis_label(run, x, short=True), fontsize=9)
+        ax.set_ylabel(_axis_label(run, y, short=True), fontsize=9)
+        ax.tick_params(labelsize=8)
+    ax.grid(True, alpha=0.3)
     ax.margins(x=0.12, y=0.12)
 
 
 def _draw_single(ax: Any, data: PlotData, colors: dict[str, Any]) -> None:
-    y, run = data.y, data.run
+    y, run = data.objectives[0], data.run
     for family, color in colors.items():
         members = [t for t in data.complete if mixer_family(t.short_form) == family]
         ax.scatter([t.number for t in members], [t.values[y] for t in members], s=36,
-                   color=color, alpha=0.8, label=family, zorder=2)
+                   color=color, alpha=0.8, label=family, zorder=2, gid="trials")
     minimize = run.directions[0] == "minimize"
     numbers, best = [], []
     for t in data.complete:
@@ -299,6 +438,7 @@ def _draw_single(ax: Any, data: PlotData, colors: dict[str, Any]) -> None:
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel(_axis_label(run, y))
     ax.set_title(f"{y} per trial, with the running best", fontsize=11)
+    ax.grid(True, alpha=0.3)
     ax.margins(x=0.06, y=0.12)
 
 
@@ -345,8 +485,7 @@ def write_plot(run: RunRecord, trials: Sequence[TrialRecord], out: Path, x: str 
     suffix = out.suffix.lower()
     if suffix not in SUFFIXES:
         raise NasError(f"unsupported --out suffix {out.suffix or '(none)'!r}; use .png or .html")
-    x_name, y_name = choose_objectives(run, x, y)
-    data = collect(run, trials, x_name, y_name, ledger)
+    data = collect(run, trials, x, y, ledger)
     png = render_png(data)
     try:
         if suffix == ".png":

@@ -17,10 +17,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nas.cli.plots import choose_objectives, collect, render_png
+from nas.cli.plots import collect, render_png
 from nas.cli.untrusted import plain
 from nas.errors import NasError
-from nas.evaluate.ranking import describe_agreement, proxy_agreement, proxy_names
 from nas.orchestrator.budget import format_seconds, parse_budget
 from nas.orchestrator.progress import format_value
 from nas.store import COMPLETE, LedgerEntry, RunRecord, Store, TrialRecord
@@ -70,8 +69,14 @@ def build_report(store: Store, run_ref: str | int) -> Report:
          + f"; host {run.host}"),
     ]
     complete = [t for t in trials if t.state == COMPLETE]
-    for row in proxy_agreement(complete, proxy_names(complete)):
-        facts.append((f"proxy {row['proxy']}", describe_agreement(row).partition(": ")[2]))
+    if any(key.endswith("_accuracy") and key != "accuracy"
+           for t in complete for key in (t.metrics or {})):
+        # Only for a run scored on proxy tasks: the nas.evaluate package imports torch, which
+        # would add seconds to every report.
+        from nas.evaluate.ranking import describe_agreement, proxy_agreement, proxy_names
+
+        for row in proxy_agreement(complete, proxy_names(complete)):
+            facts.append((f"proxy {row['proxy']}", describe_agreement(row).partition(": ")[2]))
     front = store.pareto(run.id)
     first = names[0]
     descending = run.directions[0] == "maximize"
@@ -127,8 +132,7 @@ def _figure(run: RunRecord, trials: list[TrialRecord],
     if not any(t.state == COMPLETE for t in trials):
         return None, "no completed trials to plot"
     try:
-        x, y = choose_objectives(run, None, None)
-        return render_png(collect(run, trials, x, y, ledger)), ""
+        return render_png(collect(run, trials, None, None, ledger)), ""
     except NasError as exc:  # matplotlib missing, or nothing to draw
         return None, str(exc)
 
