@@ -19,6 +19,8 @@ one's contribution can be measured alone (`--bisect` runs the whole table):
     schedule   constant lr                       | 10% warmup + cosine to 10%
                (also warmup_constant: 10% warmup, then constant; not a default of either side)
     optim      AdamW torch defaults, wd 0.01, no clip | betas (0.9, 0.98), wd 0, clip 1.0
+               (also torch_clip and nas_999, see EXTRA_CHOICES; "nas" with --nas-defaults
+               current means nas's recipe as it is now, whatever its settings)
     norm       layernorm                         | rmsnorm
     channel    mlp gelu ×2                       | swiglu ×4 (param-matched)
 
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import statistics
 import sys
@@ -58,7 +61,7 @@ from nas.blocks.base import mark_residual_out  # noqa: E402
 from nas.blocks.channel import swiglu_hidden  # noqa: E402
 from nas.blocks.model import init_weights  # noqa: E402
 from nas.evaluate.scoring import masked_loss  # noqa: E402
-from nas.evaluate.training import BETAS, EPS, evaluate, lr_factor, make_optimizer  # noqa: E402
+from nas.evaluate.training import EPS, evaluate, lr_factor, make_optimizer, train  # noqa: E402
 from nas.spec import ArchSpec, LayerSpec, ModuleSpec  # noqa: E402
 from nas.tasks import make_task  # noqa: E402
 from nas.tasks.mqar import MQARTask  # noqa: E402
@@ -73,7 +76,10 @@ FACTORS = {
     "norm": ("layernorm", "rmsnorm"),
     "channel": ("mlp2", "swiglu4"),
 }
-EXTRA_CHOICES = {"schedule": ("warmup_constant",)}  # switchable, but neither side's default
+# Switchable, but neither side's default. optim=torch_clip: the reference's AdamW (betas
+# (0.9, 0.999), wd 0.01 on every parameter) with nas's clip at 1.0; optim=nas_999: nas's
+# optimizer (wd 0 on 1-D parameters, clip 1.0) with betas (0.9, 0.999).
+EXTRA_CHOICES = {"schedule": ("warmup_constant",), "optim": ("torch_clip", "nas_999")}
 REF = {name: ref for name, (ref, _) in FACTORS.items()}
 NAS_AT_ISSUE = {name: nas for name, (_, nas) in FACTORS.items()}
 MIXER_ALIASES = {"conv": "short_conv", "attn": "attention", "linear": "linear_attention",
@@ -198,11 +204,18 @@ def run(side: str, f: dict, args, width: int, seed: int) -> dict:
             model = RefModel(vocab, width, args.seq_len, args.mixers, f)
     else:
         model = nas_model(vocab, width, args.seq_len, args.mixers, f, seed)
-    if f["optim"] == "nas":
-        opt, clip = make_optimizer(model, args.lr, 0.0), 1.0
-        assert opt.defaults["betas"] == BETAS and opt.defaults["eps"] == EPS
+    if f["optim"] == "nas" and args.nas_defaults == "current":  # nas's recipe as it is now
+        recipe = inspect.signature(train).parameters
+        opt = make_optimizer(model, args.lr, recipe["weight_decay"].default,
+                             recipe["beta2"].default)
+        clip = recipe["grad_clip"].default
+    elif f["optim"] in ("nas", "nas_999"):  # nas's optimizer at the issue, beta2 0.98
+        opt, clip = make_optimizer(model, args.lr, 0.0, 0.999 if f["optim"] == "nas_999"
+                                   else 0.98), 1.0
+        assert opt.defaults["eps"] == EPS
     else:
-        opt, clip = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01), None
+        opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+        clip = 1.0 if f["optim"] == "torch_clip" else None
     # nas's own schedule (nas.evaluate.training.lr_factor): 10% warmup, then cosine to 10% or
     # constant; "constant" alone has no warmup
     warmup = 0 if f["schedule"] == "constant" else round(0.1 * args.steps)
@@ -271,10 +284,6 @@ def variants(args) -> list[tuple[str, str, dict]]:
 
 def current_nas_defaults() -> dict:
     """nas's defaults as the code has them now (ArchSpec's defaults, train's signature)."""
-    import inspect
-
-    from nas.evaluate.training import train
-
     trn = inspect.signature(train).parameters
     spec = {f.name: f.default for f in dataclasses.fields(ArchSpec)}
     warm, schedule = trn["warmup_fraction"].default, trn["schedule"].default

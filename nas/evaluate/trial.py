@@ -34,8 +34,9 @@ from nas.spec import ArchSpec
 from nas.tasks import make_task
 
 TRAINING_REQUIRED = ("steps", "batch_size", "lr")
-TRAINING_OPTIONAL = ("warmup_fraction", "weight_decay", "grad_clip", "schedule")
+TRAINING_OPTIONAL = ("warmup_fraction", "weight_decay", "grad_clip", "schedule", "beta2")
 LEGACY_SCHEDULE = "cosine"  # a training config without `schedule` was trained with this
+LEGACY_BETA2 = 0.98  # and one without `beta2` with this
 LATENCY_REQUIRED = ("name", "batch", "seq_len")
 LATENCY_OPTIONAL = ("metric", "phase", *TIMING_OPTIONS)
 RESERVED_METRICS = (
@@ -295,6 +296,7 @@ def training_options(config: Mapping[str, Any]) -> dict[str, Any]:
         clip = config["grad_clip"]
         options["grad_clip"] = None if clip is None else float(clip)
     options["schedule"] = str(config.get("schedule", LEGACY_SCHEDULE))
+    options["beta2"] = float(config.get("beta2", LEGACY_BETA2))
     return options
 
 

@@ -100,10 +100,11 @@ _TRAINING_BOUNDS = {  # key: (type, lowest value, excluded?, exclusive upper bou
     "warmup_fraction": (float, 0.0, False, 1.0),
     "weight_decay": (float, 0.0, False, None),
     "grad_clip": (float, 0.0, False, None),
+    "beta2": (float, 0.0, False, 1.0),
 }
 LEGACY_SCHEDULE = "cosine"  # what a spec's training without `schedule` trained with
 _TRAINING_EXAMPLES = {"steps": 600, "batch_size": 32, "lr": 3.0e-3, "warmup_fraction": 0.1,
-                      "weight_decay": 0.0, "grad_clip": 1.0}
+                      "weight_decay": 0.01, "grad_clip": 1.0, "beta2": 0.999}
 Gates = list[tuple[str, "Condition"]] | None  # None: always active
 
 

@@ -88,10 +88,11 @@ class TrainingConfig(_Strict):
     steps: Any
     batch_size: Any
     lr: Any
-    warmup_fraction: Any = 0.1
+    warmup_fraction: Any = 0.0
     schedule: Any = TRAINING_SCHEDULE_DEFAULT  # after warmup: constant | cosine to 10%
-    weight_decay: Any = 0.0
+    weight_decay: Any = 0.01
     grad_clip: Any = 1.0
+    beta2: Any = 0.999  # AdamW's second-moment decay
 
 
 class ObjectiveConfig(_Strict):

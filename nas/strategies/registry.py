@@ -2,8 +2,8 @@
 
 An entry names a `Strategy` subclass by import path (imported on first use, so `import nas`
 never loads Optuna) and the options it is built with. `register_strategy` adds one; the
-conformance suite (tests/strategies/test_strategy_conformance.py) runs every registered name, so a new
-strategy is tested by being registered. An unknown name raises with the list of known ones.
+conformance suite (tests/strategies/test_strategy_conformance.py) runs every registered name,
+so a new strategy is tested by being registered. An unknown name raises with the list of known ones.
 
 Built in: `nsga2`, `tpe`, `random` (Optuna's samplers), and `gp` (Optuna's Gaussian-process
 sampler) where its extra dependencies (torch, scipy) are installed.
