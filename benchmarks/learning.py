@@ -383,5 +383,44 @@ def main(argv=None) -> None:
         print("| " + " | ".join(cells) + " |")
 
 
+def summarize(paths: list[str], at: list[int], target: float, within: int) -> None:
+    """One table from the JSON lines of several runs (`--json`), grouped by mixers, width and
+    variant: accuracy per seed at the steps `at`, steps to `target` per seed, their median
+    (runs that never reached it count as past their last step), and how many seeds reached it
+    within `within` steps. Lets a comparison be assembled from runs made at different times."""
+    groups: dict[tuple, dict[int, dict]] = {}
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            r = json.loads(line)
+            key = ("→".join(r["mixers"]), r["width"], r["side"], r["label"])
+            r["curve"] = {int(k): v for k, v in r["curve"].items()}
+            groups.setdefault(key, {})[r["seed"]] = r  # a later run of a seed replaces it
+    head = ["mixers", "width", "variant", *[f"acc@{s}" for s in at], f"steps to {target}",
+            "median", f"≤ {within} steps"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for (mixers, width, _, label), by_seed in sorted(groups.items()):
+        results = [by_seed[s] for s in sorted(by_seed)]
+        accs = ["/".join(acc_at(r, s) for r in results) for s in at]
+        reached = [r["reached"] for r in results]
+        never = max(r["steps"] for r in results) + 1
+        med = statistics.median_low(x if x is not None else never for x in reached)
+        solved = sum(x is not None and x <= within for x in reached)
+        cells = [mixers, str(width), f"{label} (seeds {','.join(map(str, sorted(by_seed)))})",
+                 *accs, "/".join(fmt(x) for x in reached),
+                 fmt(med) if med < never else f">{never - 1}", f"{solved}/{len(results)}"]
+        print("| " + " | ".join(cells) + " |")
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] == "summarize":
+        q = argparse.ArgumentParser(prog="learning.py summarize",
+                                    description="one table from --json files of earlier runs")
+        q.add_argument("files", nargs="+")
+        q.add_argument("--report-at", type=int, nargs="+", default=[100, 200, 400, 800])
+        q.add_argument("--target", type=float, default=0.99)
+        q.add_argument("--within", type=int, default=400)
+        a = q.parse_args(sys.argv[2:])
+        summarize(a.files, a.report_at, a.target, a.within)
+    else:
+        main()
