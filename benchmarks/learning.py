@@ -82,8 +82,8 @@ FACTORS = {
 EXTRA_CHOICES = {"schedule": ("warmup_constant",), "optim": ("torch_clip", "nas_999")}
 REF = {name: ref for name, (ref, _) in FACTORS.items()}
 NAS_AT_ISSUE = {name: nas for name, (_, nas) in FACTORS.items()}
-MIXER_ALIASES = {"conv": "short_conv", "attn": "attention", "linear": "linear_attention",
-                 "mamba": "mamba2"}
+MIXER_ALIASES = {"conv": "short_conv", "plain": "plain_conv", "attn": "attention",
+                 "linear": "linear_attention", "mamba": "mamba2"}
 
 
 # -- the reference model: plain PyTorch ---------------------------------------------------------
@@ -105,6 +105,18 @@ class RefAttention(nn.Module):
             q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, Dh)
         return self.out(y.transpose(1, 2).reshape(B, T, D))
+
+
+class RefPlainConv(nn.Module):
+    """Causal depthwise conv with a bias, nothing else (nn.Conv1d, left padding). (B, T, D)."""
+
+    def __init__(self, d: int, k: int = 4) -> None:
+        super().__init__()
+        self.k = k
+        self.conv = nn.Conv1d(d, d, k, groups=d, bias=True)
+
+    def forward(self, x):
+        return self.conv(F.pad(x.transpose(1, 2), (self.k - 1, 0))).transpose(1, 2)
 
 
 class RefMLP(nn.Module):
@@ -151,6 +163,8 @@ class RefModel(nn.Module):
         for i, kind in enumerate(mixers):
             if kind == "short_conv":
                 mixer = GatedShortConv(d)
+            elif kind == "plain_conv":
+                mixer = RefPlainConv(d)
             elif kind == "attention":
                 mixer = RefAttention(d, rope=rope)
             else:  # no hand-written version: borrow nas's block (PyTorch default init)
@@ -310,8 +324,8 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--width", type=int, nargs="+", default=[32])
     p.add_argument("--mixers", default="conv,attention",
-                   help="token mixer per layer, comma-separated (conv, attention, "
-                        "linear_attention, mamba2, any registered kind)")
+                   help="token mixer per layer, comma-separated (conv = short_conv, plain = "
+                        "plain_conv, attention, linear_attention, mamba2, any registered kind)")
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--lr", type=float, default=2.2e-3)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

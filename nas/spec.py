@@ -335,6 +335,7 @@ MIXER_LETTERS: dict[str, str] = {
     "attention": "A",
     "linear_attention": "L",
     "short_conv": "C",
+    "plain_conv": "K",
     "identity": "I",
     "mean_pool": "P",
     "deltanet": "D",

@@ -33,6 +33,7 @@ from nas.blocks.channel import swiglu_hidden
 from nas.blocks.linear_attention import EPS
 from nas.evaluate.latency import tensors_in
 from nas.evaluate.memory import storage_bytes
+from nas.kernels import force_backend
 from nas.spec import ArchSpec, LayerSpec, ModuleSpec
 
 D = 32
@@ -104,7 +105,10 @@ def held_bytes(state) -> int:
 
 
 def counted_flops(fn, *args) -> int:
-    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+    """FLOPs torch's counter sees, with the kernels' plain PyTorch references (a convolution is
+    then an F.conv1d the counter knows, not the shifted multiply-adds of a small CPU input)."""
+    with force_backend("reference"), sdpa_kernel(SDPBackend.MATH), \
+            FlopCounterMode(display=False) as counter:
         fn(*args)
     return counter.get_total_flops()
 
