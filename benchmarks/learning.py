@@ -406,21 +406,24 @@ def summarize(paths: list[str], at: list[int], target: float, within: int) -> No
     for path in paths:
         for line in Path(path).read_text().splitlines():
             r = json.loads(line)
-            key = ("→".join(r["mixers"]), r["width"], r["side"], r["label"])
+            arch = f"{r['factors']['norm']}, {r['factors']['channel']}"  # the stack's own
+            key = ("→".join(r["mixers"]), r["width"], arch, r["side"], r["label"])
             r["curve"] = {int(k): v for k, v in r["curve"].items()}
             groups.setdefault(key, {})[r["seed"]] = r  # a later run of a seed replaces it
-    head = ["mixers", "width", "variant", *[f"acc@{s}" for s in at], f"steps to {target}",
+    head = ["mixers", "width", "norm, channel", "variant", *[f"acc@{s}" for s in at],
+            f"steps to {target}",
             "median", f"≤ {within} steps"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    for (mixers, width, _, label), by_seed in sorted(groups.items()):
+    for (mixers, width, arch, _, label), by_seed in sorted(groups.items()):
         results = [by_seed[s] for s in sorted(by_seed)]
         accs = ["/".join(acc_at(r, s) for r in results) for s in at]
         reached = [r["reached"] for r in results]
         never = max(r["steps"] for r in results) + 1
         med = statistics.median_low(x if x is not None else never for x in reached)
         solved = sum(x is not None and x <= within for x in reached)
-        cells = [mixers, str(width), f"{label} (seeds {','.join(map(str, sorted(by_seed)))})",
+        cells = [mixers, str(width), arch,
+                 f"{label} (seeds {','.join(map(str, sorted(by_seed)))})",
                  *accs, "/".join(fmt(x) for x in reached),
                  fmt(med) if med < never else f">{never - 1}", f"{solved}/{len(results)}"]
         print("| " + " | ".join(cells) + " |")
