@@ -11,7 +11,8 @@ Decoding keeps the last kernel_size-1 values of u.
 input — no projections, no gate: y = causal_depthwise_conv(x) + b. It has K·D + D parameters
 against short_conv's 3·D² + K·D, and below attention it learns MQAR recall faster at small
 widths: nas's conv → attention at width 32 reached 0.99 accuracy in 400–450 steps in each of 5
-seeds, against 550 to more than 800 with short_conv (BENCHMARKS.md, "Learning speed"). Decoding keeps the last kernel_size-1 inputs.
+seeds, against 550 to more than 800 with short_conv (BENCHMARKS.md, "Learning speed").
+Decoding keeps the last kernel_size-1 inputs.
 
 Both run the Triton kernels of `nas.kernels.short_conv` on GPU; their taps stay an nn.Conv1d's
 (D, 1, K) weight.
