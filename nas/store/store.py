@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import stat
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -326,6 +327,7 @@ def has_nas_tables(engine: Engine) -> bool:
         return inspect(connection).has_table("nas_runs")
 
 
+OPEN_ATTEMPTS = 6  # opening a new SQLite file another process is creating: 0.1 s .. 3.2 s apart
 RUN_NAME = re.compile(NAME_PATTERN)  # also a folder name: no / or .. (nas.spec)
 
 
@@ -360,14 +362,23 @@ class Store:
                              "--storage (or set NAS_STORAGE) to the database of your runs")
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        try:
-            if not create and not has_nas_tables(self.engine):
-                raise StoreError(f"{url} is not a nas database (it has no nas_runs table); "
-                                 "pass --storage (or set NAS_STORAGE) to the database of your "
-                                 "runs")
-            ensure_current(self.engine, url)
-        except DatabaseError as exc:  # not a database, damaged, unreachable, read-only, ...
-            raise StoreError(f"cannot open storage {url!r}: {exc.orig}") from None
+        for attempt in range(OPEN_ATTEMPTS):
+            try:
+                if not create and not has_nas_tables(self.engine):
+                    raise StoreError(f"{url} is not a nas database (it has no nas_runs table); "
+                                     "pass --storage (or set NAS_STORAGE) to the database of "
+                                     "your runs")
+                ensure_current(self.engine, url)
+                break
+            except DatabaseError as exc:  # not a database, damaged, unreachable, read-only, ...
+                # Two processes creating one new SQLite file at once: switching it to WAL or
+                # upgrading a read lock can fail at once with "database is locked" instead of
+                # waiting on the busy timeout. The other process finishes in well under a
+                # second; try again, a few times.
+                if "database is locked" in str(exc.orig) and attempt + 1 < OPEN_ATTEMPTS:
+                    time.sleep(0.1 * 2 ** attempt)
+                    continue
+                raise StoreError(f"cannot open storage {url!r}: {exc.orig}") from None
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
