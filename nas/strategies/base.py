@@ -247,7 +247,10 @@ class Strategy(ABC):
     @classmethod
     def load(cls, space: SearchSpace, seed: int, **options: Any) -> Strategy:
         """Reattach to the state this strategy stored under `study_name` in `storage`."""
-        raise NotImplementedError(f"{cls.__name__} keeps no state in a database")
+        from nas.errors import StoreError
+
+        raise StoreError(f"strategy {cls.name or cls.__name__} keeps no state in a database, so "
+                         "a run searched with it cannot be resumed; fix: start a new search")
 
     # -- the protocol (callers) ------------------------------------------------------------
     def propose(self) -> Proposal:
