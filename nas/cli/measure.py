@@ -55,13 +55,6 @@ def check_sizes(seq_len: list[int], batch: int, threads: int | None) -> None:
                        f"({os.cpu_count() or 1} cores); fix: use at most {max_threads()}")
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether torch raised `exc` because an allocation failed (CPU or CUDA)."""
-    text = str(exc).lower()
-    return ("can't allocate memory" in text or "out of memory" in text
-            or type(exc).__name__ == "OutOfMemoryError")
-
-
 def measure(
     target: str = typer.Argument(..., metavar="RUN/NUMBER|SPEC.json",
                                  help="A trial (e.g. quickstart-1/7) or an ArchSpec JSON file."),
@@ -92,7 +85,9 @@ def measure(
         sys.stderr.write("interrupted: nothing was measured or recorded\n")
         raise typer.Exit(130) from None
     except (RuntimeError, MemoryError) as exc:
-        if not isinstance(exc, MemoryError) and not is_out_of_memory(exc):
+        from nas.failures import is_out_of_memory
+
+        if not is_out_of_memory(exc):
             raise
         raise NasError(f"{target}: measuring --batch {batch} at --seq-len "
                        f"{max(seq_len)} needs more memory than this machine has; "

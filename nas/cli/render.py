@@ -17,9 +17,10 @@ from nas.store import RunRecord, TrialRecord
 from nas.store.models import utcnow
 
 FORMATS = ("table", "json", "csv")
-# The flat columns of a trial (`--format csv`, `--sort`); objective columns go before the last 3.
+# The flat columns of a trial (`--format csv`, `--sort`, `--where`); objective columns go between
+# the two. `failure` is the failure class (nas.failures), empty for a trial that did not fail.
 TRIAL_COLUMNS = ("number", "state", "short_form", "d_model", "n_layers", "params")
-TRIAL_TAIL_COLUMNS = ("device_seconds", "pareto", "arch_hash")
+TRIAL_TAIL_COLUMNS = ("device_seconds", "pareto", "arch_hash", "failure")
 
 
 def print_json(console: Console, data: Any) -> None:
@@ -49,7 +50,7 @@ def trial_row(run: RunRecord, trial: TrialRecord) -> dict[str, Any]:
         "d_model": trial.d_model, "n_layers": trial.n_layers, "params": trial.params,
         **{name: values.get(name) for name in run.objective_names},
         "device_seconds": trial.device_seconds, "pareto": trial.pareto,
-        "arch_hash": trial.arch_hash,
+        "arch_hash": trial.arch_hash, "failure": trial.failure,
     }
 
 
@@ -112,6 +113,8 @@ def trials_table(title: str, run: RunRecord, trials: Sequence[TrialRecord],
                  "RUNNING": "[yellow]running[/]"}.get(t.state, f"[dim]{t.state.lower()}[/]")
         if t.duplicate_of is not None:
             state = f"[dim]= {t.duplicate_of}[/]"
+        elif t.failure is not None:  # why: diverged, oom, timeout, lost, ...
+            state = f"[red]{t.failure}[/]" if t.state == "FAIL" else f"[dim]{t.failure}[/]"
         elif t.state in ("PRUNED", "PAUSED") and (t.metrics or {}).get("steps"):
             state = f"[dim]{t.state.lower()} @{int(t.metrics['steps'])}[/]"  # its values' step
         table.add_row(
@@ -174,7 +177,8 @@ def trial_detail(run: RunRecord, trial: TrialRecord,
     head.add_column()
     head.add_row("trial", f"{run.name}/{trial.number}")
     head.add_row("state", trial.state + (f" (same as trial {trial.duplicate_of})"
-                                         if trial.duplicate_of is not None else ""))
+                                         if trial.duplicate_of is not None else "")
+                 + (f" ({trial.failure})" if trial.failure else ""))
     head.add_row("mixers", trial.short_form)
     head.add_row("arch_hash", trial.arch_hash)
     head.add_row("device", trial.device or "-")

@@ -14,6 +14,7 @@ import html
 import os
 import re
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from nas.store import COMPLETE, LedgerEntry, RunRecord, Store, TrialRecord
 from nas.store.store import INFEASIBLE
 
 FAILED_STATES = ("FAIL", INFEASIBLE)
+FAILED_HEAD = ["trial", "state", "failure", "mixers", "reason"]  # the failed trials' table
 STATES = ("COMPLETE", "PRUNED", "DUPLICATE", "FAIL", INFEASIBLE, "PAUSED", "RUNNING")
 
 
@@ -37,7 +39,7 @@ class Report:
     facts: list[tuple[str, str]]
     front_head: list[str]
     front_rows: list[list[str]]
-    failed_rows: list[list[str]]  # trial, state, mixers, reason (first line)
+    failed_rows: list[list[str]]  # trial, state, failure, mixers, reason (first line)
     failed_details: list[tuple[str, str]]  # (trial, full error) where it has more lines
     png: bytes | None
     plot_note: str = ""
@@ -87,6 +89,9 @@ def build_report(store: Store, run_ref: str | int) -> Report:
              *(format_value(n, (t.values or {}).get(n)) for n in names),
              format_seconds(t.device_seconds), "kept" if t.number in kept else "—"]
             for t in front]
+    failures = Counter(t.failure for t in trials if t.failure)
+    if failures:
+        facts.append(("failures", ", ".join(f"{n} {name}" for name, n in failures.most_common())))
     failed = [t for t in trials if t.state in FAILED_STATES]
     failed_rows = _failure_rows(failed)
     details = [(str(t.number), t.error or "") for t in failed
@@ -96,17 +101,20 @@ def build_report(store: Store, run_ref: str | int) -> Report:
 
 
 def _failure_rows(failed: list[TrialRecord]) -> list[list[str]]:
-    """One row per failed trial; infeasible trials with the same reason share one row."""
+    """One row per failed trial (trial, state, failure class, mixers, reason); infeasible
+    trials with the same reason share one row."""
     rows: list[list[str]] = []
-    grouped: dict[str, list[TrialRecord]] = {}
+    grouped: dict[tuple[str, str], list[TrialRecord]] = {}
     for t in failed:
         if t.state == INFEASIBLE:
-            grouped.setdefault(_first_line(t.error), []).append(t)
+            grouped.setdefault((_first_line(t.error), t.failure or "—"), []).append(t)
         else:
-            rows.append([str(t.number), t.state, t.short_form, _first_line(t.error)])
-    for reason, group in grouped.items():
+            rows.append([str(t.number), t.state, t.failure or "—", t.short_form,
+                         _first_line(t.error)])
+    for (reason, failure), group in grouped.items():
         mixers = ", ".join(dict.fromkeys(t.short_form for t in group))
-        rows.append([", ".join(str(t.number) for t in group), INFEASIBLE, mixers, reason])
+        rows.append([", ".join(str(t.number) for t in group), INFEASIBLE, failure, mixers,
+                     reason])
     return rows
 
 
@@ -152,7 +160,7 @@ def render_markdown(report: Report, figure: str | None) -> str:
     out += ["", "## Figure", ""]
     out += [f"![front of {name}]({figure})" if figure else f"(no figure: {report.plot_note})"]
     out += ["", f"## Failed and infeasible trials ({report.failed_count})", ""]
-    out += _md_table(["trial", "state", "mixers", "reason"], report.failed_rows) or ["none"]
+    out += _md_table(FAILED_HEAD, report.failed_rows) or ["none"]
     for number, error in report.failed_details:
         fence = _fence(error)
         out += ["", f"<details><summary>trial {number}: full error</summary>", "", fence,
@@ -225,7 +233,7 @@ def render_html(report: Report) -> str:
 <h2>Figure</h2>
 {figure}
 <h2>Failed and infeasible trials ({report.failed_count})</h2>
-{_html_table(["trial", "state", "mixers", "reason"], report.failed_rows) or "<p>none</p>"}
+{_html_table(FAILED_HEAD, report.failed_rows) or "<p>none</p>"}
 {details}
 <h2>Search space</h2>
 <p><code>{e(run.space_path)}</code> (hash <code>{e(run.space_hash[:16])}</code>)</p>

@@ -45,7 +45,7 @@ import torch
 from torch import nn
 
 from nas.evaluate.device import model_device
-from nas.evaluate.errors import TrialDiverged
+from nas.evaluate.errors import TrialDiverged, TrialTimedOut
 from nas.evaluate.scoring import count_correct, loss_metrics, masked_loss
 from nas.tasks.base import Task
 
@@ -128,13 +128,16 @@ def train(
     on_log: Callable[[int, str, float], None] | None = None,
     stop_step: int | None = None,
     resume: ResumeState | None = None,
+    time_limit: float | None = None,
 ) -> TrainResult:
     """Train `model` in place for `steps` steps of `batch_size` examples from `task`: all of
     them, or from `resume.step` (default 0) up to `stop_step` (default `steps`) of that schedule.
 
     Records ``(step, "train_loss", mean loss since the previous record)`` every `log_every`
     steps and at the segment's last step (steps count from 1), also passing each to `on_log`.
-    Raises TrialDiverged when a recorded loss is non-finite, ValueError on invalid arguments.
+    Raises TrialDiverged when a recorded loss is non-finite, TrialTimedOut when training has
+    run longer than `time_limit` seconds (checked at each record, so it overruns by at most
+    `log_every` steps), ValueError on invalid arguments.
     """
     _check_positive(steps=steps, batch_size=batch_size, lr=lr, log_every=log_every)
     if not 0.0 <= warmup_fraction <= 1.0:
@@ -188,6 +191,8 @@ def train(
             mean = (window_sum / window_len).item()  # the only host sync in the loop
             if not math.isfinite(mean):
                 raise TrialDiverged(done, mean)
+            if time_limit is not None and time.perf_counter() - start > time_limit:
+                raise TrialTimedOut(done, time.perf_counter() - start, time_limit)
             result.curve.append((done, "train_loss", mean))
             if on_log is not None:
                 on_log(done, "train_loss", mean)

@@ -79,6 +79,9 @@ class TrialRequest:
     # Time the latency entries and nothing else (no training, no scores): see `run_latency`.
     latency_only: bool = False
     latency_sessions: int = 1  # latency_only: independent sessions, each a full measurement
+    # Seconds of training this segment may take (what is left of `search.trial_timeout`);
+    # past it training raises TrialTimedOut. None: no limit.
+    time_limit: float | None = None
     # The user's permission to import and run the code the request names (a python task's
     # entrypoint, its proxies', a mixer given by import path): `--allow-code`, given to the
     # driver and carried here explicitly, so a worker never imports user code for a run that
@@ -140,7 +143,7 @@ def run_trial(request: TrialRequest) -> TrialResult:
     metrics.update(found)
 
     trained = train(model, task, **recipe, seed=request.seed, stop_step=request.stop_step,
-                    resume=resume)
+                    resume=resume, time_limit=request.time_limit)
     if trained.resume is not None and request.checkpoint_out is not None:
         save_checkpoint(request.checkpoint_out, model, trained.resume)
     scores = evaluate(model, task, n_examples=request.eval_examples, seed=request.seed)

@@ -23,6 +23,7 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
+from nas.failures import DIVERGED, ERROR
 from nas.integrations.tune import NasSearcher
 from nas.spec import ArchSpec
 from nas.store import PRUNED, RUNNING, Store
@@ -124,9 +125,11 @@ class NasStoreCallback(Callback):
             return
         result = self._last.pop(trial.trial_id, None) or {}
         device_seconds, wall_seconds = self._charge(trial, result)
+        error = _error_text(trial)  # Tune's traceback text: the exception object is gone
         self.store.fail_trial(
-            self.run_id, _number(trial), error=_error_text(trial),
-            device_seconds=device_seconds, wall_seconds=wall_seconds, device=_device(trial))
+            self.run_id, _number(trial), error=error, device_seconds=device_seconds,
+            wall_seconds=wall_seconds, device=_device(trial),
+            failure=DIVERGED if "TrialDiverged" in error else ERROR)
 
     def _charge(self, trial: Trial, result: dict[str, Any]) -> tuple[float, float]:
         """(device-seconds, wall seconds) of the trial since its last charge, from Tune's

@@ -40,6 +40,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
 from nas.evaluate.trial import TrialRequest, TrialResult, run_trial
+from nas.failures import ERROR, OOM, classify
 
 Runner = Callable[[TrialRequest], TrialResult]
 
@@ -49,13 +50,14 @@ class WorkerLost(RuntimeError):
 
 
 class TrialFailed(RuntimeError):
-    """A trial raised inside its worker. Carries the original 'Type: message' and the worker's
-    traceback as plain strings, so it always pickles back to the driver (an exception class
-    with a custom __init__ may not)."""
+    """A trial raised inside its worker. Carries the original 'Type: message', the worker's
+    traceback and the failure class (nas.failures, decided in the worker where the exception
+    object exists) as plain strings, so it always pickles back to the driver (an exception
+    class with a custom __init__ may not)."""
 
-    def __init__(self, message: str, worker_traceback: str = "") -> None:
-        super().__init__(message, worker_traceback)
-        self.message, self.worker_traceback = message, worker_traceback
+    def __init__(self, message: str, worker_traceback: str = "", failure: str = ERROR) -> None:
+        super().__init__(message, worker_traceback, failure)
+        self.message, self.worker_traceback, self.failure = message, worker_traceback, failure
 
     def __str__(self) -> str:
         return self.message
@@ -66,27 +68,19 @@ class TrialOutOfMemory(TrialFailed):
     CPU allocation that failed): the candidate is too big for the device, not broken. The
     driver records it INFEASIBLE; the worker stays usable."""
 
-
-# Words of a RuntimeError from a failed allocation (CPU allocator, or CUDA in older torch).
-_OOM_WORDS = ("out of memory", "can't allocate memory", "not enough memory")
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether `exc` says an allocation failed on the device."""
-    import torch
-
-    if isinstance(exc, torch.OutOfMemoryError):
-        return True
-    return isinstance(exc, RuntimeError) and any(w in str(exc).lower() for w in _OOM_WORDS)
+    def __init__(self, message: str, worker_traceback: str = "", failure: str = OOM) -> None:
+        super().__init__(message, worker_traceback, failure)
 
 
 def worker_failure(exc: BaseException) -> TrialFailed:
     """What a worker sends back for a trial that raised: TrialOutOfMemory for a failed
     allocation (after freeing the CUDA cache, so the next trial starts clean), else
-    TrialFailed; both carry 'Type: message' and the traceback as plain strings."""
+    TrialFailed with the exception's failure class; both carry 'Type: message' and the
+    traceback as plain strings."""
     message, trace = f"{type(exc).__name__}: {exc}", traceback.format_exc()
-    if not is_out_of_memory(exc):
-        return TrialFailed(message, trace)
+    failure = classify(exc)
+    if failure != OOM:
+        return TrialFailed(message, trace, failure)
     import torch
 
     if torch.cuda.is_available():

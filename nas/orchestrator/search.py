@@ -48,6 +48,7 @@ import nas
 from nas.errors import NasError, StoreError
 from nas.evaluate.measurement import cacheable
 from nas.evaluate.trial import TrialRequest
+from nas.failures import CANCELLED, ERROR, INFEASIBLE_FAILURES, LOST
 from nas.orchestrator.budget import Budget, parse_budget
 from nas.orchestrator.executor import (
     LocalExecutor,
@@ -98,7 +99,6 @@ from nas.strategies import (
     load_strategy,
     make_strategy,
 )
-from nas.strategies.base import CANCELLED, ERROR, LOST
 from nas.strategies.halving import Fidelity, SuccessiveHalving
 
 # Consecutive samples that were all duplicates or infeasible (failing a constraint of the space)
@@ -600,7 +600,8 @@ class _Loop:
     def cancel_pending(self, error: str, note: str = "cancelled") -> None:
         """The trials in flight, and the one being finished when the search stopped (its
         result not stored), were stopped unfinished: FAIL with `error`, charged their time so
-        far (ledger `note`), told to the strategy as failed. Each is dropped from the loop
+        far (ledger `note`, which is also their failure class: cancelled or abandoned), told
+        to the strategy as failed. Each is dropped from the loop
         once recorded, so a database error part-way leaves the rest RUNNING for finish_run."""
         unfinished = list(self.pending.items())
         if self.finishing is not None:
@@ -608,7 +609,8 @@ class _Loop:
         for future, pending in unfinished:
             seconds = time.monotonic() - pending.started
             self.store.fail_trial(self.run_id, pending.number, error=error,
-                                  device_seconds=seconds, wall_seconds=seconds, note=note)
+                                  device_seconds=seconds, wall_seconds=seconds, note=note,
+                                  failure=note)
             if future is None:
                 self.finishing = None
             else:
@@ -735,6 +737,7 @@ class _Loop:
             checkpoint_out=None if last else checkpoint,
             latency_cache=() if rung > 0 or elsewhere else self._steady_timings(pending.spec),
             proxies=self.space.proxy_requests(), allow_code=self.space.allow_code,
+            time_limit=self._time_left(pending),
         )
         pending.rung, pending.started = rung, time.monotonic()
         future = self.executor.submit(request)
@@ -742,6 +745,12 @@ class _Loop:
             future = join(future, self._latency_future(pending))
         self.pending[future] = pending
         self.state.running = len(self.pending)
+
+    def _time_left(self, pending: _Pending) -> float | None:
+        """Seconds of training `pending` may still take under `search.trial_timeout` (its
+        earlier segments' seconds spent), or None without a limit."""
+        limit = self.space.config.search.trial_timeout
+        return None if limit is None else max(0.0, limit - pending.seconds)
 
     def _latency_future(self, pending: _Pending) -> Future:
         """The trial's measurement on the measurement worker: sent when it first starts, kept
@@ -905,7 +914,7 @@ class _Loop:
             self._out_of_memory(pending, exc)
             return
         except Exception as exc:  # the trial raised: record, go on
-            self._fail(pending, _describe_failure(exc), ERROR)
+            self._fail(pending, _describe_failure(exc), getattr(exc, "failure", ERROR))
             return
         result = output.result
         pending.seconds += output.seconds
@@ -935,14 +944,17 @@ class _Loop:
         self.reporter.trial_complete(number, pending.spec, values, pending.seconds)
 
     def _fail(self, pending: _Pending, error: str, failure: str) -> None:
-        """Record a trial that failed for good: FAIL, charged, told to the strategy as a
-        failure of class `failure` (nas.strategies.base.FAILURE_CLASSES)."""
+        """Record a trial that failed for good: FAIL with its failure class (nas.failures),
+        charged, and told to the strategy: Infeasible for a class that says the candidate is
+        (diverged: its recipe is unstable there), else Failed."""
         number = pending.number
         self._drop_checkpoint(number)
         seconds = time.monotonic() - pending.started
         self.store.fail_trial(self.run_id, number, error=error, device_seconds=seconds,
-                              wall_seconds=seconds)
-        self.strategy.tell(number, Failed(failure, error.splitlines()[0] if error else ""))
+                              wall_seconds=seconds, failure=failure)
+        first_line = error.splitlines()[0] if error else ""
+        self.strategy.tell(number, Infeasible(first_line) if failure in INFEASIBLE_FAILURES
+                           else Failed(failure, first_line))
         if self.finishing is pending:  # stored and told
             self.finishing = None
         self.state.failed += 1

@@ -200,6 +200,8 @@ class SearchSpace:
         if search.get("measure") is None and search.get("remeasure") == 2:  # nor these defaults
             search.pop("measure", None)
             search.pop("remeasure", None)
+        if search.get("trial_timeout") is None:  # nor spaces without a trial timeout
+            search.pop("trial_timeout", None)
         return hashlib.sha256(canonical_json(content).encode()).hexdigest()[:16]
 
     def latency_requests(self, timed_only: bool = False) -> tuple[dict[str, Any], ...]:

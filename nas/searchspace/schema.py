@@ -28,6 +28,9 @@ MAX_RETRIES = 100
 MAX_REMEASURE = 1000
 MAX_REDUCTION = 1000
 MAX_DEVICES_PER_TRIAL = 1024
+MAX_TRIAL_TIMEOUT = 365 * 86_400.0  # seconds: a year
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|sec|m|min|h|hr)?\s*$", re.IGNORECASE)
+_DURATION_SECONDS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600}
 MAX_NAME = 64  # characters of a space, proxy or objective name
 
 LATENCY_PHASES = ("prefill", "decode", "train_step")
@@ -182,6 +185,20 @@ class SearchConfig(_Strict):
     measure: MeasureConfig | None = None  # time latency there, not in the training workers
     # fresh latency sessions for the final front
     remeasure: int = Field(default=2, ge=0, le=MAX_REMEASURE)
+    # seconds of training one trial may take (all its segments), written 90s, 10m, 2h or a
+    # number of seconds; past it the trial fails with failure class `timeout`. None: no limit
+    trial_timeout: float | None = Field(default=None, gt=0, le=MAX_TRIAL_TIMEOUT)
+
+    @field_validator("trial_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        match = _DURATION.match(value)
+        if match is None:
+            raise ValueError(f"cannot read the duration {brief(value)}{FIX}write it as 90s, 10m, "
+                             "2h or a number of seconds")
+        return float(match[1]) * _DURATION_SECONDS[(match[2] or "").lower() or None]
 
 
 class TaskConfig(BaseModel):

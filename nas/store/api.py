@@ -103,8 +103,8 @@ class RunResults:
 def columns(run: RunRecord, rows: Sequence[dict[str, Any]]) -> list[str]:
     head = ["number", "state", "short_form", "d_model", "n_layers", "params",
             *run.objective_names]
-    tail = ["device_seconds", "pareto", "arch_hash", "config_hash", "duplicate_of", "error",
-            "started_at", "finished_at"]
+    tail = ["device_seconds", "pareto", "arch_hash", "config_hash", "duplicate_of", "failure",
+            "error", "started_at", "finished_at"]
     metrics = sorted({k for row in rows for k in row} - set(head) - set(tail))
     return head + metrics + tail
 
@@ -117,6 +117,6 @@ def trial_row(run: RunRecord, trial: TrialRecord) -> dict[str, Any]:
                d_model=trial.d_model, n_layers=trial.n_layers, params=trial.params,
                device_seconds=trial.device_seconds, pareto=trial.pareto,
                arch_hash=trial.arch_hash, config_hash=trial.config_hash,
-               duplicate_of=trial.duplicate_of, error=trial.error,
+               duplicate_of=trial.duplicate_of, failure=trial.failure, error=trial.error,
                started_at=trial.started_at, finished_at=trial.finished_at)
     return row

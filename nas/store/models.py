@@ -87,6 +87,7 @@ class TrialRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     device_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     error: Mapped[str | None] = mapped_column(Text)
+    failure: Mapped[str | None] = mapped_column(String(16))  # nas.failures class; None: no failure
     duplicate_of: Mapped[int | None] = mapped_column(Integer)  # trial number in the same run
     retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 

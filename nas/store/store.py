@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from nas.errors import StoreError
+from nas.failures import ABANDONED, ERROR, LOST, OOM, UNFINISHED
 from nas.spec import NAME_PATTERN, ArchSpec
 from nas.store.migrate import ensure_current
 from nas.store.models import (
@@ -126,6 +127,7 @@ class TrialRecord:
     duplicate_of: int | None
 
     retries: int = 0
+    failure: str | None = None  # why it failed (nas.failures); None: it did not
 
     @property
     def arch(self) -> ArchSpec:
@@ -230,12 +232,10 @@ def _trial_record(row: TrialRow, objectives: list[str]) -> TrialRecord:
         error=text(row.error, "error", nullable=True),
         duplicate_of=integer(row.duplicate_of, "duplicate_of", nullable=True),
         retries=integer(row.retries, "retries", nullable=True) or 0,
+        failure=text(row.failure, "failure", nullable=True),
     )
 
 
-# How the errors of FAIL trials that never got a verdict on their candidate begin: the driver
-# was lost, interrupted, or stopped on an error while they ran. `nas resume` trains them again.
-UNFINISHED_ERRORS = ("lost:", "cancelled:", "abandoned:")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -439,7 +439,8 @@ class Store:
             row.status, row.message, row.finished_at = status, message, utcnow()
             if elapsed_seconds is not None:
                 row.elapsed_seconds = elapsed_seconds
-            self._fail_running(s, run_id, f"abandoned: the run ended ({status}) while it ran")
+            self._fail_running(s, run_id, f"abandoned: the run ended ({status}) while it ran",
+                               ABANDONED)
 
     def schema_lock(self):  # -> a context manager
         """The lock nas's migrations take on this database (a file lock beside a SQLite file,
@@ -452,15 +453,15 @@ class Store:
     def unfinished_trials(self, run_id: int) -> list[int]:
         """The numbers of the run's FAIL trials that ended without a verdict on their
         candidate: lost with their driver, cancelled by an interrupt, or abandoned when the
-        search stopped (their error starts with one of UNFINISHED_ERRORS)."""
+        search stopped (failure class in nas.failures.UNFINISHED)."""
         with self.transaction() as s:
-            rows = s.execute(select(TrialRow.number, TrialRow.error).where(
-                TrialRow.run_id == run_id, TrialRow.state == FAIL).order_by(TrialRow.number))
-            return [n for n, error in rows if (error or "").startswith(UNFINISHED_ERRORS)]
+            return list(s.scalars(select(TrialRow.number).where(
+                TrialRow.run_id == run_id, TrialRow.state == FAIL,
+                TrialRow.failure.in_(UNFINISHED)).order_by(TrialRow.number)))
 
-    def _fail_running(self, s: Session, run_id: int, reason: str) -> list[int]:
-        """Mark the run's RUNNING trials failed and its PAUSED ones pruned; the numbers of the
-        failed ones."""
+    def _fail_running(self, s: Session, run_id: int, reason: str, failure: str) -> list[int]:
+        """Mark the run's RUNNING trials failed (class `failure`) and its PAUSED ones pruned;
+        the numbers of the failed ones."""
         for trial in s.scalars(
                 select(TrialRow).where(TrialRow.run_id == run_id, TrialRow.state == PAUSED)):
             trial.state, trial.finished_at = PRUNED, utcnow()
@@ -468,6 +469,7 @@ class Store:
             select(TrialRow).where(TrialRow.run_id == run_id, TrialRow.state == RUNNING)))
         for trial in rows:
             trial.state, trial.error, trial.finished_at = FAIL, reason, utcnow()
+            trial.failure = failure
         return [t.number for t in rows]
 
     def reopen_run(self, run_id: int, *, driver_pid: int, host: str,
@@ -484,7 +486,7 @@ class Store:
             row = s.get(RunRow, run_id)
             last_charge = s.scalar(select(func.max(LedgerRow.at)).where(LedgerRow.run_id == run_id))
             last_seen = max((t for t in (row.heartbeat_at, last_charge) if t), default=None)
-            lost = self._fail_running(s, run_id, "lost: the search driver stopped mid-trial")
+            lost = self._fail_running(s, run_id, "lost: the search driver stopped mid-trial", LOST)
             for number in lost:
                 trial = self._trial_row(s, run_id, number)
                 charged_until = s.scalar(select(func.max(LedgerRow.at)).where(
@@ -656,12 +658,13 @@ class Store:
                 row.finished_at = utcnow()
 
     def fail_trial(self, run_id: int, number: int, *, error: str, device_seconds: float,
-                   wall_seconds: float, device: str | None = None, note: str = "fail") -> None:
+                   wall_seconds: float, device: str | None = None, note: str = "fail",
+                   failure: str = ERROR) -> None:
         """A trial that failed (`note` tells the ledger how, e.g. "cancelled"): FAIL with the
-        error, its seconds charged."""
+        error and its failure class (nas.failures), its seconds charged."""
         with self.transaction() as s:
             row = self._trial_row(s, run_id, number)
-            row.state, row.error, row.device = FAIL, error, device
+            row.state, row.error, row.device, row.failure = FAIL, error, device, failure
             row.finished_at = utcnow()
             row.device_seconds = (row.device_seconds or 0.0) + device_seconds
             self._charge(s, run_id, number, device_seconds, wall_seconds, note)
@@ -682,11 +685,12 @@ class Store:
     def trial_infeasible(self, run_id: int, number: int, *, reason: str,
                          device_seconds: float, wall_seconds: float) -> None:
         """A trial that started but cannot run on its device (out of memory): INFEASIBLE with
-        the reason. Unlike a candidate that fails a constraint, it did use its device, so its
-        seconds are charged (note "infeasible")."""
+        the reason, failure class oom. Unlike a candidate that fails a constraint, it did use
+        its device, so its seconds are charged (note "infeasible")."""
         with self.transaction() as s:
             row = self._trial_row(s, run_id, number)
             row.state, row.error, row.finished_at = INFEASIBLE, reason, utcnow()
+            row.failure = OOM
             row.device_seconds = (row.device_seconds or 0.0) + device_seconds
             self._charge(s, run_id, number, device_seconds, wall_seconds, "infeasible")
 

@@ -49,6 +49,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeAlias
 
+from nas.failures import (  # noqa: F401 - the classes a Failed outcome carries, re-exported
+    ABANDONED,
+    CANCELLED,
+    ERROR,
+    FAILURE_CLASSES,
+    INTERRUPTED,
+    LOST,
+)
 from nas.spec import ArchSpec, Scalar
 
 if TYPE_CHECKING:  # the space compiler imports torch; `import nas.strategies` stays light
@@ -57,13 +65,6 @@ if TYPE_CHECKING:  # the space compiler imports torch; `import nas.strategies` s
 
 Values: TypeAlias = tuple[float, ...]  # one per objective, in the space's order
 
-# Failure classes a Failed outcome may carry (a strategy treats them all as "no information").
-ERROR = "error"  # the trial raised
-LOST = "lost"  # its worker (or driver) died under it, retries spent
-CANCELLED = "cancelled"  # an interrupt stopped it
-ABANDONED = "abandoned"  # the search stopped on an error while it ran
-INTERRUPTED = "interrupted"  # sampling it was interrupted (Ctrl-C inside propose)
-FAILURE_CLASSES = (ERROR, LOST, CANCELLED, ABANDONED, INTERRUPTED)
 
 
 def _values(values: Sequence[float] | None) -> Values | None:
@@ -82,7 +83,9 @@ class Complete:
 
 @dataclass(frozen=True)
 class Failed:
-    """Ended without a verdict on the candidate (`failure_class` one of FAILURE_CLASSES)."""
+    """Ended without values (`failure_class` one of nas.failures.FAILURE_CLASSES). oom and
+    diverged say the candidate is infeasible and reach a strategy as `Infeasible` instead
+    (the search loop decides); a strategy treats every Failed as "no information"."""
 
     failure_class: str = ERROR
     message: str = ""

@@ -71,12 +71,12 @@ def expected_row(trial: dict, objectives=("accuracy", "latency_ms")) -> dict[str
     row = {key: trial[key] for key in ("number", "state", "short_form", "d_model", "n_layers",
                                        "params")}
     row.update({name: values.get(name) for name in objectives})
-    row.update({key: trial[key] for key in ("device_seconds", "pareto", "arch_hash")})
+    row.update({key: trial[key] for key in ("device_seconds", "pareto", "arch_hash", "failure")})
     return {k: cell(v) for k, v in row.items()}
 
 
 TRIAL_HEADER = ["number", "state", "short_form", "d_model", "n_layers", "params", "accuracy",
-                "latency_ms", "device_seconds", "pareto", "arch_hash"]
+                "latency_ms", "device_seconds", "pareto", "arch_hash", "failure"]
 
 
 @pytest.mark.parametrize("command", ["trials", "pareto"])
@@ -140,7 +140,8 @@ def test_sort_puts_trials_without_the_value_last():
         return SimpleNamespace(
             number=number, state="COMPLETE" if accuracy is not None else "FAIL", short_form="A",
             d_model=16, n_layers=1, params=None, device_seconds=0.0, pareto=False, arch_hash="h",
-            values=None if accuracy is None else {"accuracy": accuracy}, metrics=None)
+            values=None if accuracy is None else {"accuracy": accuracy}, metrics=None,
+            failure=None if accuracy is not None else "error")
 
     records = [trial(0, 0.5), trial(1, None), trial(2, 0.9), trial(3, 0.1)]
     assert [t.number for t in sort_trials(run, records, "accuracy")] == [3, 0, 2, 1]
