@@ -50,6 +50,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
+from nas.errors import NasError
 from nas.evaluate.trial import TrialRequest
 from nas.searchspace import SearchSpace, load
 from nas.spec import ArchSpec
@@ -112,6 +113,13 @@ class NasSearcher(Searcher):
                  allow_code: bool = False) -> None:
         self.space = _space(space, allow_code)
         self.allow_code = self.space.allow_code  # what the trials may run
+        measured = self.space.constraint_measurements()
+        if measured:
+            raise NasError(f"{self.space.path}: constraints: {measured[0]['name']} is measured "
+                           "before training, which `nas search` does and the Ray Tune "
+                           "searcher does not yet; fix: run `nas search --ray-address ...`, "
+                           "or constrain analytic quantities (params, flops_per_token, "
+                           "state_bytes)")
         first = self.space.objectives[0]
         super().__init__(metric=first.name, mode="max" if first.direction == "maximize" else "min")
         self.seed = self.space.config.search.seed if seed is None else seed

@@ -136,6 +136,8 @@ class _Pending:
     retries: int = 0  # attempts lost with their worker so far
     seconds: float = 0.0  # charged for its finished segments so far (multi-fidelity)
     latency: Future | None = None  # its measurement on the measurement worker (search.measure)
+    screening: bool = False  # in flight: the measurements its constraints need (no training)
+    screened: bool = False  # met the constraints that need measurements
 
     @property
     def number(self) -> int:
@@ -568,6 +570,10 @@ class _Loop:
         self.remeasuring: FrontRemeasure | None = None  # while the front is re-measured
         self.recorded: set[str] = set()  # arch hashes whose analytic costs are stored
         self.finishing: _Pending | None = None  # the trial whose result is being stored
+        # What the constraints need measured before a candidate trains (empty: nothing), and
+        # those measurements by architecture (they do not depend on the recipe or weights).
+        self.screens = space.constraint_measurements()
+        self.screened: dict[str, dict[str, float]] = {}
 
     def run(self) -> str:
         """Search until the budget or the space runs out (returns why), or until Ctrl-C
@@ -676,14 +682,15 @@ class _Loop:
                 return self.exhausted
             if not self._budget_left():
                 return f"budget spent: {self.options.budget.describe(self.state.spent)}"
-            proposal = self._propose()
+            proposal = self._screen_known(self._propose())
             if proposal.answer is not None:
                 self._record_answer(proposal)
                 if self.infeasible_streak + self.duplicate_streak >= MAX_DUPLICATE_STREAK:
                     self.exhausted = self._exhausted_message()
                     return self.exhausted
                 continue
-            self.duplicate_streak = self.infeasible_streak = 0
+            if not self.screens:  # else once it passes its measured constraints
+                self.duplicate_streak = self.infeasible_streak = 0
             self.store.start_trial(self.run_id, proposal.number, proposal.spec,
                                    worker=getattr(self.executor, "name", "local"))
             self._record_architecture(proposal.spec)
@@ -723,7 +730,11 @@ class _Loop:
             state_bytes=int(model.state_bytes(seq_len)))
 
     def _submit(self, pending: _Pending, rung: int) -> None:
-        """Start `pending`'s next segment (its whole training without multi-fidelity)."""
+        """Start `pending`'s next segment (its whole training without multi-fidelity); first,
+        where the space has constraints that need measurements, those measurements."""
+        if rung == 0 and self.screens and not pending.screened:
+            self._submit_screen(pending)
+            return
         number = pending.number
         last = self.fidelity is None or rung == len(self.fidelity.rungs) - 1
         checkpoint = None if self.fidelity is None else self._checkpoint_file(number)
@@ -745,6 +756,64 @@ class _Loop:
             future = join(future, self._latency_future(pending))
         self.pending[future] = pending
         self.state.running = len(self.pending)
+
+    def _screen_known(self, proposal: Proposal) -> Proposal:
+        """`proposal`, answered Infeasible (and the strategy told) where its architecture's
+        constraint measurements are known this session and fail a measured constraint."""
+        known = self.screened.get(proposal.spec.arch_hash)
+        if proposal.answer is not None or known is None:
+            return proposal
+        reason = self.space.measured_violation(proposal.spec, known)
+        if reason is None:
+            return proposal
+        self.strategy.tell(proposal.number, Infeasible(reason))
+        return replace(proposal, answer=Infeasible(reason))
+
+    def _submit_screen(self, pending: _Pending) -> None:
+        """Measure what the space's constraints need on the untrained model (latency, memory),
+        where latency is timed (the measurement worker, else a training worker), the latency
+        cache answering what it holds; `_screened` takes the answer."""
+        request = TrialRequest(
+            spec_json=pending.spec.to_json(), task=self.space.task, latency=self.screens,
+            seed=self.seed, num_threads=self.executor.threads, latency_only=True,
+            latency_cache=self._steady_timings(pending.spec), allow_code=self.space.allow_code)
+        known = self.screened.get(pending.spec.arch_hash)
+        if known is not None:  # measured this session, and it met the constraints
+            self.duplicate_streak = self.infeasible_streak = 0
+            pending.screened = True
+            pending.metrics.update(known)
+            self._submit(pending, 0)
+            return
+        pending.screening, pending.started = True, time.monotonic()
+        self.pending[(self.measurer or self.executor).submit(request)] = pending
+        self.state.running = len(self.pending)
+
+    def _screened(self, output: WorkerOutput, pending: _Pending) -> None:
+        """The constraint measurements of `pending` are in: cached, then either it fails a
+        measured constraint (INFEASIBLE, charged the measuring, told to the strategy; it never
+        trains) or it is charged the measuring and its training starts."""
+        number, result = pending.number, output.result
+        self.store.record_latency(pending.spec.arch_hash, result.fingerprint, result.measured)
+        measured = {e["name"]: float(result.metrics[e["name"]]) for e in self.screens}
+        self.screened[pending.spec.arch_hash] = measured
+        reason = self.space.measured_violation(pending.spec, measured)
+        if reason is None:
+            self.store.charge_trial(self.run_id, number, device_seconds=output.seconds,
+                                    wall_seconds=output.seconds, note="screen")
+            self.duplicate_streak = self.infeasible_streak = 0
+            pending.screened = True
+            pending.metrics.update(measured)
+            self._submit(pending, 0)
+            return
+        self.store.trial_infeasible(self.run_id, number, reason=reason, failure=None,
+                                    device_seconds=output.seconds, wall_seconds=output.seconds)
+        self.strategy.tell(number, Infeasible(reason))
+        self.infeasible_streak += 1
+        if self.infeasible_streak + self.duplicate_streak >= MAX_DUPLICATE_STREAK:
+            self.exhausted = self._exhausted_message()
+        self.state.infeasible += 1
+        self.state.running = len(self.pending)
+        self.reporter.trial_infeasible(number, pending.spec, reason)
 
     def _time_left(self, pending: _Pending) -> float | None:
         """Seconds of training `pending` may still take under `search.trial_timeout` (its
@@ -899,8 +968,12 @@ class _Loop:
     def _finish(self, future: Future, pending: _Pending) -> None:
         number = pending.number
         names = [o["name"] for o in self.state.objectives]
+        screening, pending.screening = pending.screening, False
         try:
             output: WorkerOutput = future.result()
+            if screening:
+                self._screened(output, pending)
+                return
             pending.metrics.update(output.result.metrics)  # later segments overwrite, latency stays
             pending.curve.extend(output.result.curve)
             missing = [n for n in names if n not in pending.metrics]

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +38,12 @@ from nas.blocks.registry import BlockImportError, BlockInfo, Knob, is_import_pat
 from nas.errors import SpaceError, brief, did_you_mean
 from nas.evaluate.measurement import TIMED
 from nas.evaluate.training import SCHEDULES
-from nas.searchspace.constraints import Constraint, compile_constraints, violation
+from nas.searchspace.constraints import (
+    Constraint,
+    compile_constraints,
+    measured_violation,
+    violation,
+)
 from nas.searchspace.domains import (
     Choice,
     ContextChoice,
@@ -208,14 +213,20 @@ class SearchSpace:
         """What the worker must measure: one entry per measured objective (latency,
         throughput, peak_memory, state_bytes; only the timed ones, latency and throughput,
         with `timed_only`)."""
-        seq_default = self.task.get("seq_len", 128)
-        return tuple(
-            {"name": o.name, "metric": o.measured_metric, "batch": o.batch,
-             "seq_len": o.seq_len or seq_default,
-             **({} if o.measured_metric == "state_bytes" else {"phase": o.phase or "prefill"})}
-            for o in self.config.objectives
-            if o.is_measured and (not timed_only or o.measured_metric in TIMED)
-        )
+        entries = objective_entries(self.config.objectives,
+                                    int(self.task.get("seq_len", DEFAULT_SEQ_LEN)))
+        return tuple(e for e in entries if not timed_only or e["metric"] in TIMED)
+
+    def constraint_measurements(self) -> tuple[dict[str, Any], ...]:
+        """What the constraints need measured before a candidate trains (latency entries,
+        one per distinct quantity); empty when every constraint is analytic."""
+        found = {e["name"]: e for c in self.constraints for e in c.measurements}
+        return tuple(found.values())
+
+    def measured_violation(self, spec: ArchSpec, measured: dict[str, float]) -> str | None:
+        """None if `spec` meets the constraints that need measurements, given their values
+        (`constraint_measurements` names them); else the first it fails, with the values."""
+        return measured_violation(self.constraints, spec, measured)
 
     def proxy_requests(self) -> tuple[dict[str, Any], ...]:
         """The proxy tasks every trial also trains on: name, task config, steps (None: the
@@ -236,8 +247,9 @@ class SearchSpace:
         return joiner.join(gates)
 
     def violation(self, spec: ArchSpec) -> str | None:
-        """None if `spec` meets every constraint of the space; else the first one it fails,
-        with the values, e.g. 'params <= 2e6: params = 3.1M'. Nothing is trained."""
+        """None if `spec` meets every analytic constraint of the space (the measured ones are
+        checked by `measured_violation`); else the first one it fails, with the values, e.g.
+        'params <= 2e6: params = 3.1M'. Nothing is trained."""
         return violation(self.constraints, spec)
 
     # -- sampling ----------------------------------------------------------------------------
@@ -308,6 +320,20 @@ class SearchSpace:
                         positions=positions,
                         max_positions=(int(values["model.max_positions"])
                                        if positions == "learned" else None))
+
+
+DEFAULT_SEQ_LEN = 128  # a task that names no seq_len: the shape measurements default to
+
+
+def objective_entries(objectives: Sequence[Any], seq_len: int) -> tuple[dict[str, Any], ...]:
+    """One measurement entry per measured objective (latency, throughput, peak_memory,
+    state_bytes): name, metric, batch, seq_len (default: the task's `seq_len`) and phase."""
+    return tuple(
+        {"name": o.name, "metric": o.measured_metric, "batch": o.batch,
+         "seq_len": o.seq_len or seq_len,
+         **({} if o.measured_metric == "state_bytes" else {"phase": o.phase or "prefill"})}
+        for o in objectives if o.is_measured
+    )
 
 
 def knob_prefix(kind: str, role: str) -> str:
@@ -458,7 +484,11 @@ class _Compiler:
         self._model_options()
         self._training()
         self._objectives()
-        constraints = compile_constraints(self.path, self.config.constraints)
+        seq_len = int(self.config.task.model_dump().get("seq_len", DEFAULT_SEQ_LEN))
+        constraints = compile_constraints(
+            self.path, self.config.constraints, seq_len=seq_len,
+            objectives={e["name"]: e for e in objective_entries(self.config.objectives,
+                                                                 seq_len)})
         self._resolve_references()
         self._check_acyclic()
         self._spread_activity()

@@ -15,15 +15,32 @@ Each entry is an expression of `nas.expr` over the quantities of one ArchSpec:
     count(KIND)                 layers whose token mixer is KIND, e.g. count(attention)
 
 The quantities come from the blocks' own analytic cost methods on the model built on PyTorch's
-meta device (no memory, no weights, nothing trained), cached per arch_hash. Everything is
-checked at load time: a constraint that does not parse, is not a yes-or-no condition, or names an
-unknown quantity or mixer is a SpaceError at `constraints.<i>`.
+meta device (no memory, no weights, nothing trained), cached per arch_hash.
+
+Measured quantities, taken on the untrained model before it trains (latency does not depend on
+the weights) by the search loop, through the latency cache, on the device that times latency:
+
+    latency_ms                  prefill latency, batch 1, the task's seq_len (ms)
+    decode_ms                   one decode step at a context of the task's seq_len (ms)
+    peak_memory_mb              peak memory of that prefill pass (MiB)
+    latency_ms(seq_len=N, batch=B), decode_ms(...), peak_memory_mb(...)   at another shape
+    OBJECTIVE                   a measured objective of the space, by its name, as measured
+                                for that objective (a space whose objective is named
+                                `latency_ms` gets that objective's shape for `latency_ms`)
+
+A constraint naming one (`Constraint.measurements`) is not checked when a candidate is
+sampled (`violation` skips it) but by `measured_violation` once the measurements exist; a
+candidate failing it is INFEASIBLE and never trains.
+
+Everything is checked at load time: a constraint that does not parse, is not a yes-or-no
+condition, or names an unknown quantity or mixer is a SpaceError at `constraints.<i>`.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,8 +51,13 @@ from nas.spec import ArchSpec
 NAMES = ("params", "n_layers", "d_model")
 FUNCTIONS = ("flops_per_token", "state_bytes", "count")
 _SEQ_LEN_FUNCTIONS = ("flops_per_token", "state_bytes")
+# Measured quantities: name -> (measurement metric, phase); see the module docstring.
+MEASURED = {"latency_ms": ("latency", "prefill"), "decode_ms": ("latency", "decode"),
+            "peak_memory_mb": ("peak_memory", "prefill")}
+_SHAPE_KEYWORDS = ("seq_len", "batch")
 KNOWN = ("params, n_layers, d_model, flops_per_token(seq_len=N), state_bytes(seq_len=N), "
-         "count(KIND)")
+         "count(KIND), latency_ms, decode_ms, peak_memory_mb (each also as "
+         "NAME(seq_len=N, batch=B)), a measured objective's name")
 _CACHE_SIZE = 128  # meta models kept, by arch_hash
 
 
@@ -45,6 +67,9 @@ class Constraint:
 
     index: int
     expr: Expr
+    # What it needs measured: latency entries ({"name": key, "metric", "phase", "batch",
+    # "seq_len"}), keyed by `measured_key`; empty for an analytic constraint.
+    measurements: tuple[dict[str, Any], ...] = ()
 
     @property
     def text(self) -> str:
@@ -55,11 +80,23 @@ class Constraint:
         return f"constraints.{self.index}"
 
 
-def compile_constraints(path: str, texts: Sequence[str]) -> tuple[Constraint, ...]:
+def measured_key(name: str, shape: Mapping[str, Any] | None = None) -> str:
+    """The name a measured quantity's value goes by: `latency_ms`, or with a shape given
+    `latency_ms(batch=4,seq_len=4096)` (keywords sorted, whatever order they were written)."""
+    if not shape:
+        return name
+    return f"{name}({','.join(f'{k}={int(v)}' for k, v in sorted(shape.items()))})"
+
+
+def compile_constraints(path: str, texts: Sequence[str], *,
+                        objectives: Mapping[str, Mapping[str, Any]] | None = None,
+                        seq_len: int = 128) -> tuple[Constraint, ...]:
     """Parse and check every constraint; SpaceError naming `constraints.<i>` for the first bad
-    one."""
+    one. `objectives`: the space's measured objectives' entries by name (usable as names);
+    `seq_len`: the task's, the default shape of the measured quantities."""
     from nas.blocks import list_blocks
 
+    objectives = objectives or {}
     mixers = list_blocks(role="token_mixer")
     out = []
     for index, text in enumerate(texts):
@@ -73,11 +110,16 @@ def compile_constraints(path: str, texts: Sequence[str]) -> tuple[Constraint, ..
             raise SpaceError(path, key, f"{brief(text)} is not a condition",
                              "compare it with a limit, e.g. `params <= 2e6`")
         for name in expr.names:
-            if name not in NAMES:
+            if name not in NAMES and name not in MEASURED and name not in objectives:
                 hint = (f" ({name} needs a context length: {name}(seq_len=N))"
                         if name in _SEQ_LEN_FUNCTIONS else "")
                 raise SpaceError(path, key, f"unknown name {brief(name)}{hint}",
                                  f"known names: {KNOWN}")
+        both = sorted(set(expr.names) & {c.name for c in expr.calls} & set(MEASURED))
+        if both:
+            raise SpaceError(path, key, f"{both[0]} is used both bare and with a shape",
+                             f"write {both[0]}(seq_len=N) at every use, or split the "
+                             "condition into two constraints")
         for call in expr.calls:
             problem = _check_call(call, mixers)
             if problem:
@@ -85,8 +127,30 @@ def compile_constraints(path: str, texts: Sequence[str]) -> tuple[Constraint, ..
                        else f"known names: {KNOWN}")
                 raise SpaceError(path, key, problem, fix)
         _check_constant(path, key, expr)
-        out.append(Constraint(index, expr))
+        out.append(Constraint(index, expr, _measurements(expr, objectives, seq_len)))
     return tuple(out)
+
+
+def _measurements(expr: Expr, objectives: Mapping[str, Mapping[str, Any]],
+                  seq_len: int) -> tuple[dict[str, Any], ...]:
+    """The latency entries `expr`'s measured names and calls need, one per distinct key."""
+    found: dict[str, dict[str, Any]] = {}
+    for name in expr.names:
+        if name in objectives:
+            found[name] = {**objectives[name], "name": name}
+        elif name in MEASURED:
+            found[name] = _entry(name, {}, seq_len)
+    for call in expr.calls:
+        if call.name in MEASURED:
+            shape = call.kwargs_dict
+            found[measured_key(call.name, shape)] = _entry(call.name, shape, seq_len)
+    return tuple(found.values())
+
+
+def _entry(name: str, shape: Mapping[str, Any], seq_len: int) -> dict[str, Any]:
+    metric, phase = MEASURED[name]
+    return {"name": measured_key(name, shape), "metric": metric, "phase": phase,
+            "batch": int(shape.get("batch", 1)), "seq_len": int(shape.get("seq_len", seq_len))}
 
 
 def _check_constant(path: str, key: str, expr: Expr) -> None:
@@ -106,6 +170,8 @@ def _check_constant(path: str, key: str, expr: Expr) -> None:
 
 
 def _check_call(call: CallInfo, mixers: Sequence[str]) -> str | None:
+    if call.name in MEASURED:
+        return _check_shape_call(call)
     if call.name not in FUNCTIONS:
         return f"unknown function {brief(call.name)} in {call.text}"
     if call.name == "count":
@@ -122,6 +188,19 @@ def _check_call(call: CallInfo, mixers: Sequence[str]) -> str | None:
     if isinstance(seq_len, bool) or not isinstance(seq_len, int | float) or seq_len < 1 \
             or int(seq_len) != seq_len:
         return f"{call.text}: seq_len must be a positive integer, got {brief(seq_len)}"
+    return None
+
+
+def _check_shape_call(call: CallInfo) -> str | None:
+    """`latency_ms(seq_len=N, batch=B)`: keywords only, each a positive integer."""
+    kwargs = call.kwargs_dict
+    if call.args or not kwargs or not set(kwargs) <= set(_SHAPE_KEYWORDS):
+        return (f"{call.text}: {call.name} takes seq_len= and/or batch=, e.g. "
+                f"{call.name}(seq_len=4096, batch=1)")
+    for keyword, value in kwargs.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 1 \
+                or int(value) != value:
+            return f"{call.text}: {keyword} must be a positive integer, got {brief(value)}"
     return None
 
 
@@ -193,14 +272,40 @@ def _resolve(env: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
 
 
 def violation(constraints: Sequence[Constraint], spec: ArchSpec) -> str | None:
-    """None if `spec` meets every constraint; else the first one it fails, with the values,
-    e.g. 'params <= 2e6: params = 3.1M'."""
-    if not constraints:
-        return None
+    """None if `spec` meets every analytic constraint; else the first one it fails, with the
+    values, e.g. 'params <= 2e6: params = 3.1M'. Measured constraints are skipped: see
+    `measured_violation`."""
+    return _first_violation([c for c in constraints if not c.measurements], quantities(spec))
+
+
+def measured_violation(constraints: Sequence[Constraint], spec: ArchSpec,
+                       measured: Mapping[str, float]) -> str | None:
+    """None if `spec` meets every constraint that needs measurements, given `measured`
+    (values by `measured_key`, as the entries of `Constraint.measurements` name them); else
+    the first one it fails, e.g. 'latency_ms <= 5: latency_ms = 7.21'."""
     base = quantities(spec)
+    # A measured name is a number where a constraint writes it bare (`latency_ms`), a function
+    # of the shape where it calls it (`latency_ms(seq_len=4096)`; one constraint never does
+    # both: compile_constraints refuses it).
+    plain = {name: float(value) for name, value in measured.items() if "(" not in name}
+    shaped = {name: functools.partial(_shaped, name, measured) for name in MEASURED}
+    return _first_violation([c for c in constraints if c.measurements], base,
+                            lambda c: {**shaped, **{n: plain[n] for n in c.expr.names
+                                                    if n in plain}})
+
+
+def _shaped(name: str, measured: Mapping[str, float], **shape: Any) -> float:
+    return float(measured[measured_key(name, shape)])
+
+
+def _first_violation(constraints: Sequence[Constraint], base: dict[str, Any],
+                     extra: Callable[[Constraint], dict[str, Any]] = lambda c: {}
+                     ) -> str | None:
+    """The first of `constraints` that fails in `base` plus `extra(constraint)`, with the
+    values; None if all hold."""
     for constraint in constraints:
         try:
-            env = _resolve(base, constraint.expr.names)
+            env = {**_resolve(base, constraint.expr.names), **extra(constraint)}
             holds = bool(constraint.expr.evaluate(env))
         except (ExprError, ValueError, ArithmeticError) as exc:  # e.g. 1 / (n_layers - 4)
             return f"{constraint.text}: cannot be evaluated for this candidate ({exc})"

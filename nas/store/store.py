@@ -683,16 +683,27 @@ class Store:
             return row.retries
 
     def trial_infeasible(self, run_id: int, number: int, *, reason: str,
-                         device_seconds: float, wall_seconds: float) -> None:
-        """A trial that started but cannot run on its device (out of memory): INFEASIBLE with
-        the reason, failure class oom. Unlike a candidate that fails a constraint, it did use
-        its device, so its seconds are charged (note "infeasible")."""
+                         device_seconds: float, wall_seconds: float,
+                         failure: str | None = OOM) -> None:
+        """A trial that started but cannot run on its device (out of memory, failure class
+        oom) or failed a constraint measured on its device (failure None): INFEASIBLE with the
+        reason. Unlike a candidate that fails an analytic constraint, it did use its device,
+        so its seconds are charged (note "infeasible")."""
         with self.transaction() as s:
             row = self._trial_row(s, run_id, number)
             row.state, row.error, row.finished_at = INFEASIBLE, reason, utcnow()
-            row.failure = OOM
+            row.failure = failure
             row.device_seconds = (row.device_seconds or 0.0) + device_seconds
             self._charge(s, run_id, number, device_seconds, wall_seconds, "infeasible")
+
+    def charge_trial(self, run_id: int, number: int, *, device_seconds: float,
+                     wall_seconds: float, note: str) -> None:
+        """Charge a running trial for work done before its training (ledger `note`, e.g.
+        "screen": measuring what its constraints need); added to its device-seconds."""
+        with self.transaction() as s:
+            row = self._trial_row(s, run_id, number)
+            row.device_seconds = (row.device_seconds or 0.0) + device_seconds
+            self._charge(s, run_id, number, device_seconds, wall_seconds, note)
 
     def record_remeasure(self, run_id: int, updates: dict[int, tuple[dict[str, float],
                                                                       dict[str, float]]],
