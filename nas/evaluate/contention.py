@@ -16,6 +16,8 @@ Contract:
   leave free, by more than `SLACK` cores: ``others > cores - threads + SLACK``, for the busy
   cores and for the mean runnable threads alike. Busy cores are only judged over a window long
   enough to hold `MIN_TICKS` ticks (a short timing's tick count says nothing).
+- `busy_warning(seconds)` is one line for the start of a search when other processes keep at
+  least `BUSY_CORES` cores busy over a `seconds` probe, else None.
 - `gpu_others(device)` is the number of other processes holding a context on a CUDA device,
   where NVML (pynvml) can tell; None where it cannot.
 
@@ -33,6 +35,7 @@ SLACK = 0.5  # cores of other work tolerated beyond what the timing's threads le
 MIN_TICKS = 20  # ticks (all allowed CPUs together) a window needs before its busy time counts
 PROBE_SECONDS = 0.1
 PROBE_SAMPLES = 5
+BUSY_CORES = 0.5  # other processes' load that a search's start reports
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,17 @@ def probe(threads: int, seconds: float = PROBE_SECONDS,
     time.sleep(seconds / max(1, samples - 1))
     end = snapshot()
     return None if end is None else load_between(start, end, threads, between)
+
+
+def busy_warning(seconds: float = 0.3) -> str | None:
+    """'warning: this machine is busy: ...' when other processes keep at least BUSY_CORES
+    cores busy over the next `seconds`; None when they do not or it cannot be read."""
+    load = probe(threads=1, seconds=seconds, samples=6)
+    if load is None or load.others_busy is None or load.others_busy < BUSY_CORES:
+        return None
+    return (f"warning: this machine is busy: {load.others_busy:.1f} of {load.cores} cores in "
+            "use by other processes; latencies timed meanwhile may be flagged contended (and "
+            "are retried) and training will be slower")
 
 
 def gpu_others(device) -> int | None:

@@ -156,3 +156,11 @@ def test_a_latency_timed_among_busy_loops_is_flagged_contended(make_spec, burner
     assert metrics["latency_ms_contended"] == 1.0
     assert measured[0]["contended"] is True
     assert cacheable(measured) == []
+
+
+@linux_only
+def test_a_busy_machine_is_one_warning_line(burners):
+    warning = contention.busy_warning()
+    assert warning is not None and warning.startswith("warning: this machine is busy: ")
+    assert f"of {burners} cores in use by other processes" in warning
+    assert "\n" not in warning
