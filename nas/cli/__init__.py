@@ -210,6 +210,7 @@ def search(
                        f"in {space}")
     parsed = parse_budget(budget_text)
     print_notes(compiled, errors if progress == "jsonl" else console)  # stdout: JSON lines only
+    print_busy(errors if progress == "jsonl" else console)
     url = resolve_storage(storage, compiled.config.storage)
     if parsed.device_kind == "gpu":
         import torch
@@ -246,11 +247,23 @@ def resume(
 
     reporter = progress_reporter(progress)
     url = resolve_storage(storage)
+    print_busy(errors if progress == "jsonl" else console)
     options = SearchOptions(budget=parse_budget(budget) if budget else None, storage=url,
                             workers=workers, threads=threads, ray_address=ray_address,
                             num_cpus_per_trial=cpus_per_trial, num_gpus_per_trial=gpus_per_trial,
                             allow_code=allow_code)
     _report_outcome(resume_search(run, options, reporter), url, progress)
+
+
+def print_busy(out: Console) -> None:
+    """One warning line when other processes keep this machine's cores busy (a search run
+    then would be slower and its timings contended), read over a 0.3 s probe."""
+    from nas.evaluate.contention import busy_warning
+
+    warning = busy_warning()
+    if warning is not None:
+        head, _, rest = warning.partition(": ")
+        out.print(f"[yellow]{head}:[/] {rest}", highlight=False, soft_wrap=True)
 
 
 def print_notes(space: Any, out: Console) -> None:

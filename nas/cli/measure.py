@@ -101,9 +101,10 @@ def _measure(target: str, seq_len: list[int], batch: int, phase: list[str], devi
 
     from nas.blocks import build_model
     from nas.cli import console, resolve_storage
+    from nas.cli.render import CONTENDED_NOTE, contended_text, spread_text
     from nas.evaluate.device import device_fingerprint, fingerprint_hash
     from nas.evaluate.latency import SUPPORTED_PHASES, measure_latency
-    from nas.evaluate.measurement import value_of
+    from nas.evaluate.measurement import time_uncontended, value_of, watched
     from nas.evaluate.memory import MIB, measure_peak_memory
     from nas.spec import ArchSpec
     from nas.usercode import spec_refusal
@@ -147,11 +148,14 @@ def _measure(target: str, seq_len: list[int], batch: int, phase: list[str], devi
     rows = []
     for which in phase:
         for length in seq_len:
-            timing = measure_latency(model, batch=batch, seq_len=length,
-                                     vocab_size=spec.vocab_size, phase=which)
+            timing, contended = time_uncontended(
+                lambda: measure_latency(model, batch=batch, seq_len=length,  # noqa: B023
+                                        vocab_size=spec.vocab_size, phase=which),  # noqa: B023
+                lambda measure: watched(measure, torch.device(device)))
             row = {"fingerprint_hash": key, "phase": which, "batch": batch,
                    "seq_len": length, "median_ms": timing.median_ms,
                    "spread": timing.spread, "repeats": timing.repeats,
+                   "contended": contended,
                    "tokens_per_s": value_of("throughput", timing.median_ms, which, batch,
                                             length),
                    "state_bytes": batch * model.state_bytes(length)}
@@ -171,15 +175,17 @@ def _measure(target: str, seq_len: list[int], batch: int, phase: list[str], devi
     table = Table(title=f"{spec.short_form()} · d_model {spec.d_model} · "
                         f"{', '.join(f'{k}={v}' for k, v in fingerprint.items())}")
     columns = ["phase", "batch", "seq_len", "median ms", "spread", "repeats", "tokens/s",
-               *(["peak MiB"] if memory else []), "state bytes"]
+               *(["peak MiB"] if memory else []), "state bytes", "contended"]
     for column in columns:
         table.add_column(column, justify="left" if column == "phase" else "right")
     for r in rows:
         table.add_row(r["phase"], str(r["batch"]), str(r["seq_len"]), f"{r['median_ms']:.3f}",
-                      f"{r['spread']:.1%}", str(r["repeats"]), f"{r['tokens_per_s']:,.0f}",
-                      *([f"{r['peak_mib']:.2f}"] if memory else []),
-                      f"{r['state_bytes']:,}")
+                      spread_text(r["spread"]), str(r["repeats"]),
+                      f"{r['tokens_per_s']:,.0f}", *([f"{r['peak_mib']:.2f}"] if memory else []),
+                      f"{r['state_bytes']:,}", contended_text(r["contended"]))
     console.print(table)
+    if any(r["contended"] for r in rows):
+        console.print(f"[yellow]warning:[/] {CONTENDED_NOTE}", highlight=False)
 
 
 def _store(url: str, create: bool = True):

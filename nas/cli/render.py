@@ -75,6 +75,56 @@ def run_row(run: RunRecord) -> dict[str, Any]:
     return data
 
 
+# A timing's relative spread above this is flagged where it is shown (`nas show`, `nas trials`).
+NOISY_SPREAD = 0.10
+CONTENDED_NOTE = ("contended: other processes needed the cores while it was timed (retried, "
+                  "then kept and flagged); time it again on a quieter machine")
+
+
+def spread_text(spread: float | None) -> str:
+    """A relative spread as a percentage, flagged (yellow, '!') above NOISY_SPREAD."""
+    if spread is None:
+        return "-"
+    text = f"{spread:.1%}"
+    return f"[yellow]{text} ![/]" if spread > NOISY_SPREAD else text
+
+
+def contended_text(contended: float | bool | None) -> str:
+    """'contended' (red) for a contended timing, 'no' for a clean one, '-' when unknown."""
+    if contended is None:
+        return "-"
+    return "[red]contended[/]" if contended else "no"
+
+
+def timing_flags(name: str, metrics: dict[str, Any]) -> tuple[bool, bool]:
+    """(noisy, contended) of objective `name` from a trial's metrics: its spread is above
+    NOISY_SPREAD; other work competed with its timing."""
+    spread = metrics.get(f"{name}_spread")
+    return (_is_number(spread) and spread > NOISY_SPREAD,
+            bool(metrics.get(f"{name}_contended")))
+
+
+def objective_cell(name: str, value: float | None, metrics: dict[str, Any]) -> str:
+    """An objective's value, then its spread where that is above NOISY_SPREAD (±23 %) and
+    'contended' where its timing was."""
+    text = format_value(name, value)
+    noisy, contended = timing_flags(name, metrics)
+    if value is not None and noisy:
+        text += f" [yellow]±{metrics[f'{name}_spread']:.0%}[/]"
+    if value is not None and contended:
+        text += " [red]contended[/]"
+    return text
+
+
+def metric_text(name: str, value: Any) -> str:
+    """A metric as `nas show` lists it: spreads as flagged percentages, contention as words."""
+    if name.endswith("_contended") and _is_number(value):
+        return contended_text(value)
+    if name.endswith("_spread") and _is_number(value):
+        return spread_text(value)
+    return format_value(name, value)
+
+
 RUN_COLUMNS = ("name", "status", "stalled", "created_at", "finished_at", "trials_complete",
                "trials_total", "budget", "device_seconds", "strategy", "seed", "objectives",
                "space_path", "space_hash", "host", "versions", "message")
@@ -92,9 +142,10 @@ def near_front(run: RunRecord, trials: Sequence[TrialRecord]) -> list[TrialRecor
 
 def trials_table(title: str, run: RunRecord, trials: Sequence[TrialRecord],
                  near: Collection[int] = ()) -> Table:
-    """One row per trial: number, mixers per layer, width, depth, params, objectives; the
-    front column is ★ on the front and ≈ for the trials numbered in `near` (within
-    measurement noise of it)."""
+    """One row per trial: number, mixers per layer, width, depth, params, objectives (a timed
+    one flagged with its spread above NOISY_SPREAD and 'contended' where it was, explained in
+    the caption); the front column is ★ on the front and ≈ for the trials numbered in `near`
+    (within measurement noise of it)."""
     table = Table(title=title, title_justify="left", header_style="bold")
     table.add_column("trial", justify="right")
     table.add_column("state")
@@ -107,8 +158,12 @@ def trials_table(title: str, run: RunRecord, trials: Sequence[TrialRecord],
         table.add_column(f"{objective['name']} {arrow}", justify="right")
     table.add_column("time", justify="right")
     table.add_column("front", justify="center")
+    flagged = False
     for t in trials:
-        values = t.values or {}
+        values, metrics = t.values or {}, t.metrics or {}
+        cells = [objective_cell(n, values.get(n), metrics) for n in run.objective_names]
+        flagged = flagged or any(values.get(n) is not None and any(timing_flags(n, metrics))
+                                 for n in run.objective_names)
         state = {"COMPLETE": "[green]complete[/]", "FAIL": "[red]failed[/]",
                  "RUNNING": "[yellow]running[/]"}.get(t.state, f"[dim]{t.state.lower()}[/]")
         if t.duplicate_of is not None:
@@ -119,11 +174,14 @@ def trials_table(title: str, run: RunRecord, trials: Sequence[TrialRecord],
             state = f"[dim]{t.state.lower()} @{int(t.metrics['steps'])}[/]"  # its values' step
         table.add_row(
             str(t.number), state, t.short_form, str(t.d_model), str(t.n_layers),
-            format_value("params", t.params), *(format_value(n, values.get(n))
-                                                for n in run.objective_names),
+            format_value("params", t.params), *cells,
             format_seconds(t.device_seconds) if t.device_seconds else "-",
             "★" if t.pareto else ("≈" if t.number in near else ""),
         )
+    if flagged:
+        table.caption = (f"±: the timing's spread, shown above {NOISY_SPREAD:.0%}; "
+                         f"{CONTENDED_NOTE}")
+        table.caption_justify = "left"
     return table
 
 
@@ -204,7 +262,7 @@ def trial_detail(run: RunRecord, trial: TrialRecord,
         metrics.add_column("name")
         metrics.add_column("value", justify="right")
         for name, value in sorted(trial.metrics.items()):
-            metrics.add_row(name, format_value(name, value))
+            metrics.add_row(name, metric_text(name, value))
         parts.append(metrics)
     losses = [(step, v) for step, name, v in curve if name == "train_loss"]
     if losses:

@@ -243,7 +243,9 @@ def measure_entries(model, entries: list[dict[str, Any]], *, vocab_size: int, se
     metrics[name] in the entry's metric's unit and metrics[name_spread]. A copy of the
     untrained `model` is measured where neither `cache_rows` (latency-cache rows) nor an earlier
     entry holds this fingerprint and shape; each fresh timing carries its entry's `name` and
-    `value`, once per timed entry that used it."""
+    `value`, once per timed entry that used it. A timed entry also gets
+    metrics[name_contended], 1.0 when other work competed with its timing (0.0 when none did;
+    absent where that is not known)."""
     cache = {(c["fingerprint_hash"], c["phase"], c["batch"], c["seq_len"]): c
              for c in cache_rows}
     metrics: dict[str, float] = {}
@@ -263,6 +265,8 @@ def measure_entries(model, entries: list[dict[str, Any]], *, vocab_size: int, se
             measured.append({**cache[shape], "name": name, "value": taken.value})
         metrics[name] = taken.value
         metrics[f"{name}_spread"] = taken.spread
+        if taken.contended is not None:
+            metrics[f"{name}_contended"] = float(taken.contended)
     return metrics, measured
 
 

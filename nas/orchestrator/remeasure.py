@@ -8,12 +8,17 @@ training worker, or the `search.measure` worker), one session at a time and in r
 of every such architecture, then session 2 of each, ...), so that one architecture's sessions
 lie apart in time and a slow phase of the machine seldom hits all of them. The N session
 medians are pooled with the original: the trial's objective becomes the median of all, its
-spread the larger of the sessions' typical spread and the spread between their medians. The
-front is recomputed; trials that join it are re-measured in turn.
+spread the larger of the sessions' typical spread and the spread between their medians (so the
+disagreement between sessions, not only within one, decides which trials are ≈ near the front).
+Measurements flagged contended (nas.evaluate.measurement) are left out of the pool while an
+uncontended one is there. Every session also joins the latency cache, where the steadier or
+uncontended figure replaces a disturbed one for later runs. The front is recomputed; trials
+that join it are re-measured in turn.
 
 Audit trail, in each trial's metrics (so `nas show RUN/N` lists it): `{name}_initial` and
 `{name}_initial_spread` (the value before), `{name}_remeasure_K` and `{name}_remeasure_K_spread`
-for each session K, `{name}_sessions` (how many were pooled). The original is pooled only when
+for each session K, `{name}_sessions` (how many were pooled); `{name}_initial_contended` and
+`{name}_remeasure_K_contended` (1.0) mark the contended ones. The original is pooled only when
 the architecture's cache holds a measurement on the re-measuring device's fingerprint (else it
 came from another device, and only the new sessions count).
 
@@ -68,21 +73,32 @@ def remeasured(trial: TrialRecord, latency_names: Sequence[str]) -> bool:
 def updated_metrics(trial: TrialRecord, name: str, sessions: Sequence[dict[str, Any]],
                     with_original: bool) -> dict[str, float]:
     """The trial's metrics for objective `name` after `sessions` (measured dicts with the
-    objective's `value`, or else median_ms, and spread): pooled value and spread, and the audit
-    trail."""
+    objective's `value`, or else median_ms, spread, and optionally `contended`): pooled value
+    and spread, and the audit trail. Contended measurements (the original's
+    `{name}_contended`, a session's `contended`) are left out of the pool while any other is
+    there; `{name}_contended` is then 0, or 1 when every pooled one was contended."""
     metrics = trial.metrics or {}
     before = float(trial.values[name])
     before_spread = float(metrics.get(f"{name}_spread", 0.0))
     fresh = [float(s.get("value", s["median_ms"])) for s in sessions]
-    medians, spreads = list(fresh), [float(s["spread"]) for s in sessions]
+    taken = [(v, float(s["spread"]), bool(s.get("contended")))
+             for v, s in zip(fresh, sessions, strict=True)]
     if with_original:
-        medians, spreads = [before, *medians], [before_spread, *spreads]
-    value, spread = pool(medians, spreads)
+        taken.insert(0, (before, before_spread, bool(metrics.get(f"{name}_contended"))))
+    clean = [t for t in taken if not t[2]]
+    pooled = clean or taken
+    value, spread = pool([t[0] for t in pooled], [t[1] for t in pooled])
     out = {name: value, f"{name}_spread": spread, f"{name}_initial": before,
-           f"{name}_initial_spread": before_spread, f"{name}_sessions": float(len(medians))}
+           f"{name}_initial_spread": before_spread, f"{name}_sessions": float(len(pooled))}
+    if any(s.get("contended") is not None for s in sessions) or f"{name}_contended" in metrics:
+        out[f"{name}_contended"] = float(not clean)
+    if with_original and taken[0][2]:
+        out[f"{name}_initial_contended"] = 1.0
     for k, (s, session_value) in enumerate(zip(sessions, fresh, strict=True), start=1):
         out[f"{name}_remeasure_{k}"] = session_value
         out[f"{name}_remeasure_{k}_spread"] = float(s["spread"])
+        if s.get("contended"):
+            out[f"{name}_remeasure_{k}_contended"] = 1.0
     return out
 
 
@@ -206,6 +222,9 @@ class FrontRemeasure:
                 metrics.update(updated_metrics(trial, name, sessions, comparable))
             values = {**trial.values, **{n: metrics[n] for n in self.latency_names}}
             updates[trial.number] = (values, metrics)
+        # the sessions join the latency cache: a steadier (or uncontended) one replaces what a
+        # disturbed first measurement left there, so later runs reuse the better figure
+        self.store.record_latency(first.arch_hash, outputs[0].result.fingerprint, measured)
         self.store.record_remeasure(self.run_id, updates, charged=first.number,
                                     device_seconds=seconds, wall_seconds=seconds)
         self.report.architectures += 1

@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 DEFAULT_URL = "sqlite:///nas.db"
 MAX_ROW_ID = 2**63 - 1  # run ids and trial numbers are 64-bit integers in every backend
 _log = logging.getLogger("nas.store")
+_CONTENDED = "contended"  # latency-cache rows: fingerprint JSON key of a contended timing
 RUNNING, COMPLETE, FAIL, DUPLICATE = "RUNNING", "COMPLETE", "FAIL", "DUPLICATE"
 INFEASIBLE = "INFEASIBLE"  # failed the space's constraints: never trained, charged nothing
 PAUSED = "PAUSED"  # multi-fidelity: stopped at a rung, may be promoted and resumed
@@ -875,19 +876,26 @@ class Store:
 
     # -- the latency cache -------------------------------------------------------------------
     def cached_latency(self, arch_hash: str) -> list[dict[str, Any]]:
-        """Every stored latency measurement of an architecture, on any device."""
+        """Every stored latency measurement of an architecture, on any device; `contended`
+        says whether other work competed with it (False for rows stored before that was
+        checked)."""
         with self.transaction() as s:
             rows = s.scalars(select(LatencyRow).where(LatencyRow.arch_hash == arch_hash))
-            return [{"fingerprint_hash": r.fingerprint_hash, "fingerprint": r.fingerprint,
+            return [{"fingerprint_hash": r.fingerprint_hash,
+                     "fingerprint": {k: v for k, v in r.fingerprint.items()
+                                     if k != _CONTENDED},
                      "phase": r.phase, "batch": r.batch, "seq_len": r.seq_len,
-                     "median_ms": r.median_ms, "spread": r.spread, "repeats": r.repeats}
+                     "median_ms": r.median_ms, "spread": r.spread, "repeats": r.repeats,
+                     "contended": bool(r.fingerprint.get(_CONTENDED))}
                     for r in rows]
 
     def record_latency(self, arch_hash: str, fingerprint: dict[str, Any],
                        measurements: Sequence[dict[str, Any]]) -> None:
-        """Add fresh measurements (dicts as `cached_latency` returns, fingerprint_hash included)
-        to the cache; one already stored for the same key is kept unless the new one is steadier
-        (a smaller spread), which replaces it."""
+        """Add fresh measurements (dicts as `cached_latency` returns, fingerprint_hash included;
+        `contended` optional) to the cache; one already stored for the same key is kept unless
+        the new one is steadier, which replaces it: an uncontended measurement beats a contended
+        one, and between two alike the smaller spread wins. Whether a row was contended is kept
+        in its fingerprint JSON (key "contended", not part of the hash)."""
         if not measurements:
             return
         with self.transaction() as s:
@@ -897,13 +905,17 @@ class Store:
                        LatencyRow.phase == m["phase"], LatencyRow.batch == m["batch"],
                        LatencyRow.seq_len == m["seq_len"])
                 stored = s.scalar(select(LatencyRow).where(*key))
-                if stored is not None and m["spread"] < stored.spread:
+                contended = bool(m.get("contended"))
+                noted = {**fingerprint, _CONTENDED: True} if contended else dict(fingerprint)
+                if stored is not None and (contended, m["spread"]) < (
+                        bool(stored.fingerprint.get(_CONTENDED)), stored.spread):
                     stored.median_ms, stored.spread = m["median_ms"], m["spread"]
                     stored.repeats, stored.measured_at = m["repeats"], utcnow()
+                    stored.fingerprint = noted
                 elif stored is None:
                     s.add(LatencyRow(
                         arch_hash=arch_hash, fingerprint_hash=m["fingerprint_hash"],
-                        fingerprint=fingerprint, phase=m["phase"], batch=m["batch"],
+                        fingerprint=noted, phase=m["phase"], batch=m["batch"],
                         seq_len=m["seq_len"], median_ms=m["median_ms"], spread=m["spread"],
                         repeats=m["repeats"]))
 

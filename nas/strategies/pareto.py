@@ -121,15 +121,26 @@ def within_noise_of_front(points: Sequence[Sequence[float]],
     return flags
 
 
+# The spread a contended timing counts with at least: other work only slows a pass, so such a
+# figure bounds the latency from above and says little about how low it may be.
+CONTENDED_SPREAD = 1.0
+
+
 def front_and_near(trials: Sequence[Any], names: Sequence[str],
                    directions: Directions) -> tuple[list[bool], list[bool]]:
-    """For completed trial records (`values`, `metrics` with `{name}_spread`, `arch_hash`):
-    which are on the Pareto front over objectives `names`, and which are off it only within
-    measurement noise (within_noise_of_front, grouped by architecture)."""
+    """For completed trial records (`values`, `metrics` with `{name}_spread` and optionally
+    `{name}_contended`, `arch_hash`): which are on the Pareto front over objectives `names`,
+    and which are off it only within measurement noise (within_noise_of_front, grouped by
+    architecture; a contended objective's spread counts as at least CONTENDED_SPREAD)."""
     points = [[float(t.values[n]) for n in names] for t in trials]
-    spreads = [[float((t.metrics or {}).get(f"{n}_spread", 0.0)) for n in names] for t in trials]
+    spreads = [[_noise(t.metrics or {}, n) for n in names] for t in trials]
     return (pareto_mask(points, directions),
             within_noise_of_front(points, spreads, directions, [t.arch_hash for t in trials]))
+
+
+def _noise(metrics: dict[str, Any], name: str) -> float:
+    spread = float(metrics.get(f"{name}_spread", 0.0))
+    return max(spread, CONTENDED_SPREAD) if metrics.get(f"{name}_contended") else spread
 
 
 def hypervolume(points: Sequence[Sequence[float]], directions: Directions,

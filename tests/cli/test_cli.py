@@ -142,3 +142,21 @@ def test_optuna_sees_the_same_study(searched):
     assert optuna_values and set(optuna_values) == set(store_values)
     for number, values in optuna_values.items():
         assert values == [store_values[number]["accuracy"], store_values[number]["latency_ms"]]
+
+
+def test_search_and_resume_say_first_that_the_machine_is_busy(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from nas.cli import app
+    from nas.evaluate import contention
+    from tests.conftest import TINY_SPACE
+
+    line = "warning: this machine is busy: 1.9 of 2 cores in use by other processes; etc"
+    monkeypatch.setattr(contention, "busy_warning", lambda: line)
+    (tmp_path / "tiny.yaml").write_text(TINY_SPACE)
+    bad = "sqlite:////dev/null/nas.db"  # fails after the warning, before any work
+    for args in (["search", str(tmp_path / "tiny.yaml"), "--budget", "1trials"],
+                 ["resume", "nothing-1"]):
+        result = CliRunner().invoke(app, [*args, "--storage", bad])
+        assert result.exit_code != 0
+        assert " ".join(result.output.split()).startswith(line), result.output

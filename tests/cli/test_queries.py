@@ -279,3 +279,22 @@ def test_pareto_marks_trials_within_measurement_noise(tmp_path):
     csv_out = runner.invoke(app, ["pareto", "noisy", "--storage", url, "--format", "csv"]).output
     assert csv_out.splitlines()[0].endswith(",within_noise")
     assert [line.split(",")[-1] for line in csv_out.splitlines()[1:]] == ["False", "True"]
+
+
+def test_noisy_spreads_and_contended_timings_are_flagged_where_shown(copy_db):
+    store = Store(copy_db)
+    run = store.run("q")
+    [first, *_] = store.trials(run.id, states=["COMPLETE"])
+    metrics = {**first.metrics, "latency_ms_spread": 22.91, "latency_ms_contended": 1.0}
+    store.record_remeasure(run.id, {first.number: (first.values, metrics)},
+                           charged=first.number, device_seconds=0.0, wall_seconds=0.0)
+
+    shown = query("show", f"q/{first.number}", "--storage", copy_db)
+    assert "2291.0% !" in shown and "contended" in shown
+    listed = query("trials", "q", "--storage", copy_db)
+    assert "±2291%" in listed and "contended" in listed
+    assert "other processes needed the cores" in " ".join(listed.split())  # the caption
+    # machine-readable output keeps the numbers
+    [row] = [r for r in as_json("trials", "q", "--storage", copy_db)
+             if r["number"] == first.number]
+    assert row["metrics"]["latency_ms_contended"] == 1.0

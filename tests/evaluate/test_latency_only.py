@@ -26,8 +26,10 @@ def test_sessions_are_separate_measurements_and_nothing_trains(make_spec):
     spec = make_spec(training={"steps": 10_000, "batch_size": 8, "lr": 1e-3})  # never trained
     result = run_trial(latency_request(spec, latency_sessions=3, num_threads=1))
 
-    assert set(result.metrics) == {"latency_ms", "latency_ms_spread", "latency_decode",
-                                   "latency_decode_spread"}
+    assert set(result.metrics) == {
+        f"{name}{suffix}" for name in ("latency_ms", "latency_decode")
+        for suffix in ("", "_spread", "_contended")}
+    assert {result.metrics["latency_ms_contended"]} <= {0.0, 1.0}
     assert result.curve == [] and result.weights is None
     assert sorted((m["name"], m["session"]) for m in result.measured) == sorted(
         (name, k) for name in ("latency_ms", "latency_decode") for k in (1, 2, 3))

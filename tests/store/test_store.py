@@ -212,6 +212,23 @@ def test_a_steadier_timing_replaces_a_noisy_one_in_the_latency_cache(store):
     assert (cached["median_ms"], cached["spread"]) == (0.95, 0.01)
 
 
+def test_a_contended_timing_never_wins_over_an_uncontended_one_in_the_latency_cache(store):
+    row = {"fingerprint_hash": "f", "phase": "decode", "batch": 1, "seq_len": 8, "repeats": 9}
+    store.record_latency("a", {"device": "cpu"}, [{**row, "median_ms": 47.87, "spread": 0.02,
+                                                   "contended": True}])
+    [cached] = store.cached_latency("a")
+    assert cached["contended"] and cached["fingerprint"] == {"device": "cpu"}
+    # an uncontended timing replaces it although its spread is larger ...
+    store.record_latency("a", {"device": "cpu"}, [{**row, "median_ms": 1.04, "spread": 0.2,
+                                                   "contended": False}])
+    # ... and a steadier contended one does not replace that
+    store.record_latency("a", {"device": "cpu"}, [{**row, "median_ms": 30.0, "spread": 0.001,
+                                                   "contended": True}])
+    [cached] = store.cached_latency("a")
+    assert (cached["median_ms"], cached["contended"]) == (1.04, False)
+    assert cached["fingerprint"] == {"device": "cpu"}
+
+
 @pytest.mark.parametrize("database, words", [
     ("/dev/zero", "it is a device"), ("/dev/full", "it is a device"),
     ("FOLDER", "it is a folder"), ("LONG", "File name too long"),
