@@ -172,33 +172,26 @@ def noop_executor() -> Iterator[None]:
         search.make_executor = real
 
 
-@contextlib.contextmanager
-def optuna_in_memory() -> Iterator[None]:
-    """The search's Optuna study in memory instead of in the run's database."""
-    from nas.orchestrator import search
-
-    real = search.create_study
-    search.create_study = lambda *args, **kwargs: real(*args, **{**kwargs, "storage": None})
-    try:
-        yield
-    finally:
-        search.create_study = real
-
-
-def search_loop_ms(trials: int, workers: int, strategy: str, study_in_memory=False) -> float:
-    """Median interval between trial completions of a whole `run_search` on SQLite."""
+def search_loop_ms(trials: int, workers: int, strategy: str, storage: str | None = None
+                   ) -> float:
+    """Median interval between trial completions of a whole `run_search`, on a fresh SQLite
+    file, or on `storage` (a PostgreSQL URL: the run is deleted afterwards)."""
     from nas.orchestrator.budget import parse_budget
     from nas.orchestrator.search import SearchOptions, run_search
     from nas.searchspace import loads
 
     clock = _Clock()
-    study = optuna_in_memory() if study_in_memory else contextlib.nullcontext()
-    with tempfile.TemporaryDirectory(prefix="nas-overhead") as folder, noop_executor(), study:
-        options = SearchOptions(budget=parse_budget(f"{trials + WARMUP}trials"),
-                                storage=f"sqlite:///{folder}/nas.db", workers=workers,
-                                threads=1, keep_weights="none")
+    with tempfile.TemporaryDirectory(prefix="nas-overhead") as folder, noop_executor():
+        url = storage or f"sqlite:///{folder}/nas.db"
+        options = SearchOptions(budget=parse_budget(f"{trials + WARMUP}trials"), storage=url,
+                                workers=workers, threads=1, keep_weights="none",
+                                name=f"overhead-{uuid.uuid4().hex[:8]}")
         space = loads(SPACE.replace("STRATEGY", strategy), "overhead.yaml")
-        run_search(space, options, clock)
+        outcome = run_search(space, options, clock)
+        if storage is not None:
+            from nas.store import Store
+
+            Store(storage).delete_run(outcome.run_name)
     intervals = [b - a for a, b in zip(clock.completed, clock.completed[1:], strict=False)]
     return ms(intervals[WARMUP - 1:])
 
@@ -207,8 +200,11 @@ def search_loop_rows(trials: int) -> list[tuple[str, str, float]]:
     rows = [("nas search loop", f"{strategy}, SQLite, {workers} worker(s)",
              search_loop_ms(trials, workers, strategy))
             for strategy in ("nsga2", "tpe") for workers in (1, 2)]
-    rows.append(("nas search loop", "nsga2, SQLite, Optuna study in memory (diagnostic), "
-                 "1 worker", search_loop_ms(trials, 1, "nsga2", study_in_memory=True)))
+    postgres = os.environ.get("NAS_TEST_POSTGRES_URL")
+    if postgres:  # scripts/with_postgres.sh sets it
+        rows += [("nas search loop", f"{strategy}, PostgreSQL, 1 worker",
+                  search_loop_ms(trials, 1, strategy, storage=postgres))
+                 for strategy in ("nsga2", "tpe")]
     return rows
 
 

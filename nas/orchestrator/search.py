@@ -66,6 +66,7 @@ from nas.orchestrator.heartbeat import (
     heartbeat_age,
     interval_seconds,
 )
+from nas.orchestrator.history import rebuilt_strategy, write_optuna_copy
 from nas.orchestrator.interrupts import Interrupts
 from nas.orchestrator.measurer import Measurer, join
 from nas.orchestrator.output import OutputGuard
@@ -82,6 +83,7 @@ from nas.store import (
     PAUSED,
     PRUNED,
     RUNNING,
+    Decision,
     RunRecord,
     Store,
     TrialRecord,
@@ -96,7 +98,6 @@ from nas.strategies import (
     Proposal,
     Pruned,
     Strategy,
-    load_strategy,
     make_strategy,
 )
 from nas.strategies.halving import Fidelity, SuccessiveHalving
@@ -199,9 +200,11 @@ def run_search(space: SearchSpace, options: SearchOptions, reporter: Reporter) -
             )
         with _ends_run_on_error(store, run.id, interrupts, "while starting"), \
                 interrupts.immediate(), _writing(options.storage):
+            # In memory: nas's tables are the truth, the database's Optuna study a copy
+            # written when the session ends (nas.orchestrator.history).
             strategy = make_strategy(space.strategy, space, seed,
                                      population_size=space.config.search.population_size,
-                                     storage=options.storage, study_name=run.name)
+                                     storage=None, study_name=run.name)
         return _drive(space, options, store, run, strategy, seed, reporter, interrupts)
 
 
@@ -237,9 +240,8 @@ def resume_search(run_name: str, options: SearchOptions, reporter: Reporter) -> 
             run = store.run(run.id)
         with _ends_run_on_error(store, run.id, interrupts, "while resuming"), \
                 interrupts.immediate(), _writing(options.storage):
-            strategy = load_strategy(run.strategy, space, run.seed,
-                                     population_size=space.config.search.population_size,
-                                     storage=options.storage, study_name=run.name)
+            strategy = rebuilt_strategy(store, run, space,
+                                        population_size=space.config.search.population_size)
             requeue_unfinished(store, run.id, strategy)
         return _drive(space, replace(options, budget=budget), store, run, strategy, run.seed,
                       reporter, interrupts)
@@ -421,6 +423,9 @@ def _drive(space: SearchSpace, options: SearchOptions, store: Store, run: RunRec
                 reporter.stop(state)
             finally:
                 _end_run(store, run.id, loop, status, message, state.elapsed())
+    if not database_error:
+        write_optuna_copy(store, store.run(run.id), space,
+                          population_size=space.config.search.population_size)
     if database_error:
         raise StoreError(f"{database_error}; every trial finished before it is stored, and "
                          f"`nas resume {run.name}` trains the unfinished ones again")
@@ -692,7 +697,8 @@ class _Loop:
             if not self.screens:  # else once it passes its measured constraints
                 self.duplicate_streak = self.infeasible_streak = 0
             self.store.start_trial(self.run_id, proposal.number, proposal.spec,
-                                   worker=getattr(self.executor, "name", "local"))
+                                   worker=getattr(self.executor, "name", "local"),
+                                   decision=_decision(proposal))
             self._record_architecture(proposal.spec)
             self._submit(_Pending(proposal, time.monotonic()), rung=0)
             self.reporter.trial_started(proposal.number, proposal.spec)
@@ -795,8 +801,12 @@ class _Loop:
         number, result = pending.number, output.result
         self.store.record_latency(pending.spec.arch_hash, result.fingerprint, result.measured)
         measured = {e["name"]: float(result.metrics[e["name"]]) for e in self.screens}
-        self.screened[pending.spec.arch_hash] = measured
+        contended = any(result.metrics.get(f"{e['name']}_contended") for e in self.screens)
+        if not contended:  # a busy machine's figures are not kept to judge this architecture
+            self.screened[pending.spec.arch_hash] = measured
         reason = self.space.measured_violation(pending.spec, measured)
+        if reason is not None and contended:
+            reason += " (timed while other processes kept the machine busy)"
         if reason is None:
             self.store.charge_trial(self.run_id, number, device_seconds=output.seconds,
                                     wall_seconds=output.seconds, note="screen")
@@ -935,7 +945,7 @@ class _Loop:
         except Exception:  # only for display; the reason is what matters
             params = None
         self.store.add_infeasible(self.run_id, proposal.number, proposal.spec, reason,
-                                  params=params)
+                                  params=params, decision=_decision(proposal))
         self.infeasible_streak += 1
         self.state.infeasible += 1
         self.reporter.trial_infeasible(proposal.number, proposal.spec, reason)
@@ -959,7 +969,8 @@ class _Loop:
         never trained twice. The strategy was told the earlier trial's final values, or, while
         it has none (it may never: pruned), that this one was pruned."""
         earlier = self.store.trial(self.run_id, answer.of_number)
-        self.store.add_duplicate(self.run_id, proposal.number, proposal.spec, earlier)
+        self.store.add_duplicate(self.run_id, proposal.number, proposal.spec, earlier,
+                                 decision=_decision(proposal))
         self.duplicate_streak += 1
         self.state.duplicates += 1
         self.reporter.trial_duplicate(proposal.number, proposal.spec, earlier.number)
@@ -1096,6 +1107,11 @@ class _Loop:
             self.strategy.tell(number, Paused(steps, list(values.values())))
         self.reporter.trial_rung(number, pending.spec, steps, values, decision)
         return True
+
+
+def _decision(proposal: Proposal) -> Decision:
+    """What the strategy decided for `proposal`, as nas's tables keep it."""
+    return Decision(dict(proposal.params), dict(proposal.private), proposal.retrain_of)
 
 
 def _describe_failure(exc: BaseException) -> str:

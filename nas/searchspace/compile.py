@@ -484,6 +484,7 @@ class _Compiler:
         self._model_options()
         self._training()
         self._objectives()
+        self._strategy()
         seq_len = int(self.config.task.model_dump().get("seq_len", DEFAULT_SEQ_LEN))
         constraints = compile_constraints(
             self.path, self.config.constraints, seq_len=seq_len,
@@ -500,6 +501,16 @@ class _Compiler:
                            constraints, self.layer_mixers, self.channel_per_layer,
                            tuple(self.notes), self.static_blocks, self._code_refusal(),
                            self.allow_code)
+
+    def _strategy(self) -> None:
+        """search.strategy names a registered strategy (nas.strategies.register_strategy)."""
+        from nas.strategies import list_strategies
+
+        chosen = self.config.search.strategy
+        if chosen is not None and chosen not in list_strategies():
+            known = list_strategies()
+            raise self.error("search.strategy", f"unknown strategy {brief(chosen)}"
+                             f"{did_you_mean(chosen, known)}", f"use one of {', '.join(known)}")
 
     def _code_refusal(self) -> SpaceError | None:
         """The error a search gives for user code the space needs but was not allowed to

@@ -172,7 +172,10 @@ class MeasureConfig(_Strict):
 
 
 class SearchConfig(_Strict):
-    strategy: Literal["nsga2", "tpe", "random"] | None = None
+    # a registered strategy (nas.strategies.list_strategies: nsga2, tpe, random, gp, yours);
+    # checked against the registry when the space compiles
+    strategy: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$",
+                                 max_length=64)
     seed: int = Field(default=0, ge=0, le=MAX_SEED)
     population_size: int = Field(default=16, ge=2, le=MAX_POPULATION)
     keep_weights: Literal["front", "all", "none"] = "front"  # trained weights kept as files

@@ -11,6 +11,7 @@ from nas.store.store import (
     RUNNING,
     TRIAL_STATES,
     ArtifactRecord,
+    Decision,
     LedgerEntry,
     RunRecord,
     Store,
@@ -20,6 +21,6 @@ from nas.store.store import (
 __all__ = [
     "COMPLETE", "DEFAULT_URL", "DUPLICATE", "FAIL", "INFEASIBLE", "PAUSED", "PRUNED", "RUNNING",
     "TRIAL_STATES",
-    "ArtifactRecord", "LedgerEntry",
+    "ArtifactRecord", "Decision", "LedgerEntry",
     "RunRecord", "Store", "TrialRecord",
 ]

@@ -90,6 +90,11 @@ class TrialRow(Base):
     failure: Mapped[str | None] = mapped_column(String(16))  # nas.failures class; None: no failure
     duplicate_of: Mapped[int | None] = mapped_column(Integer)  # trial number in the same run
     retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # What the strategy decided (nas's tables are its single truth: a resume rebuilds it from
+    # these): decision name -> value, its own per-trial state, the trial this one retrains.
+    decisions: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    strategy_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    retrain_of: Mapped[int | None] = mapped_column(Integer)
 
     run: Mapped[RunRow] = relationship(back_populates="trials")
     curve: Mapped[list[MetricRow]] = relationship(cascade="all, delete-orphan",

@@ -14,14 +14,14 @@ import os
 import re
 import stat
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import create_engine, event, func, select
+from sqlalchemy import create_engine, event, func, select, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -54,7 +54,7 @@ from nas.store.untrusted import (
     shown,
     text,
 )
-from nas.strategies.pareto import pareto_mask
+from nas.strategies.pareto import dominates, pareto_mask
 
 if TYPE_CHECKING:
     from nas.store.artifacts import ArtifactFile
@@ -206,6 +206,37 @@ def _run_record(row: RunRow, complete: int = 0, total: int = 0, used: float = 0.
 def _objective_names(run: RunRow) -> list[str]:
     """The names of a run row's objectives, checked (ValueError for malformed ones)."""
     return [o["name"] for o in objectives_list(run.objectives)]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a strategy decided for one trial: the decision values it chose (name -> value,
+    as the space's graph asked them), its own JSON-able per-trial state, and the trial whose
+    configuration this one trains again (None: a fresh proposal)."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+    state: Mapping[str, Any] = field(default_factory=dict)
+    retrain_of: int | None = None
+
+
+def _decision(values: Any, state: Any, retrain_of: Any) -> Decision | None:
+    """A stored decision, checked (ValueError for a malformed one); None where none was
+    stored."""
+    if values is None:
+        return None
+    values = json_object(values, "decisions")
+    for name, value in values.items():
+        if value is not None and not isinstance(value, bool | int | float | str):
+            raise ValueError(f"decisions: {name!r} is {type(value).__name__}, not a number, "
+                             "a string, true/false or null")
+    return Decision(values, json_object(state or {}, "strategy_state"),
+                    integer(retrain_of, "retrain_of", nullable=True))
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """A JSON column expected to hold an object, as a dict ({} for anything else a foreign or
+    hand-edited database may hold there)."""
+    return value if isinstance(value, dict) else {}
 
 
 def _trial_record(row: TrialRow, objectives: list[str]) -> TrialRecord:
@@ -587,16 +618,47 @@ class Store:
                                   .where(TrialRow.run_id == run_id).group_by(TrialRow.state)).all())
 
     # -- trials (writes) ---------------------------------------------------------------------
-    def start_trial(self, run_id: int, number: int, spec: ArchSpec, worker: str) -> None:
+    def start_trial(self, run_id: int, number: int, spec: ArchSpec, worker: str,
+                    decision: Decision | None = None) -> None:
+        """A trial about to train: RUNNING, with what the strategy decided for it."""
         with self.transaction() as s:
-            s.add(self._new_trial(run_id, number, spec, state=RUNNING, worker=worker))
+            s.add(self._new_trial(run_id, number, spec, decision, state=RUNNING,
+                                  worker=worker))
 
-    def _new_trial(self, run_id: int, number: int, spec: ArchSpec, **fields: Any) -> TrialRow:
+    def _new_trial(self, run_id: int, number: int, spec: ArchSpec,
+                   decision: Decision | None = None, **fields: Any) -> TrialRow:
+        decision = decision or Decision()
         return TrialRow(
             run_id=run_id, number=number, spec_json=spec.to_json(), arch_hash=spec.arch_hash,
             config_hash=spec.config_hash, short_form=spec.short_form(), d_model=spec.d_model,
-            n_layers=spec.n_layers, **fields,
+            n_layers=spec.n_layers, decisions=dict(decision.values),
+            strategy_state=dict(decision.state), retrain_of=decision.retrain_of, **fields,
         )
+
+    def decisions(self, run_id: int) -> list[tuple[int, Decision | None]]:
+        """(number, what the strategy decided) of every trial of the run in number order;
+        None for a trial stored before decisions were (nas < 0.6: see `record_decisions`).
+        StoreError naming the first malformed one."""
+        with self.transaction() as s:
+            run = s.get(RunRow, run_id)
+            rows = s.execute(select(TrialRow.number, TrialRow.decisions, TrialRow.strategy_state,
+                                    TrialRow.retrain_of).where(TrialRow.run_id == run_id)
+                             .order_by(TrialRow.number))
+            with self._reading(f"a trial of run {shown(run.name)}"):
+                return [(integer(number, "number"), _decision(values, state, retrain_of))
+                        for number, values, state, retrain_of in rows]
+
+    def record_decisions(self, run_id: int, decisions: Mapping[int, Decision]) -> None:
+        """Fill in what the strategy decided for trials stored without it (from the run's
+        Optuna study, for runs searched before nas's tables held it); one transaction."""
+        with self.transaction() as s:
+            for number, decision in decisions.items():
+                row = s.scalar(select(TrialRow).where(TrialRow.run_id == run_id,
+                                                      TrialRow.number == number))
+                if row is not None and row.decisions is None:
+                    row.decisions, row.strategy_state = (dict(decision.values),
+                                                         dict(decision.state))
+                    row.retrain_of = decision.retrain_of
 
     def complete_trial(
         self, run_id: int, number: int, *, values: dict[str, float], metrics: dict[str, float],
@@ -618,7 +680,7 @@ class Store:
             self._charge(s, run_id, number, device_seconds, wall_seconds, "complete")
             self._mirror_to_duplicates(s, run_id, number, values, metrics)
             s.flush()
-            self._refresh_front(s, run_id)
+            self._join_front(s, run_id, row)
 
     def _mirror_to_duplicates(self, s: Session, run_id: int, number: int,
                               values: dict[str, float], metrics: dict[str, float]) -> None:
@@ -724,20 +786,21 @@ class Store:
             s.flush()
             self._refresh_front(s, run_id)
 
-    def add_duplicate(self, run_id: int, number: int, spec: ArchSpec, of: TrialRecord) -> None:
+    def add_duplicate(self, run_id: int, number: int, spec: ArchSpec, of: TrialRecord,
+                      decision: Decision | None = None) -> None:
         """A sampled config equal to trial `of`: answered from the store, charged nothing."""
         with self.transaction() as s:
             s.add(self._new_trial(
-                run_id, number, spec, state=DUPLICATE, duplicate_of=of.number, values=of.values,
-                metrics=of.metrics, params=of.params, finished_at=utcnow(),
+                run_id, number, spec, decision, state=DUPLICATE, duplicate_of=of.number,
+                values=of.values, metrics=of.metrics, params=of.params, finished_at=utcnow(),
             ))
 
     def add_infeasible(self, run_id: int, number: int, spec: ArchSpec, reason: str,
-                       params: int | None = None) -> None:
+                       params: int | None = None, decision: Decision | None = None) -> None:
         """A sampled candidate that fails a constraint of the space (`reason` says which, with
         the values): recorded as INFEASIBLE, never trained, charged nothing."""
         with self.transaction() as s:
-            s.add(self._new_trial(run_id, number, spec, state=INFEASIBLE, error=reason,
+            s.add(self._new_trial(run_id, number, spec, decision, state=INFEASIBLE, error=reason,
                                   params=params, finished_at=utcnow()))
 
     def _trial_row(self, s: Session, run_id: int, number: int) -> TrialRow:
@@ -751,19 +814,50 @@ class Store:
         s.add(LedgerRow(run_id=run_id, trial_number=number, device_seconds=device_seconds,
                         wall_seconds=wall_seconds, note=note))
 
-    def _refresh_front(self, s: Session, run_id: int) -> None:
+    def _join_front(self, s: Session, run_id: int, row: TrialRow) -> None:
+        """Update the front for `row`, just completed, against the front as flagged: it
+        joins unless a front member dominates it, and the members it dominates leave (a new
+        point never brings another back). O(front) where `_refresh_front` is O(trials²)."""
         run = s.get(RunRow, run_id)
         with self._reading(f"a trial of run {shown(run.name)}"):
             objectives = objectives_list(run.objectives)
             names = [o["name"] for o in objectives]
             directions = [o["direction"] for o in objectives]
-            rows = list(s.scalars(
-                select(TrialRow).where(TrialRow.run_id == run_id, TrialRow.state == COMPLETE)))
-            checked = [objective_values(numbers_by_name(r.values, "values"), names,
-                                        integer(r.number, "number")) for r in rows]
+            front = s.execute(select(TrialRow.id, TrialRow.number, TrialRow.values).where(
+                TrialRow.run_id == run_id, TrialRow.state == COMPLETE,
+                TrialRow.pareto.is_(True), TrialRow.id != row.id)).all()
+            points = {trial_id: [float(v[n]) for n in names] for trial_id, v in (
+                (trial_id, objective_values(numbers_by_name(values, "values"), names,
+                                            integer(number, "number")))
+                for trial_id, number, values in front)}
+        point = [float(row.values[n]) for n in names]
+        row.pareto = not any(dominates(other, point, directions) for other in points.values())
+        beaten = [trial_id for trial_id, other in points.items()
+                  if row.pareto and dominates(point, other, directions)]
+        if beaten:
+            s.execute(update(TrialRow).where(TrialRow.id.in_(beaten)).values(pareto=False))
+
+    def _refresh_front(self, s: Session, run_id: int) -> None:
+        """Recompute the run's Pareto flags over its COMPLETE trials. Reads only the columns
+        it needs and writes only the flags that change: it runs on every completion."""
+        run = s.get(RunRow, run_id)
+        with self._reading(f"a trial of run {shown(run.name)}"):
+            objectives = objectives_list(run.objectives)
+            names = [o["name"] for o in objectives]
+            directions = [o["direction"] for o in objectives]
+            rows = s.execute(select(TrialRow.id, TrialRow.number, TrialRow.values,
+                                    TrialRow.pareto).where(TrialRow.run_id == run_id,
+                                                           TrialRow.state == COMPLETE)).all()
+            checked = [objective_values(numbers_by_name(values, "values"), names,
+                                        integer(number, "number"))
+                       for _, number, values, _ in rows]
             points = [[float(values[n]) for n in names] for values in checked]
-        for row, on_front in zip(rows, pareto_mask(points, directions), strict=True):
-            row.pareto = on_front
+        mask = pareto_mask(points, directions)
+        for flag in (True, False):
+            changed = [row.id for row, on_front in zip(rows, mask, strict=True)
+                       if on_front == flag and bool(row.pareto) != flag]
+            if changed:
+                s.execute(update(TrialRow).where(TrialRow.id.in_(changed)).values(pareto=flag))
 
     # -- trials (reads) ----------------------------------------------------------------------
     def trials(self, ref: str | int, states: Sequence[str] | None = None) -> list[TrialRecord]:
@@ -780,7 +874,13 @@ class Store:
 
     def pareto(self, ref: str | int) -> list[TrialRecord]:
         """The run's Pareto front over its completed trials, in trial order."""
-        return [t for t in self.trials(ref, states=[COMPLETE]) if t.pareto]
+        with self.transaction() as s:
+            run = self._checked_run_row(s, ref)
+            query = select(TrialRow).where(TrialRow.run_id == run.id, TrialRow.state == COMPLETE,
+                                           TrialRow.pareto.is_(True)).order_by(TrialRow.number)
+            with self._reading(f"a trial of run {shown(run.name)}"):
+                names = _objective_names(run)
+                return [_trial_record(row, names) for row in s.scalars(query)]
 
     def trial(self, ref: str | int, number: int) -> TrialRecord:
         """Trial `number` of a run; StoreError if there is none or it is malformed."""
@@ -882,11 +982,11 @@ class Store:
         with self.transaction() as s:
             rows = s.scalars(select(LatencyRow).where(LatencyRow.arch_hash == arch_hash))
             return [{"fingerprint_hash": r.fingerprint_hash,
-                     "fingerprint": {k: v for k, v in r.fingerprint.items()
+                     "fingerprint": {k: v for k, v in _mapping(r.fingerprint).items()
                                      if k != _CONTENDED},
                      "phase": r.phase, "batch": r.batch, "seq_len": r.seq_len,
                      "median_ms": r.median_ms, "spread": r.spread, "repeats": r.repeats,
-                     "contended": bool(r.fingerprint.get(_CONTENDED))}
+                     "contended": bool(_mapping(r.fingerprint).get(_CONTENDED))}
                     for r in rows]
 
     def record_latency(self, arch_hash: str, fingerprint: dict[str, Any],
@@ -895,9 +995,17 @@ class Store:
         `contended` optional) to the cache; one already stored for the same key is kept unless
         the new one is steadier, which replaces it: an uncontended measurement beats a contended
         one, and between two alike the smaller spread wins. Whether a row was contended is kept
-        in its fingerprint JSON (key "contended", not part of the hash)."""
+        in its fingerprint JSON (key "contended", not part of the hash). Two drivers recording
+        the same key at once: the one whose insert loses reads the winner's row and compares."""
         if not measurements:
             return
+        try:
+            self._record_latency(arch_hash, fingerprint, measurements)
+        except IntegrityError:  # another process inserted one of these keys after our read
+            self._record_latency(arch_hash, fingerprint, measurements)
+
+    def _record_latency(self, arch_hash: str, fingerprint: dict[str, Any],
+                        measurements: Sequence[dict[str, Any]]) -> None:
         with self.transaction() as s:
             for m in measurements:
                 key = (LatencyRow.arch_hash == arch_hash,
@@ -908,7 +1016,7 @@ class Store:
                 contended = bool(m.get("contended"))
                 noted = {**fingerprint, _CONTENDED: True} if contended else dict(fingerprint)
                 if stored is not None and (contended, m["spread"]) < (
-                        bool(stored.fingerprint.get(_CONTENDED)), stored.spread):
+                        bool(_mapping(stored.fingerprint).get(_CONTENDED)), stored.spread):
                     stored.median_ms, stored.spread = m["median_ms"], m["spread"]
                     stored.repeats, stored.measured_at = m["repeats"], utcnow()
                     stored.fingerprint = noted

@@ -150,6 +150,7 @@ class Proposal:
     params: Mapping[str, Scalar]
     answer: Duplicate | Infeasible | None = None
     retrain_of: int | None = None
+    private: Mapping[str, Any] = field(default_factory=dict)  # the strategy's own state (Told)
 
 
 @dataclass(frozen=True)
@@ -270,7 +271,8 @@ class Strategy(ABC):
             failure = INTERRUPTED if isinstance(exc, KeyboardInterrupt) else ERROR
             self._answer(asked.number, Failed(failure, f"{type(exc).__name__}: {exc}"))
             raise
-        proposal = Proposal(asked.number, spec, dict(recorder.params), answer, asked.retrain_of)
+        proposal = Proposal(asked.number, spec, dict(recorder.params), answer, asked.retrain_of,
+                            dict(self._private(asked.number)))
         if answer is None:
             self._open[proposal.number] = proposal
             self._trained.setdefault(spec.config_hash, proposal.number)
@@ -314,6 +316,11 @@ class Strategy(ABC):
         """Deliver a checked outcome to the implementation (called once per outcome, for
         answered proposals too). If it raises, nothing must have changed: the caller may tell
         the trial again (e.g. Failed, when the search ends on that error)."""
+
+    def _private(self, number: int) -> Mapping[str, Any]:
+        """The implementation's own JSON-able state for trial `number` once it is sampled (a
+        rebuild gets it back as `Told.private`); none by default."""
+        return {}
 
     # -- shared bookkeeping -----------------------------------------------------------------
     def _screen(self, spec: ArchSpec) -> Duplicate | Infeasible | None:

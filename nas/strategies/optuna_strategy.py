@@ -83,13 +83,28 @@ class _NSGAII(optuna.samplers.NSGAIISampler):
     computed, and returns them in selection order then but in trial order from the cache, so
     the same trials give different children depending on when the cache was written (a study
     rebuilt from its trials would not propose what the live one does). Here parents are
-    selected afresh every time, in trial order; the generation key stays Optuna's."""
+    selected in trial order from the trials alone; the generation key stays Optuna's.
+
+    Selection recurses through every earlier generation, so it is memoized in `parents` (a
+    dict the strategy keeps across the samplers it makes, one per ask) by generation and the
+    completed trials of the earlier generations: finished trials never change in a study,
+    so the same key always selects the same parents."""
+
+    def __init__(self, *args: Any, parents: dict | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._parents = {} if parents is None else parents
 
     def get_parent_population(self, study: optuna.Study, generation: int
                               ) -> list[optuna.trial.FrozenTrial]:
         if generation == 0:
             return []
-        return sorted(self.select_parent(study, generation), key=lambda t: t.number)
+        key = (generation, tuple(
+            t.number for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.system_attrs.get(self._GENERATION_KEY, 0) < generation))
+        if key not in self._parents:
+            self._parents[key] = sorted(self.select_parent(study, generation),
+                                        key=lambda t: t.number)
+        return self._parents[key]
 
 
 _NSGAII._GENERATION_KEY = optuna.samplers.NSGAIISampler._GENERATION_KEY
@@ -97,11 +112,12 @@ _NSGAII._PARENT_CACHE_KEY_PREFIX = optuna.samplers.NSGAIISampler._PARENT_CACHE_K
 
 
 def make_sampler(
-    strategy: str, seed: int, population_size: int = 16
+    strategy: str, seed: int, population_size: int = 16, parents: dict | None = None
 ) -> optuna.samplers.BaseSampler:
-    """A seeded sampler; the same seed replays the same sequence of suggestions."""
+    """A seeded sampler; the same seed replays the same sequence of suggestions. `parents`:
+    NSGA-II's memo of parent populations, shared by the samplers of one study."""
     if strategy == "nsga2":
-        return _NSGAII(population_size=population_size, seed=seed)
+        return _NSGAII(population_size=population_size, seed=seed, parents=parents)
     if strategy == "tpe":
         # Few startup trials: searches here are tens of trials, not thousands.
         with warnings.catch_warnings():  # multivariate/group are flagged experimental
@@ -189,6 +205,7 @@ class OptunaStrategy(Strategy):
         super().__init__(space, seed)
         self.study, self.sampler, self.population_size = study, sampler, population_size
         self._live: dict[int, optuna.Trial] = {}  # asked, no terminal outcome yet
+        self._parents: dict = {}  # NSGA-II's parent populations, memoized (_NSGAII)
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -246,10 +263,17 @@ class OptunaStrategy(Strategy):
     def _ask(self) -> Asked:
         count = len(self.study.get_trials(deepcopy=False))
         self.study.sampler = make_sampler(self.sampler, trial_seed(self.seed, count),
-                                          self.population_size)
+                                          self.population_size, self._parents)
         trial = self.study.ask()
         self._live[trial.number] = trial
         return Asked(trial.number, trial, trial.user_attrs.get(RETRAIN_OF))
+
+    def _private(self, number: int) -> dict[str, Any]:
+        """The trial's system attributes after sampling (e.g. NSGA-II's generation), less the
+        constraint Optuna keeps there (set from the outcome)."""
+        trial = self._live[number]
+        attrs = self.study._storage.get_trial_system_attrs(trial._trial_id)
+        return {k: v for k, v in attrs.items() if not k.startswith("constraints:")}
 
     def _answer(self, number: int, outcome: Outcome) -> None:
         if isinstance(outcome, Paused):

@@ -57,9 +57,9 @@ def test_a_worker_lost_at_the_second_rung_resumes_from_the_first(tmp_path):
     assert notes == [(0, "rung"), (0, "lost"), (0, "complete")]
     steps = sorted({step for step, _, _ in store.curve(outcome.run_name, 0)})
     assert steps[0] <= 500 and steps[-1] == 1500
-    # the retry started from the rung-500 checkpoint: the completing segment trained 1000
-    # steps, so it cost clearly less than the first segment's 500 steps times three
-    seconds = {note: s for _, note, s in ledger_notes(store, outcome.run_name)}
-    assert seconds["complete"] < 3 * seconds["rung"]
+    # the retry started from the rung-500 checkpoint: the completing segment logged steps
+    # 510..1500 only (a restart from scratch would have logged 10..500 a second time)
+    losses = [step for step, name, _ in store.curve(outcome.run_name, 0) if name == "train_loss"]
+    assert len(losses) == len(set(losses)) and max(losses) == 1500
     study = optuna.load_study(study_name=outcome.run_name, storage=store.url)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE]

@@ -246,3 +246,23 @@ def test_a_path_that_cannot_be_a_database_is_one_line_and_creates_nothing(
         assert "\n" not in str(info.value) and "fix:" in str(info.value)
         assert len(str(info.value)) < 500
     assert not os.path.lexists(f"{path}.migrate-lock") and sorted(tmp_path.iterdir()) == before
+
+
+def test_the_front_kept_on_each_completion_is_the_front_of_all(store):
+    """complete_trial updates the front against its members only; after every completion the
+    flags equal a full Pareto computation over all completed trials (ties included)."""
+    import random
+
+    from nas.strategies.pareto import pareto_mask
+
+    run = new_run(store)
+    rng = random.Random(7)
+    points = []
+    for number in range(60):
+        acc, lat = rng.choice([0.5, 0.6, 0.7, 0.8, 0.9]), rng.choice([1.0, 2.0, 3.0, 4.0])
+        finish(store, run, number, acc, lat)
+        points.append((acc, lat))
+        flags = [t.pareto for t in store.trials(run.id)]
+        assert flags == pareto_mask(points, ["maximize", "minimize"]), number
+    assert [t.number for t in store.pareto(run.id)] == [
+        n for n, on in enumerate(pareto_mask(points, ["maximize", "minimize"])) if on]
