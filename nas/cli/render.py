@@ -313,6 +313,10 @@ def trial_detail(run: RunRecord, trial: TrialRecord,
         metrics.add_column("name")
         metrics.add_column("value", justify="right")
         for name, value in sorted(trial.metrics.items()):
+            if name.endswith("_spread") and _is_number(value) and replicate_interval(
+                    name.removesuffix("_spread"), trial.metrics) is not None:
+                metrics.add_row(name, f"{value:.1%}")  # an interval's width, no noisy timing
+                continue
             metrics.add_row(name, metric_text(name, value))
         parts.append(metrics)
     losses = [(step, v) for step, name, v in curve if name == "train_loss"]

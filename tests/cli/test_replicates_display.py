@@ -81,6 +81,8 @@ def test_show_gives_mean_interval_and_seeds(db):
     assert mean_text("accuracy", trials[3].metrics) is None
     detail = "\n".join(text_of(part) for part in trial_detail(run, trials[0], []))
     assert f"accuracy     0.60 ± {half:.2f} (3 seeds)" in detail
+    [spread] = [line for line in detail.splitlines() if "accuracy_spread" in line]
+    assert f"{half / 0.6:.1%}" in spread and "!" not in spread  # no noisy-timing flag
     shown = CliRunner().invoke(app, ["show", "rep/0", "--storage", db])
     assert shown.exit_code == 0, shown.output
     assert f"0.60 ± {half:.2f} (3 seeds)" in shown.output
