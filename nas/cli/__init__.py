@@ -399,7 +399,7 @@ def trials(
 def pareto(run: str = typer.Argument(..., help="Run name (or id)."),
            storage: str = StorageOpt, fmt: str = QueryFormatOpt) -> None:
     """The Pareto front of RUN over its objectives, then (≈) the trials within measurement noise
-    of it: dominated, but not beyond their latency spreads."""
+    of it: dominated, but not beyond their latency spreads or replicate intervals."""
     _list_trials(run, storage, fmt, front_only=True)
 
 

@@ -8,7 +8,8 @@ some of its points are dominated in the projection). One objective: the value pe
 the running best. The hypervolume is over all objectives (`progress_curve`).
 
 The numbers (`collect`, `hypervolume_2d`) need no matplotlib; `build_figure` returns the
-matplotlib Figure, whose artists carry gids ("trials", "front", "front-line") that tests read.
+matplotlib Figure, whose artists carry gids ("trials", "front", "front-line"; "replicates":
+the error bars of trials trained with several seeds) that tests read.
 """
 
 from __future__ import annotations
@@ -372,6 +373,7 @@ def _draw_pair(ax: Any, data: PlotData, x: str, y: str, colors: dict[str, Any],
         ax.scatter([t.values[x] for t in members], [t.values[y] for t in members],
                    s=36 if full else 24, color=color, alpha=0.75, label=family, zorder=2,
                    gid="trials")
+    _error_bars(ax, data.complete, x, y)
     front = sorted(data.front, key=lambda t: (t.values[x], t.values[y]))
     fx = [t.values[x] for t in front]
     fy = [t.values[y] for t in front]
@@ -415,12 +417,51 @@ def _draw_pair(ax: Any, data: PlotData, x: str, y: str, colors: dict[str, Any],
     ax.margins(x=0.12, y=0.12)
 
 
+def replicate_errors(trial: TrialRecord, name: str) -> tuple[float, float] | None:
+    """(below, above): how far the 95 % interval of a replicated objective reaches from the
+    trial's value (its mean), or None where the trial was not replicated (search.replicates)."""
+    metrics = trial.metrics or {}
+    low, high = metrics.get(f"{name}_ci_low"), metrics.get(f"{name}_ci_high")
+    if f"{name}_replicates" not in metrics or low is None or high is None:
+        return None
+    value = float(trial.values[name])
+    return max(0.0, value - float(low)), max(0.0, float(high) - value)
+
+
+def _error_bars(ax: Any, trials: Sequence[TrialRecord], x: str | None, y: str) -> None:
+    """Error bars (the 95 % interval of the mean over the seeds) on the replicated trials, on
+    each axis whose objective was replicated; x None: the trial number. Their LineCollections
+    carry gid "replicates" (tests read the segments)."""
+    def errors(name: str | None) -> list[tuple[float, float] | None]:
+        return [None if name is None else replicate_errors(t, name) for t in trials]
+
+    ex, ey = errors(x), errors(y)
+    shown = [i for i in range(len(trials)) if ex[i] is not None or ey[i] is not None]
+    if not shown:
+        return
+
+    def bars(found: list[tuple[float, float] | None]) -> list[list[float]] | None:
+        if all(found[i] is None for i in shown):
+            return None
+        return [[(found[i] or (0.0, 0.0))[0] for i in shown],
+                [(found[i] or (0.0, 0.0))[1] for i in shown]]
+
+    xs = [trials[i].number if x is None else trials[i].values[x] for i in shown]
+    ys = [trials[i].values[y] for i in shown]
+    container = ax.errorbar(xs, ys, xerr=bars(ex), yerr=bars(ey), fmt="none", ecolor="0.35",
+                            elinewidth=1.0, capsize=3, zorder=1,
+                            label="95 % interval of the mean over seeds")
+    for artist in (*container.lines[1], *container.lines[2]):
+        artist.set_gid("replicates")
+
+
 def _draw_single(ax: Any, data: PlotData, colors: dict[str, Any]) -> None:
     y, run = data.objectives[0], data.run
     for family, color in colors.items():
         members = [t for t in data.complete if mixer_family(t.short_form) == family]
         ax.scatter([t.number for t in members], [t.values[y] for t in members], s=36,
                    color=color, alpha=0.8, label=family, zorder=2, gid="trials")
+    _error_bars(ax, data.complete, None, y)
     minimize = run.directions[0] == "minimize"
     numbers, best = [], []
     for t in data.complete:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
@@ -96,9 +97,43 @@ def contended_text(contended: float | bool | None) -> str:
     return "[red]contended[/]" if contended else "no"
 
 
+def replicate_interval(name: str, metrics: dict[str, Any]) -> tuple[float, float, int, int] | None:
+    """(mean, half-width of the 95 % interval, seeds averaged, seeds failed) of objective
+    `name` where its trial was replicated (`search.replicates`), else None."""
+    count = metrics.get(f"{name}_replicates")
+    low, high = metrics.get(f"{name}_ci_low"), metrics.get(f"{name}_ci_high")
+    if not (_is_number(count) and _is_number(low) and _is_number(high)):
+        return None
+    mean = metrics.get(f"{name}_mean", (low + high) / 2)
+    failed = sum(1 for key, v in metrics.items()
+                 if key.startswith(f"{name}_replicate_") and key.endswith("_failed") and v)
+    return float(mean), float(high - mean), int(count), failed
+
+
+def mean_text(name: str, metrics: dict[str, Any], seeds: bool = False) -> str | None:
+    """'0.612 ± 0.041' for a replicated objective (the mean to the half-width's precision),
+    with ' (3 seeds)' or ' (2 seeds, 1 failed)' when `seeds`; None when not replicated."""
+    found = replicate_interval(name, metrics)
+    if found is None:
+        return None
+    mean, half, count, failed = found
+    if half > 0 and math.isfinite(half):
+        digits = max(0, 1 - math.floor(math.log10(half)))
+        text = f"{mean:.{digits}f} ± {half:.{digits}f}"
+    else:
+        text = f"{format_value(name, mean)} ± 0"
+    if seeds:
+        text += f" ({count} seed{'s' if count != 1 else ''}"
+        text += f", {failed} failed)" if failed else ")"
+    return text
+
+
 def timing_flags(name: str, metrics: dict[str, Any]) -> tuple[bool, bool]:
     """(noisy, contended) of objective `name` from a trial's metrics: its spread is above
-    NOISY_SPREAD; other work competed with its timing."""
+    NOISY_SPREAD; other work competed with its timing. A replicated (trained) objective's
+    spread is its interval's, no timing: never flagged."""
+    if replicate_interval(name, metrics) is not None:
+        return False, False
     spread = metrics.get(f"{name}_spread")
     return (_is_number(spread) and spread > NOISY_SPREAD,
             bool(metrics.get(f"{name}_contended")))
@@ -106,7 +141,11 @@ def timing_flags(name: str, metrics: dict[str, Any]) -> tuple[bool, bool]:
 
 def objective_cell(name: str, value: float | None, metrics: dict[str, Any]) -> str:
     """An objective's value, then its spread where that is above NOISY_SPREAD (±23 %) and
-    'contended' where its timing was."""
+    'contended' where its timing was; a replicated objective as 'mean ± half-width' of its
+    95 % interval."""
+    replicate = mean_text(name, metrics) if value is not None else None
+    if replicate is not None:
+        return replicate
     text = format_value(name, value)
     noisy, contended = timing_flags(name, metrics)
     if value is not None and noisy:
@@ -132,7 +171,8 @@ RUN_COLUMNS = ("name", "status", "stalled", "created_at", "finished_at", "trials
 
 def near_front(run: RunRecord, trials: Sequence[TrialRecord]) -> list[TrialRecord]:
     """The completed trials off the front whose place there may be measurement noise: no
-    trial dominates them beyond the latency spreads (`{objective}_spread` metrics)."""
+    trial dominates them beyond the latency spreads (`{objective}_spread` metrics) or the
+    replicate intervals (`{objective}_ci_low`/`_ci_high`, search.replicates)."""
     from nas.strategies.pareto import front_and_near
 
     done = [t for t in trials if t.state == "COMPLETE" and t.values]
@@ -158,12 +198,14 @@ def trials_table(title: str, run: RunRecord, trials: Sequence[TrialRecord],
         table.add_column(f"{objective['name']} {arrow}", justify="right")
     table.add_column("time", justify="right")
     table.add_column("front", justify="center")
-    flagged = False
+    flagged = replicates = False
     for t in trials:
         values, metrics = t.values or {}, t.metrics or {}
         cells = [objective_cell(n, values.get(n), metrics) for n in run.objective_names]
         flagged = flagged or any(values.get(n) is not None and any(timing_flags(n, metrics))
                                  for n in run.objective_names)
+        replicates = replicates or any(replicate_interval(n, metrics) is not None
+                                       for n in run.objective_names)
         state = {"COMPLETE": "[green]complete[/]", "FAIL": "[red]failed[/]",
                  "RUNNING": "[yellow]running[/]"}.get(t.state, f"[dim]{t.state.lower()}[/]")
         if t.duplicate_of is not None:
@@ -178,9 +220,14 @@ def trials_table(title: str, run: RunRecord, trials: Sequence[TrialRecord],
             format_seconds(t.device_seconds) if t.device_seconds else "-",
             "★" if t.pareto else ("≈" if t.number in near else ""),
         )
+    notes = []
     if flagged:
-        table.caption = (f"±: the timing's spread, shown above {NOISY_SPREAD:.0%}; "
-                         f"{CONTENDED_NOTE}")
+        notes.append(f"±: the timing's spread, shown above {NOISY_SPREAD:.0%}; {CONTENDED_NOTE}")
+    if replicates:
+        notes.append("mean ± half-width: the 95 % interval of the mean over the seeds a "
+                     "trial was trained with (search.replicates); ≈ where intervals overlap")
+    if notes:
+        table.caption = "\n".join(notes)
         table.caption_justify = "left"
     return table
 
@@ -242,6 +289,10 @@ def trial_detail(run: RunRecord, trial: TrialRecord,
     head.add_row("device", trial.device or "-")
     head.add_row("device time", format_seconds(trial.device_seconds))
     head.add_row("on front", "yes" if trial.pareto else "no")
+    for name in run.objective_names:  # replicated: mean ± half-width of the 95 % interval
+        text = mean_text(name, trial.metrics or {}, seeds=True)
+        if text is not None:
+            head.add_row(name, text)
     spec = trial.spec
     layers = Table(title="layers", title_justify="left", header_style="bold")
     for column in ("#", "token mixer", "channel mixer"):
@@ -262,6 +313,10 @@ def trial_detail(run: RunRecord, trial: TrialRecord,
         metrics.add_column("name")
         metrics.add_column("value", justify="right")
         for name, value in sorted(trial.metrics.items()):
+            if name.endswith("_spread") and _is_number(value) and replicate_interval(
+                    name.removesuffix("_spread"), trial.metrics) is not None:
+                metrics.add_row(name, f"{value:.1%}")  # an interval's width, no noisy timing
+                continue
             metrics.add_row(name, metric_text(name, value))
         parts.append(metrics)
     losses = [(step, v) for step, name, v in curve if name == "train_loss"]

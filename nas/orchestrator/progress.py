@@ -81,6 +81,9 @@ class Reporter(Protocol):
     def remeasuring(self, count: int, sessions: int) -> None: ...
     def trial_remeasured(self, number: int, spec: ArchSpec, before: dict[str, float],
                          after: dict[str, float]) -> None: ...
+    def replicating(self, count: int, more_seeds: int) -> None: ...
+    def trial_replicated(self, number: int, spec: ArchSpec, before: dict[str, float],
+                         after: dict[str, float]) -> None: ...
     def stop(self, state: SearchState) -> None: ...
 
 
@@ -186,6 +189,14 @@ class RichReporter:
         self.console.print(f"  re-measured trial {number:>3}  {describe_spec(spec):<28} "
                            f"{_changes(before, after)}", highlight=False)
 
+    def replicating(self, count, more_seeds) -> None:
+        self.console.print(f"replicating {count} front trial(s) × {more_seeds} more seed(s): "
+                           "mean and 95 % interval of the trained objectives")
+
+    def trial_replicated(self, number, spec, before, after) -> None:
+        self.console.print(f"  replicated trial {number:>3}  {describe_spec(spec):<28} "
+                           f"{_changes(before, after)} (mean)", highlight=False)
+
     def stop(self, state: SearchState) -> None:
         if self._live is not None:
             self._live.stop()
@@ -284,6 +295,12 @@ class QuietReporter:
     def trial_remeasured(self, number, spec, before, after) -> None:
         self._print(f"re-measured {_trial_line(number, spec, _changes(before, after))}")
 
+    def replicating(self, count, more_seeds) -> None:
+        self._print(f"replicating {count} front trial(s) × {more_seeds} more seed(s)")
+
+    def trial_replicated(self, number, spec, before, after) -> None:
+        self._print(f"replicated {_trial_line(number, spec, _changes(before, after))} (mean)")
+
     def stop(self, state: SearchState) -> None:
         self._print(f"{state.status}: {state.message} · {state.complete} complete · "
                     f"{state.failed} failed · {state.infeasible} infeasible · "
@@ -311,9 +328,11 @@ class JsonlReporter:
     `retries`), trial_rung (`steps`, `values`, `decision`), trial_duplicate (`of`),
     trial_infeasible (`reason`), trial_pruned, interrupt (`running`), remeasure (`count`,
     `sessions`: the front's re-measurement begins), trial_remeasured (`before`, `after`: the
-    latency values), budget (`spent`, `left`, `unit`, `device_seconds`; every `budget_every`
-    seconds and before stop) and stop (`status`, `message`, the counts and `front`: the front's
-    numbers). Trial events carry `number` and `arch` (the short form)."""
+    latency values), replicate (`count`, `seeds`: the front's replicates begin, `seeds` more
+    trainings per trial), trial_replicated (`before`: the first seed's values, `after`: the
+    means of the trained objectives), budget (`spent`, `left`, `unit`, `device_seconds`;
+    every `budget_every` seconds and before stop) and stop (`status`, `message`, the counts
+    and `front`: the front's numbers). Trial events carry `number` and `arch` (the short form)."""
 
     def __init__(self, stream: IO[str] | None = None, budget_every: float = 30.0) -> None:
         self.stream = stream or sys.stdout
@@ -380,6 +399,13 @@ class JsonlReporter:
 
     def trial_remeasured(self, number, spec, before, after) -> None:
         self._trial("trial_remeasured", number, spec, before=_finite(before),
+                    after=_finite(after))
+
+    def replicating(self, count, more_seeds) -> None:
+        self._emit("replicate", count=count, seeds=more_seeds)
+
+    def trial_replicated(self, number, spec, before, after) -> None:
+        self._trial("trial_replicated", number, spec, before=_finite(before),
                     after=_finite(after))
 
     def stop(self, state: SearchState) -> None:

@@ -72,6 +72,7 @@ from nas.orchestrator.measurer import Measurer, join
 from nas.orchestrator.output import OutputGuard
 from nas.orchestrator.progress import Reporter, SearchState
 from nas.orchestrator.remeasure import FrontRemeasure
+from nas.orchestrator.replicates import FrontReplicates, replicated_objectives
 from nas.orchestrator.requeue import requeue_unfinished
 from nas.searchspace import SearchSpace
 from nas.spec import ArchSpec
@@ -405,7 +406,7 @@ def _drive(space: SearchSpace, options: SearchOptions, store: Store, run: RunRec
         try:
             reporter.start(state)
             message = loop.run()
-            message = loop.remeasure_front(message)  # a normal end only: not after Ctrl-C
+            message = loop.settle_front(message)  # a normal end only: not after Ctrl-C
             status = "finished"
         except KeyboardInterrupt:
             status, message = "interrupted", loop.interrupted_message()
@@ -573,6 +574,8 @@ class _Loop:
         self.paused: dict[int, _Pending] = {}
         self.measurer: Measurer | None = measurer  # None: training workers time latency
         self.remeasuring: FrontRemeasure | None = None  # while the front is re-measured
+        self.replicating: FrontReplicates | None = None  # while the front is replicated
+        self.replicated_trials = 0  # trials replicated by this driver (settle_front)
         self.recorded: set[str] = set()  # arch hashes whose analytic costs are stored
         self.finishing: _Pending | None = None  # the trial whose result is being stored
         # What the constraints need measured before a candidate trains (empty: nothing), and
@@ -636,6 +639,10 @@ class _Loop:
     def interrupted_message(self) -> str:
         """How a Ctrl-C ended the search: drained, or with running trials cancelled."""
         cause = self.interrupts.cause
+        if self.replicating is not None:
+            return (f"interrupted ({cause}) while replicating the front, after "
+                    f"{self.replicating.report.trials} trial(s); `nas resume "
+                    f"{self.state.run_name}` replicates the rest")
         if self.remeasuring is not None:
             return (f"interrupted ({cause}) while re-measuring the front, after "
                     f"{self.remeasuring.report.trials} trial(s); `nas resume "
@@ -853,7 +860,62 @@ class _Loop:
         `keep_weights: front` prunes only at the end, since re-measured values can move any
         trial onto the front (sessions drift well beyond one session's spread)."""
         return bool(self.space.config.search.remeasure
-                    and self.space.latency_requests(timed_only=True))
+                    and self.space.latency_requests(timed_only=True)) or \
+            self.space.config.search.replicates is not None  # means move the front too
+
+    # -- the end: replicating the front ----------------------------------------------------
+    def settle_front(self, message: str) -> str:
+        """The end of a normal search: replicate the front's trained objectives with other
+        seeds (`search.replicates`), then re-measure its latency (`search.remeasure`); while
+        the re-measurement brings unreplicated trials on (or near) the front, again. Replicates
+        go first: the means move the front most, and the latency re-timed should be that of
+        the final front. `message` (why the search ended) with what was done appended."""
+        message = self.replicate_front(message)
+        message = self.remeasure_front(message)
+        if self.space.config.search.replicates is None:
+            return message
+        while True:
+            before = self.replicated_trials
+            message = self.replicate_front(message)
+            if self.replicated_trials == before:
+                return message
+            message = self.remeasure_front(message)
+
+    def replicate_front(self, message: str) -> str:
+        """Train the trials on (or near) the front again with `search.replicates.seeds` - 1
+        more seeds each (nas.orchestrator.replicates); `message` with what was done appended.
+        Ctrl-C raises KeyboardInterrupt."""
+        config = self.space.config.search.replicates
+        names = replicated_objectives(self.space.objectives)
+        if config is None or not names:
+            return message
+        template = TrialRequest(
+            spec_json="", task=self.space.task, latency=(), seed=self.seed,
+            num_threads=self.executor.threads, allow_code=self.space.allow_code,
+            time_limit=self.space.config.search.trial_timeout)
+
+        def stop() -> None:
+            if self.interrupts.count:
+                raise KeyboardInterrupt
+            self._refresh_budget()
+            self.reporter.update(self.state)
+
+        def on_trial(trial: TrialRecord, before: dict, after: dict) -> None:
+            self.reporter.trial_replicated(trial.number, trial.arch, before, after)
+
+        self.replicating = FrontReplicates(
+            self.store, self.run_id, self.state.objectives, names, config.seeds, config.scope,
+            self.executor, template, stop=stop,
+            on_start=lambda count, more: self.reporter.replicating(count, more),
+            on_trial=on_trial, heal=self.executor.heal)
+        report = self.replicating.run()
+        self.replicating = None
+        self.replicated_trials += report.trials
+        self._refresh_budget()
+        self.store.record_elapsed(self.run_id, self.state.elapsed())
+        self.state.front = self.store.pareto(self.run_id)
+        note = report.describe(config.seeds)
+        return f"{message}; {note}" if note else message
 
     # -- the end: re-measuring the front ---------------------------------------------------
     def remeasure_front(self, message: str) -> str:

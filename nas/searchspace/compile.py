@@ -207,6 +207,8 @@ class SearchSpace:
             search.pop("remeasure", None)
         if search.get("trial_timeout") is None:  # nor spaces without a trial timeout
             search.pop("trial_timeout", None)
+        if search.get("replicates") is None:  # nor spaces without accuracy replicates
+            search.pop("replicates", None)
         return hashlib.sha256(canonical_json(content).encode()).hexdigest()[:16]
 
     def latency_requests(self, timed_only: bool = False) -> tuple[dict[str, Any], ...]:

@@ -26,6 +26,7 @@ MAX_THREADS = 1024
 MAX_POPULATION = 10_000
 MAX_RETRIES = 100
 MAX_REMEASURE = 1000
+MAX_REPLICATE_SEEDS = 100  # trainings of one candidate, the first one counted
 MAX_REDUCTION = 1000
 MAX_DEVICES_PER_TRIAL = 1024
 MAX_TRIAL_TIMEOUT = 365 * 86_400.0  # seconds: a year
@@ -171,6 +172,18 @@ class MeasureConfig(_Strict):
         return value
 
 
+class ReplicatesConfig(_Strict):
+    """Accuracy replicates (`search.replicates`): when a search ends normally, the completed
+    trials on the front (`for: front`), or on it and within noise of it (`for: near_front`, the
+    default), are trained again with other seeds, `seeds` trainings in all (the original
+    counted), and their trained objectives become the mean with a 95 % interval
+    (nas.orchestrator.replicates)."""
+
+    seeds: int = Field(ge=2, le=MAX_REPLICATE_SEEDS)
+    # `for` is a Python keyword: the field is `scope`, written `for:` in the YAML
+    scope: Literal["front", "near_front"] = Field(default="near_front", alias="for")
+
+
 class SearchConfig(_Strict):
     # a registered strategy (nas.strategies.list_strategies: nsga2, tpe, random, gp, yours);
     # checked against the registry when the space compiles
@@ -191,6 +204,8 @@ class SearchConfig(_Strict):
     # seconds of training one trial may take (all its segments), written 90s, 10m, 2h or a
     # number of seconds; past it the trial fails with failure class `timeout`. None: no limit
     trial_timeout: float | None = Field(default=None, gt=0, le=MAX_TRIAL_TIMEOUT)
+    # retrain the final front with other seeds: mean and interval of the trained objectives
+    replicates: ReplicatesConfig | None = None
 
     @field_validator("trial_timeout", mode="before")
     @classmethod
@@ -314,7 +329,7 @@ def _known_keys(loc: list[str]) -> list[str]:
         model = _model_in(field.annotation)
         if model is None:
             return []
-    return list(getattr(model, "model_fields", {}))
+    return [field.alias or name for name, field in getattr(model, "model_fields", {}).items()]
 
 
 def _model_in(annotation: Any) -> Any:

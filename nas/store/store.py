@@ -786,6 +786,22 @@ class Store:
             s.flush()
             self._refresh_front(s, run_id)
 
+    def record_replicates(self, run_id: int, number: int, *, values: dict[str, float],
+                          metrics: dict[str, float], charges: Sequence[float]) -> None:
+        """The end-of-search replicates of trial `number` (nas.orchestrator.replicates): its
+        new (values, metrics), mirrored to the DUPLICATE trials that repeat it; one ledger
+        row per replicate training (note "replicate", wall = device seconds), added to the
+        trial's device seconds; the front refreshed. One transaction."""
+        with self.transaction() as s:
+            row = self._trial_row(s, run_id, number)
+            row.values, row.metrics = values, metrics
+            self._mirror_to_duplicates(s, run_id, number, values, metrics)
+            for seconds in charges:
+                row.device_seconds = (row.device_seconds or 0.0) + seconds
+                self._charge(s, run_id, number, seconds, seconds, "replicate")
+            s.flush()
+            self._refresh_front(s, run_id)
+
     def add_duplicate(self, run_id: int, number: int, spec: ArchSpec, of: TrialRecord,
                       decision: Decision | None = None) -> None:
         """A sampled config equal to trial `of`: answered from the store, charged nothing."""

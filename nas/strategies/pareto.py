@@ -7,6 +7,7 @@ when a trial completes.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from typing import Any
 
@@ -102,19 +103,50 @@ def within_noise_of_front(points: Sequence[Sequence[float]],
     every measured objective (spread > 0): between them those objectives tie and only the
     exact ones decide, so a trial beaten by another trial of its own architecture on accuracy
     is beaten for certain."""
+    intervals = [[_spread_interval(v, s) for v, s in zip(p, sp, strict=True)]
+                 for p, sp in zip(points, spreads, strict=True)]
+    shared = [[True] * len(p) for p in points]
+    return within_intervals_of_front(points, intervals, directions, groups, shared)
+
+
+def _spread_interval(value: float, spread: float) -> tuple[float, float]:
+    low, high = sorted((value * (1 - spread), value * (1 + spread)))
+    return low, high
+
+
+def within_intervals_of_front(points: Sequence[Sequence[float]],
+                              intervals: Sequence[Sequence[tuple[float, float]]],
+                              directions: Directions, groups: Sequence[object] | None = None,
+                              shared: Sequence[Sequence[bool]] | None = None) -> list[bool]:
+    """`within_noise_of_front` with explicit intervals: `intervals[i][m]` = (low, high) around
+    `points[i][m]`. A point is beaten for certain when another's worst ends dominate its best
+    ends. Objective m of two points of one group ties (only the others decide) where it is
+    `shared` by both (a measured quantity, which the architecture alone decides) and either
+    interval has width; an unshared one (a trained objective with replicate intervals, which
+    the recipe changes too) is compared by its intervals even within a group."""
     front = pareto_mask(points, directions)
     groups = groups if groups is not None else list(range(len(points)))
+    shared = shared if shared is not None else [[True] * len(p) for p in points]
     flags = []
-    for p, sp, gp, on_front in zip(points, spreads, groups, front, strict=True):
+    for i, (p, gp, on_front) in enumerate(zip(points, groups, front, strict=True)):
         beaten = False
-        for q, sq, gq in zip(points, spreads, groups, strict=True):
-            if q is p:
+        best_p = [hi if d == "maximize" else lo
+                  for (lo, hi), d in zip(intervals[i], directions, strict=True)]
+        for j, (q, gq) in enumerate(zip(points, groups, strict=True)):
+            if j == i:
                 continue
-            if gq == gp:  # one design: its measured objectives are equal in truth
-                q = [pv if (a or b) else qv for qv, a, pv, b in zip(q, sq, p, sp, strict=True)]
-                beaten = dominates(q, p, directions)
-            else:
-                beaten = robustly_dominates(q, sq, p, sp, directions)
+            worst_q, best = [], []
+            for m, d in enumerate(directions):
+                (lo_q, hi_q), (lo_p, hi_p) = intervals[j][m], intervals[i][m]
+                if gq == gp and shared[i][m] and shared[j][m]:
+                    # one design: its measured objectives are equal in truth
+                    tie = hi_q > lo_q or hi_p > lo_p
+                    worst_q.append(p[m] if tie else q[m])
+                    best.append(p[m])
+                    continue
+                worst_q.append(lo_q if d == "maximize" else hi_q)
+                best.append(best_p[m])
+            beaten = dominates(worst_q, best, directions)
             if beaten:
                 break
         flags.append(not on_front and not beaten)
@@ -130,12 +162,56 @@ def front_and_near(trials: Sequence[Any], names: Sequence[str],
                    directions: Directions) -> tuple[list[bool], list[bool]]:
     """For completed trial records (`values`, `metrics` with `{name}_spread` and optionally
     `{name}_contended`, `arch_hash`): which are on the Pareto front over objectives `names`,
-    and which are off it only within measurement noise (within_noise_of_front, grouped by
-    architecture; a contended objective's spread counts as at least CONTENDED_SPREAD)."""
+    and which are off it only within noise (within_intervals_of_front, grouped by
+    architecture; a contended objective's spread counts as at least CONTENDED_SPREAD).
+
+    A trained objective with replicates (`search.replicates`: `{name}_replicates`,
+    `{name}_ci_low`, `{name}_ci_high` in the metrics) is compared by its 95 % interval of the
+    mean instead of a spread, and not tied within an architecture (the recipe changes it);
+    trials never replicated count with `replicate_intervals`' one-seed interval."""
     points = [[float(t.values[n]) for n in names] for t in trials]
-    spreads = [[_noise(t.metrics or {}, n) for n in names] for t in trials]
+    intervals = [[_spread_interval(v, _noise(t.metrics or {}, n)) for v, n in zip(p, names,
+                                                                                 strict=True)]
+                 for t, p in zip(trials, points, strict=True)]
+    shared = [[True] * len(names) for _ in trials]
+    for m, name in enumerate(names):
+        replicated = replicate_intervals(trials, name)
+        if replicated is None:
+            continue
+        for i, interval in enumerate(replicated):
+            intervals[i][m], shared[i][m] = interval, False
     return (pareto_mask(points, directions),
-            within_noise_of_front(points, spreads, directions, [t.arch_hash for t in trials]))
+            within_intervals_of_front(points, intervals, directions,
+                                      [t.arch_hash for t in trials], shared))
+
+
+def replicate_intervals(trials: Sequence[Any],
+                        name: str) -> list[tuple[float, float]] | None:
+    """Objective `name`'s interval per trial where some trial has replicates of it (None when
+    none has): a replicated trial's 95 % interval of the mean (`{name}_ci_low`,
+    `{name}_ci_high`); any other (one seed, or replicates that all failed) its value ± the
+    spread one seed has, t_0.975 · the median standard deviation of the replicated trials (a
+    single seed's value is as uncertain as one draw, not as a mean). So a trial just off the
+    front whose one seed may have been unlucky is ≈ near it, and a replicated front member
+    beats it for certain only beyond that noise."""
+    from nas.orchestrator.replicates import t_quantile
+
+    stats = [(t.metrics or {}) for t in trials]
+    known = {i for i, m in enumerate(stats) if float(m.get(f"{name}_replicates", 0)) >= 2
+             and f"{name}_ci_low" in m and f"{name}_ci_high" in m and f"{name}_std" in m}
+    if not known:
+        return None
+    std = statistics.median(float(stats[i][f"{name}_std"]) for i in known)
+    count = statistics.median_low(int(float(stats[i][f"{name}_replicates"])) for i in known)
+    one_seed = t_quantile(max(1, count - 1)) * std
+    out = []
+    for i, (t, m) in enumerate(zip(trials, stats, strict=True)):
+        if i in known:
+            out.append((float(m[f"{name}_ci_low"]), float(m[f"{name}_ci_high"])))
+        else:
+            value = float(t.values[name])
+            out.append((value - one_seed, value + one_seed))
+    return out
 
 
 def _noise(metrics: dict[str, Any], name: str) -> float:
