@@ -210,7 +210,7 @@ def search(
                        f"in {space}")
     parsed = parse_budget(budget_text)
     print_notes(compiled, errors if progress == "jsonl" else console)  # stdout: JSON lines only
-    print_busy(errors if progress == "jsonl" else console)
+    print_busy(errors)
     url = resolve_storage(storage, compiled.config.storage)
     if parsed.device_kind == "gpu":
         import torch
@@ -247,7 +247,7 @@ def resume(
 
     reporter = progress_reporter(progress)
     url = resolve_storage(storage)
-    print_busy(errors if progress == "jsonl" else console)
+    print_busy(errors)
     options = SearchOptions(budget=parse_budget(budget) if budget else None, storage=url,
                             workers=workers, threads=threads, ray_address=ray_address,
                             num_cpus_per_trial=cpus_per_trial, num_gpus_per_trial=gpus_per_trial,

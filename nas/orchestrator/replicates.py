@@ -43,7 +43,6 @@ whose replicates were all in keep them; the others are replicated from scratch).
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -51,40 +50,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nas.evaluate.trial import TrialRequest
+from nas.stats import mean_interval
 from nas.store import COMPLETE, Store, TrialRecord
 from nas.strategies.pareto import front_and_near, pareto_mask
 
 _POLL_SECONDS = 0.5
-
-# Two-sided 95 % quantiles of Student's t, t_{0.975}(df), df = 1..30 (scipy is no dependency).
-T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-         2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-         2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
-
-
-def t_quantile(df: int) -> float:
-    """t_{0.975}(df): the table up to 30, then the Cornish-Fisher expansion around the normal
-    quantile (within 1e-3 of the exact value from df 30 on)."""
-    if df < 1:
-        raise ValueError(f"t_quantile: df must be >= 1, got {df}")
-    if df <= len(T_975):
-        return T_975[df - 1]
-    z = statistics.NormalDist().inv_cdf(0.975)
-    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
-
-
-def mean_interval(values: Sequence[float]) -> tuple[float, float, float, float]:
-    """(mean, sample std, ci_low, ci_high) of `values`: the 95 % Student-t interval of the
-    mean (one value: a zero-width interval at it)."""
-    if not values:
-        raise ValueError("mean_interval: no values")
-    mean = statistics.fmean(values)
-    if len(values) == 1:
-        return mean, 0.0, mean, mean
-    std = statistics.stdev(values)
-    half = t_quantile(len(values) - 1) * std / math.sqrt(len(values))
-    return mean, std, mean - half, mean + half
-
 
 def replicated_objectives(objectives: Sequence[Any]) -> list[str]:
     """The names of the objectives a seed changes: the trained ones (not measured), `params`

@@ -11,6 +11,8 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
+from nas.stats import t_quantile
+
 Directions = Sequence[str]  # "maximize" | "minimize", one per objective
 
 
@@ -194,7 +196,6 @@ def replicate_intervals(trials: Sequence[Any],
     single seed's value is as uncertain as one draw, not as a mean). So a trial just off the
     front whose one seed may have been unlucky is ≈ near it, and a replicated front member
     beats it for certain only beyond that noise."""
-    from nas.orchestrator.replicates import t_quantile
 
     stats = [(t.metrics or {}) for t in trials]
     known = {i for i, m in enumerate(stats) if float(m.get(f"{name}_replicates", 0)) >= 2

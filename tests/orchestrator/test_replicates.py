@@ -19,16 +19,14 @@ from nas.orchestrator.budget import parse_budget
 from nas.orchestrator.executor import LocalExecutor
 from nas.orchestrator.progress import NullReporter
 from nas.orchestrator.replicates import (
-    T_975,
     FrontReplicates,
-    mean_interval,
     replicated,
-    t_quantile,
     to_replicate,
     updated_metrics,
 )
 from nas.orchestrator.search import SearchOptions, run_search
 from nas.searchspace import loads
+from nas.stats import T_975, mean_interval, t_quantile
 from nas.store import COMPLETE, Store
 from nas.store.models import LedgerRow
 from nas.strategies.pareto import front_and_near, pareto_mask
