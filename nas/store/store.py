@@ -627,12 +627,15 @@ class Store:
 
     def _new_trial(self, run_id: int, number: int, spec: ArchSpec,
                    decision: Decision | None = None, **fields: Any) -> TrialRow:
-        decision = decision or Decision()
+        """A trial row; without `decision` (a trial recorded from elsewhere, e.g. Ray Tune)
+        its decision columns stay NULL: the strategy cannot be rebuilt from it."""
+        known = {} if decision is None else {
+            "decisions": dict(decision.values), "strategy_state": dict(decision.state),
+            "retrain_of": decision.retrain_of}
         return TrialRow(
             run_id=run_id, number=number, spec_json=spec.to_json(), arch_hash=spec.arch_hash,
             config_hash=spec.config_hash, short_form=spec.short_form(), d_model=spec.d_model,
-            n_layers=spec.n_layers, decisions=dict(decision.values),
-            strategy_state=dict(decision.state), retrain_of=decision.retrain_of, **fields,
+            n_layers=spec.n_layers, **known, **fields,
         )
 
     def decisions(self, run_id: int) -> list[tuple[int, Decision | None]]:

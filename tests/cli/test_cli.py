@@ -130,14 +130,13 @@ def test_import_nas_is_light():
 
 
 def test_optuna_sees_the_same_study(searched):
-    """The Optuna study lives in the run's database under the run's name."""
+    """A copy of the strategy's Optuna study lives in the run's database under the run's name,
+    written from nas's tables: with the values nas holds (re-measured ones included)."""
     import optuna
 
     _, url, _ = searched
     study = optuna.load_study(study_name="t", storage=url)
-    # as Optuna was told them: before the end-of-search re-measurement of the front
-    store_values = {t.number: {n: t.metrics.get(f"{n}_initial", v) for n, v in t.values.items()}
-                    for t in Store(url).trials("t") if t.values}
+    store_values = {t.number: t.values for t in Store(url).trials("t") if t.values}
     optuna_values = {t.number: t.values for t in study.trials if t.values is not None}
     assert optuna_values and set(optuna_values) == set(store_values)
     for number, values in optuna_values.items():

@@ -106,3 +106,61 @@ def test_a_number_never_stored_is_an_interrupted_entry(tmp_path, tiny_space_text
     assert again.status == "finished"
     numbers = [t.number for t in Store(url).trials(run.id)]
     assert numbers[-1] == len(numbers)  # continues after the gap, never reuses its number
+
+
+KILL_AFTER_STORE = """\
+import os, signal, sys
+from nas.orchestrator.budget import parse_budget
+from nas.orchestrator.progress import NullReporter
+from nas.orchestrator.search import SearchOptions, run_search
+from nas.searchspace import loads
+from nas.strategies import Complete
+from nas.strategies.base import Strategy
+
+real_tell = Strategy.tell
+
+def tell(self, number, outcome):  # the driver dies after storing trial 1, before telling it
+    if number == 1 and isinstance(outcome, Complete):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_tell(self, number, outcome)
+
+Strategy.tell = tell
+if __name__ == "__main__":  # workers are spawned: they import this file too
+    text = open(sys.argv[1]).read()
+    run_search(loads(text, "space.yaml"), SearchOptions(
+        budget=parse_budget("3trials"), storage=sys.argv[2], threads=1, workers=1, name="k"),
+        NullReporter())
+"""
+
+
+def test_a_driver_killed_between_storing_and_telling_loses_nothing(tmp_path, tiny_space_text):
+    """Trial 1 is COMPLETE in nas's tables but was never told to the strategy: the resumed
+    strategy, rebuilt from the tables, knows it with its values, and it is not trained again."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    text = tiny_space_text.replace("strategy: nsga2", "strategy: random")
+    (tmp_path / "space.yaml").write_text(text)
+    (tmp_path / "kill.py").write_text(KILL_AFTER_STORE)
+    url = f"sqlite:///{tmp_path}/nas.db"
+    root = Path(__file__).resolve().parents[2]
+    died = subprocess.run([sys.executable, str(tmp_path / "kill.py"), str(tmp_path / "space.yaml"),
+                           url], env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(root)),
+                          capture_output=True, text=True, timeout=300)
+    assert died.returncode == -9, died.stderr
+    store = Store(url)
+    stored = store.trial("k", 1)
+    assert stored.state == COMPLETE
+    again = resume("k", url, "4trials")
+    assert again.status == "finished"
+    store = Store(url)
+    history = stored_history(store, store.run("k"))
+    now = store.trial("k", 1)  # its latency may have been re-measured at the resumed end
+    assert now.state == COMPLETE and now.values["accuracy"] == stored.values["accuracy"]
+    assert history[1].outcome == Complete([now.values["accuracy"], now.values["latency_ms"]])
+    trials = store.trials("k")
+    assert [t.number for t in trials] == list(range(len(trials)))  # no gap, no reuse
+    assert sum(t.config_hash == stored.config_hash and t.state == COMPLETE
+               for t in trials) == 1  # not trained again
