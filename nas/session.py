@@ -70,15 +70,17 @@ def search(space: str | os.PathLike[str] | Mapping[str, Any] | SearchSpace, *,
     Blocks until the search ends: the budget is spent, the space is exhausted, or Ctrl-C (the
     first lets running trials finish, the second cancels them). Every trial is written to the
     database as it ends; the returned `RunResults` (`run.pareto()`, `run.trials()`,
-    `run.trial(n)`, `run.to_pandas()`) reads it. A run that did not finish is returned too:
-    `run.record.status` is "finished", "interrupted" or "failed", with `run.record.message`.
+    `run.trial(n)`, `run.to_pandas()`) reads it. A run stopped by Ctrl-C (or SIGTERM) is
+    returned too: `run.record.status` is "finished" or "interrupted", with `run.record.message`
+    saying why it stopped.
 
     Raises SpaceError (a bad space), BudgetError (a bad or missing budget), StoreError (a
     database that cannot be used) or NasError (any other bad argument), each with a one-line
     message and a fix; for bad arguments, before anything is written. A fault after the run
     was created (a database that stops accepting writes, an unreachable Ray cluster) marks the
-    run failed and is raised. KeyboardInterrupt escapes only while the search starts up or
-    from a third Ctrl-C (the run is then marked interrupted).
+    run failed and is raised (`nas.resume` takes it up again). KeyboardInterrupt escapes only
+    while the search starts up or from a third Ctrl-C during its cleanup; the run is then
+    marked interrupted.
     """
     reporter = _reporter(progress)
     _check_options(workers=workers, threads=threads, seed=seed, name=name,
@@ -121,7 +123,7 @@ def resume(run_name: str | int, *, storage: str | None = None,
     `workers`, `threads`, `progress` and `allow_code` are as for `nas.search` (`allow_code`:
     import the user code the stored space names).
 
-    Blocks until the search ends; returns the run's `RunResults`, whatever its status (see
+    Blocks until the search ends; returns the run's `RunResults`, finished or interrupted (see
     `run.record.status`). Raises StoreError (no such run or database, a run another driver is
     still searching), BudgetError, SpaceError or NasError, each with a one-line message.
     """
