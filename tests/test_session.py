@@ -1,9 +1,10 @@
-"""nas.search and nas.resume (nas/session.py), the Python entry point: real (tiny) searches,
-each a few seconds."""
+"""nas.search and nas.resume (nas/session.py), the Python entry point, and the README's example
+of it, run as written: real (tiny) searches, each a few seconds."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +17,8 @@ import nas
 from nas.errors import BudgetError, NasError, SpaceError
 from nas.store import COMPLETE
 from nas.store.api import RunResults
+
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 @pytest.fixture
@@ -142,3 +145,40 @@ def test_nas_search_and_resume_load_nothing_heavy_until_called():
                          timeout=120)
     assert out.stdout.strip() == "[]", out.stderr
     assert {"search", "resume"} <= set(nas.__all__)
+
+
+# ------------------------------------------------------------------------------------------------
+# The README's example, as written
+# ------------------------------------------------------------------------------------------------
+
+README_SETTINGS = 'SPACE, BUDGET, MORE = "examples/quickstart.yaml", "6m", "10m"'
+
+
+def readme_search_example() -> str:
+    """The README's Python block that calls nas.search (the one under "Python API")."""
+    blocks = re.findall(r"^```python\n(.*?)^```", README.read_text(), re.M | re.S)
+    found = [b for b in blocks if "nas.search(" in b]
+    assert len(found) == 1, "the README should hold one example of nas.search"
+    return found[0]
+
+
+def test_the_readme_example_runs_as_written(tmp_path, tiny_space_text, monkeypatch, capsys):
+    """Everything but the settings line runs verbatim, in a fresh folder (its default database
+    ./nas.db), with the tiny space and a budget of trials in place of the quickstart's."""
+    code = readme_search_example()
+    settings = [line for line in code.splitlines() if line.startswith("SPACE, BUDGET, MORE =")]
+    assert settings and settings[0].startswith(README_SETTINGS), settings
+    (tmp_path / "tiny.yaml").write_text(tiny_space_text)
+    code = code.replace(settings[0], 'SPACE, BUDGET, MORE = "tiny.yaml", "2trials", "3trials"')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NAS_STORAGE", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    namespace: dict[str, object] = {}
+    exec(compile(code, str(README), "exec"), namespace)  # noqa: S102 - our own README
+    out = capsys.readouterr().out
+    assert "tiny-1 finished" in out
+    assert "trials complete," in out and "on the front" in out
+    run = namespace["run"]
+    assert isinstance(run, RunResults) and run.record.budget == "3trials"
+    assert len(run.trials(COMPLETE)) == 3
+    assert (tmp_path / "nas.db").exists()
