@@ -65,7 +65,8 @@ def search(space: str | os.PathLike[str] | Mapping[str, Any] | SearchSpace, *,
     `progress`: "rich" (a live panel), "quiet" (a plain line per finished trial, then a
     summary), "jsonl" (one JSON object per event) on stdout, or "off" (nothing); None, the
     default, is the CLI's: rich on a terminal, else quiet (so in a notebook or a log, quiet).
-    The space's notes (legal, probably unintended settings) go to stderr unless "off".
+    Unless "off", the CLI's notes go to stderr first: the space's notes (legal, probably
+    unintended settings), a busy machine, a gpuh budget on a machine without a GPU.
 
     Blocks until the search ends: the budget is spent, the space is exhausted, or Ctrl-C (the
     first lets running trials finish, the second cancels them). Every trial is written to the
@@ -99,6 +100,13 @@ def search(space: str | os.PathLike[str] | Mapping[str, Any] | SearchSpace, *,
     if progress != "off":
         for note in compiled.notes:
             print(f"note: {compiled.path}: {note}", file=sys.stderr)
+        _warn_busy()
+        if parsed.device_kind == "gpu":
+            import torch
+
+            if not torch.cuda.is_available():
+                print("note: no GPU here; the time of CPU workers is charged against the gpuh "
+                      "budget", file=sys.stderr)
     from nas.orchestrator.search import SearchOptions, run_search
     from nas.store.store import DEFAULT_URL
 
@@ -136,6 +144,8 @@ def resume(run_name: str | int, *, storage: str | None = None,
     reporter = _reporter(progress)
     _check_options(workers=workers, threads=threads)
     url = _storage(storage) or DEFAULT_URL
+    if progress != "off":
+        _warn_busy()
     options = SearchOptions(budget=parsed, storage=url, workers=workers, threads=threads,
                             allow_code=allow_code)
     outcome = resume_search(run_name, options, reporter)  # type: ignore[arg-type]
@@ -221,6 +231,16 @@ def _reporter(progress: str | None) -> Any:
         raise NasError(f"unknown progress {brief(progress)}; fix: use one of "
                        f"{', '.join(PROGRESS)} or None (rich on a terminal, else quiet)")
     return NullReporter() if progress == "off" else make_reporter(progress, sys.stdout)
+
+
+def _warn_busy() -> None:
+    """The CLI's warning, on stderr, when other processes keep this machine's cores busy (read
+    over a 0.3 s probe): the search would run slower and time latencies contended."""
+    from nas.evaluate.contention import busy_warning
+
+    warning = busy_warning()
+    if warning is not None:
+        print(warning, file=sys.stderr)
 
 
 def _storage(storage: Any) -> str | None:

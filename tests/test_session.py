@@ -137,6 +137,29 @@ def test_resume_of_an_unknown_run_is_one_line(url, tiny_space_text):
     assert "no-such-run" in str(caught.value) and "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize("progress", ["quiet", "off"])
+def test_the_clis_notes_go_to_stderr_unless_progress_is_off(progress, tiny_space_file, url,
+                                                             monkeypatch, capsys):
+    import torch
+
+    import nas.evaluate.contention
+    import nas.orchestrator.search
+
+    def started(space, options, reporter):
+        raise NasError("search started")
+
+    monkeypatch.setattr(nas.evaluate.contention, "busy_warning", lambda: "warning: busy here")
+    monkeypatch.setattr(nas.orchestrator.search, "run_search", started)
+    with pytest.raises(NasError, match="search started"):
+        nas.search(tiny_space_file, storage=url, budget="1gpuh", progress=progress)
+    err = capsys.readouterr().err
+    if progress == "off":
+        assert err == ""
+    else:
+        assert "warning: busy here" in err
+        assert ("no GPU here" in err) is not torch.cuda.is_available()
+
+
 def test_nas_search_and_resume_load_nothing_heavy_until_called():
     code = ("import sys, nas; nas.search, nas.resume, nas.BudgetError, nas.StoreError; "
             "print([m for m in ('torch', 'optuna', 'ray', 'triton', 'pandas', 'numpy') "
