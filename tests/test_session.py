@@ -63,6 +63,16 @@ def test_strategy_override_is_recorded_and_kept_by_resume(tiny_space_file, url):
     assert len(again.trials(COMPLETE)) == 3 and again.record.budget == "3trials"
 
 
+def test_the_spaces_own_strategy_leaves_its_text_as_written(tiny_space_file):
+    from nas.session import _with_strategy
+
+    space = nas.load(tiny_space_file)
+    assert _with_strategy(space, "nsga2") is space  # comments and layout kept
+    changed = _with_strategy(space, "tpe")
+    assert changed.strategy == "tpe" and changed.path == space.path
+    assert changed.space_hash != space.space_hash
+
+
 def test_resume_continues_a_run_to_a_larger_budget_with_storage_from_the_environment(
         tiny_space_text, url, monkeypatch):
     monkeypatch.setenv("NAS_STORAGE", url)
