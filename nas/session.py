@@ -86,6 +86,7 @@ def search(space: str | os.PathLike[str] | Mapping[str, Any] | SearchSpace, *,
     reporter = _reporter(progress)
     _check_options(workers=workers, threads=threads, seed=seed, name=name,
                    keep_weights=keep_weights)
+    given_url = _storage(storage)
     compiled = _space(space, allow_code)
     if strategy is not None:
         compiled = _with_strategy(compiled, strategy)
@@ -110,7 +111,7 @@ def search(space: str | os.PathLike[str] | Mapping[str, Any] | SearchSpace, *,
     from nas.orchestrator.search import SearchOptions, run_search
     from nas.store.store import DEFAULT_URL
 
-    url = _storage(storage) or compiled.config.storage or DEFAULT_URL
+    url = given_url or compiled.config.storage or DEFAULT_URL
     options = SearchOptions(budget=parsed, storage=url, name=name, seed=seed, workers=workers,
                             threads=threads, keep_weights=keep_weights, allow_code=allow_code)
     outcome = run_search(compiled, options, reporter)

@@ -109,11 +109,12 @@ def test_an_interrupted_search_returns_its_results(tiny_space_file, url, monkeyp
     ({"progress": "loud"}, NasError, "unknown progress 'loud'"),
     ({"workers": 0}, NasError, "workers must be a whole number of at least 1"),
     ({"keep_weights": "some"}, NasError, "unknown keep_weights 'some'"),
+    ({"storage": 5}, NasError, "storage must be a database URL"),
 ])
 def test_bad_arguments_raise_one_line_before_anything_is_written(
         kwargs, error, words, tiny_space_file, url, tmp_path):
     with pytest.raises(error) as caught:
-        nas.search(tiny_space_file, storage=url, **{**tiny(), **kwargs})
+        nas.search(tiny_space_file, **{**tiny(storage=url), **kwargs})
     message = str(caught.value)
     assert words in message and "\n" not in message
     assert not (tmp_path / "nas.db").exists()
