@@ -1,5 +1,10 @@
 """nas: declarative architecture search for hybrid sequence models.
 
+    import nas
+    run = nas.search("space.yaml", budget="6m")   # search (blocks), then read the results
+    run.pareto(), run.to_pandas()
+    run = nas.resume(run.name, budget="10m")       # continue the same run
+
 `import nas` is light: torch, optuna, ray and triton load only when the parts that need them are
 used (`nas.blocks`, `nas.search`, ...).
 """
@@ -8,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from nas.errors import NasError, SpaceError
+from nas.errors import BudgetError, NasError, SpaceError, StoreError
 from nas.spec import ArchSpec, LayerSpec, ModuleSpec
 
 __version__ = "0.1.0"
@@ -17,6 +22,7 @@ if TYPE_CHECKING:
     from nas.blocks import build_model
     from nas.export import export_trial, load_model
     from nas.searchspace import SearchSpace, load
+    from nas.session import resume, search
     from nas.store import Store
     from nas.store.api import open_store
 
@@ -28,6 +34,8 @@ _LAZY = {
     "open_store": "nas.store.api",
     "load_model": "nas.export",
     "export_trial": "nas.export",
+    "search": "nas.session",
+    "resume": "nas.session",
 }
 
 
@@ -42,6 +50,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "ArchSpec", "LayerSpec", "ModuleSpec", "NasError", "SearchSpace", "SpaceError", "Store",
-    "__version__", "build_model", "export_trial", "load", "load_model", "open_store",
+    "ArchSpec", "BudgetError", "LayerSpec", "ModuleSpec", "NasError", "SearchSpace", "SpaceError",
+    "Store", "StoreError", "__version__", "build_model", "export_trial", "load", "load_model",
+    "open_store", "resume", "search",
 ]
