@@ -49,7 +49,7 @@ from nas.errors import NasError, StoreError
 from nas.evaluate.measurement import cacheable
 from nas.evaluate.trial import TrialRequest
 from nas.failures import CANCELLED, ERROR, INFEASIBLE_FAILURES, LOST
-from nas.orchestrator.budget import Budget, parse_budget
+from nas.orchestrator.budget import Budget, format_seconds, parse_budget
 from nas.orchestrator.executor import (
     LocalExecutor,
     TrialFailed,
@@ -578,6 +578,8 @@ class _Loop:
         self.replicated_trials = 0  # trials replicated by this driver (settle_front)
         self.recorded: set[str] = set()  # arch hashes whose analytic costs are stored
         self.finishing: _Pending | None = None  # the trial whose result is being stored
+        self._costs: list[float] | None = None  # completed trials' device-seconds, sorted
+        self.budget_stopped = False  # running trials were stopped when the budget ran out
         # What the constraints need measured before a candidate trains (empty: nothing), and
         # those measurements by architecture (they do not depend on the recipe or weights).
         self.screens = space.constraint_measurements()
@@ -599,6 +601,7 @@ class _Loop:
                 self.finishing = self.pending.pop(future)
                 self._finish(future, self.finishing)
                 self.finishing = None  # stored (else the error leaves it for cancel_pending)
+            self._stop_overrun()
             self._refresh_budget()
             self.reporter.update(self.state)
 
@@ -667,14 +670,76 @@ class _Loop:
 
     def _budget_left(self, new_trial: bool = True) -> bool:
         """Whether work may start: a new trial, or (new_trial=False) another segment of a
-        trial already counted, which a trials budget does not count again."""
+        trial already counted, which a trials budget does not count again. A time budget
+        (device-seconds or wall clock) starts a new trial only if what it is expected to cost
+        fits in what is left after the trials in flight (`_expected_seconds`)."""
         self._refresh_budget()
-        if self.options.budget.unit == "trials":
+        budget = self.options.budget
+        if budget.unit == "trials":
             if not new_trial:
                 return True
             starting = sum(1 for p in self.pending.values() if p.rung == 0)
-            return self.state.spent + starting < self.options.budget.amount
-        return self.state.spent < self.options.budget.amount
+            return self.state.spent + starting < budget.amount
+        if self._in_flight_spent() >= budget.amount:
+            return False
+        expected = self._expected_seconds() if new_trial else None
+        if expected is None:
+            return True
+        if budget.unit == "wall_seconds":
+            return self.state.elapsed() + expected <= budget.amount
+        owed = sum(max(0.0, expected - (time.monotonic() - p.started))
+                   for p in self.pending.values())
+        return self._in_flight_spent() + owed + expected <= budget.amount
+
+    def _budget_message(self) -> str:
+        """Why no new trial starts: the budget is spent, or what is left would not hold the
+        next trial at this run's typical cost."""
+        budget = self.options.budget
+        message = f"budget spent: {budget.describe(self.state.spent)}"
+        expected = self._expected_seconds()
+        if budget.unit != "trials" and expected is not None \
+                and self._in_flight_spent() < budget.amount:
+            message += (f"; {budget.describe_left(self._in_flight_spent())} left would not "
+                        f"hold another trial (they take about {format_seconds(expected)})")
+        return message
+
+    def _in_flight_spent(self) -> float:
+        """What the budget has used counting the trials in flight so far: the wall clock, or
+        the ledger's device-seconds plus each running trial's seconds since its segment
+        started (not yet charged; one device each, as the ledger counts a local worker)."""
+        if self.options.budget.unit == "wall_seconds":
+            return self.state.elapsed()
+        now = time.monotonic()
+        return self.state.spent + sum(now - p.started for p in self.pending.values())
+
+    def _expected_seconds(self) -> float | None:
+        """What a new trial is expected to cost: the median device-seconds of this run's
+        completed trials (None before any completed, or with multi-fidelity, where a trial's
+        cost depends on how far it is promoted)."""
+        if self.fidelity is not None:
+            return None
+        if self._costs is None or len(self._costs) != self.state.complete:
+            self._costs = sorted(t.device_seconds for t in self.store.trials(
+                self.run_id, states=[COMPLETE]) if t.device_seconds > 0)
+        if not self._costs:
+            return None
+        return self._costs[len(self._costs) // 2]
+
+    def _stop_overrun(self) -> None:
+        """A time budget spent while trials run: stop them now (FAIL "cancelled", charged what
+        they used; `nas resume --budget MORE` trains them again) rather than let the search
+        overrun its budget by a whole trial."""
+        budget = self.options.budget
+        if budget.unit == "trials" or not self.pending or self.remeasuring is not None:
+            return
+        self._refresh_budget()
+        if self._in_flight_spent() < budget.amount:
+            return
+        for future in list(self.pending):
+            self.executor.cancel(future)
+        self.cancel_pending(f"cancelled: the budget ({budget.text}) was spent while it ran",
+                            "cancelled")
+        self.budget_stopped = True
 
     # -- dispatch ----------------------------------------------------------------------------
     def _fill_workers(self) -> str | None:
@@ -693,7 +758,7 @@ class _Loop:
             if self.exhausted:
                 return self.exhausted
             if not self._budget_left():
-                return f"budget spent: {self.options.budget.describe(self.state.spent)}"
+                return self._budget_message()
             proposal = self._screen_known(self._propose())
             if proposal.answer is not None:
                 self._record_answer(proposal)
@@ -894,18 +959,12 @@ class _Loop:
             num_threads=self.executor.threads, allow_code=self.space.allow_code,
             time_limit=self.space.config.search.trial_timeout)
 
-        def stop() -> None:
-            if self.interrupts.count:
-                raise KeyboardInterrupt
-            self._refresh_budget()
-            self.reporter.update(self.state)
-
         def on_trial(trial: TrialRecord, before: dict, after: dict) -> None:
             self.reporter.trial_replicated(trial.number, trial.arch, before, after)
 
         self.replicating = FrontReplicates(
             self.store, self.run_id, self.state.objectives, names, config.seeds, config.scope,
-            self.executor, template, stop=stop,
+            self.executor, template, stop=self._end_step_tick,
             on_start=lambda count, more: self.reporter.replicating(count, more),
             on_trial=on_trial, heal=self.executor.heal)
         report = self.replicating.run()
@@ -916,6 +975,14 @@ class _Loop:
         self.state.front = self.store.pareto(self.run_id)
         note = report.describe(config.seeds)
         return f"{message}; {note}" if note else message
+
+    def _end_step_tick(self) -> None:
+        """Between the end-of-search steps' units of work: a Ctrl-C stops them
+        (KeyboardInterrupt); else the budget and the display are brought up to date."""
+        if self.interrupts.count:
+            raise KeyboardInterrupt
+        self._refresh_budget()
+        self.reporter.update(self.state)
 
     # -- the end: re-measuring the front ---------------------------------------------------
     def remeasure_front(self, message: str) -> str:
@@ -933,19 +1000,14 @@ class _Loop:
                                 allow_code=self.space.allow_code)
         names = [entry["name"] for entry in latency]
 
-        def stop() -> None:
-            if self.interrupts.count:
-                raise KeyboardInterrupt
-            self._refresh_budget()
-            self.reporter.update(self.state)
-
         def on_trial(trial: TrialRecord, before: dict, after: dict) -> None:
             self.reporter.trial_remeasured(trial.number, trial.arch,
                                            {n: before[n] for n in names},
                                            {n: after[n] for n in names})
 
         self.remeasuring = FrontRemeasure(
-            self.store, self.run_id, self.state.objectives, names, runner, template, stop=stop,
+            self.store, self.run_id, self.state.objectives, names, runner, template,
+            stop=self._end_step_tick,
             on_start=lambda count: self.reporter.remeasuring(count, sessions),
             on_trial=on_trial, heal=runner.heal)
         report = self.remeasuring.run()
