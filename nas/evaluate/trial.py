@@ -103,6 +103,10 @@ class TrialResult:
     weights: tuple[int, str] | None = None  # (bytes, sha256) of request.weights_file, if saved
     fingerprint: dict[str, Any] = field(default_factory=dict)  # of the device that measured
     measured: list[dict[str, Any]] = field(default_factory=list)  # fresh latencies, for the cache
+    # The architecture's analytic costs at the task's seq_len (params, seq_len, flops_per_token,
+    # state_bytes), from the model the worker built: the driver stores them once per
+    # architecture (nas_architectures) without building the model itself.
+    costs: dict[str, float] | None = None
 
 
 def run_trial(request: TrialRequest) -> TrialResult:
@@ -131,6 +135,10 @@ def run_trial(request: TrialRequest) -> TrialResult:
     torch.manual_seed(request.seed)  # for any block that draws from the global generator
     model = build_model(spec, seed=request.seed, device=request.device)
     metrics: dict[str, float] = {"params": float(model.num_params())}
+    seq_len = int(request.task.get("seq_len", 128))
+    costs = {"params": int(model.num_params()), "seq_len": seq_len,
+             "flops_per_token": float(model.flops_per_token(seq_len)),
+             "state_bytes": int(model.state_bytes(seq_len))}
     resume = None
     if request.checkpoint_in is not None:
         resume = load_checkpoint(request.checkpoint_in, model)
@@ -167,6 +175,7 @@ def run_trial(request: TrialRequest) -> TrialResult:
         weights=weights,
         fingerprint=fingerprint,
         measured=measured,
+        costs=costs,
     )
 
 

@@ -576,7 +576,6 @@ class _Loop:
         self.remeasuring: FrontRemeasure | None = None  # while the front is re-measured
         self.replicating: FrontReplicates | None = None  # while the front is replicated
         self.replicated_trials = 0  # trials replicated by this driver (settle_front)
-        self.recorded: set[str] = set()  # arch hashes whose analytic costs are stored
         self.finishing: _Pending | None = None  # the trial whose result is being stored
         self._costs: list[float] | None = None  # completed trials' device-seconds, sorted
         self.budget_stopped = False  # running trials were stopped when the budget ran out
@@ -771,41 +770,18 @@ class _Loop:
             self.store.start_trial(self.run_id, proposal.number, proposal.spec,
                                    worker=getattr(self.executor, "name", "local"),
                                    decision=_decision(proposal))
-            self._record_architecture(proposal.spec)
             self._submit(_Pending(proposal, time.monotonic()), rung=0)
             self.reporter.trial_started(proposal.number, proposal.spec)
         return None
 
     def _propose(self) -> Proposal:
         """The strategy's next candidate (screened: a duplicate or infeasible one comes back
-        answered), with its model built on the meta device (constraints and the recorded costs
-        need it; a large one takes seconds). The loop does not poll for signals meanwhile, so
-        one interrupts at once; the strategy then tells itself the trial failed."""
-        from nas.searchspace.constraints import meta_model
-
+        answered; a constraint on params, FLOPs or state builds the model on the meta device,
+        which for a large one takes seconds). The loop does not poll for signals meanwhile, so
+        one interrupts at once; the strategy then tells itself the trial failed. The
+        architecture's costs are stored from the worker's model when the trial completes."""
         with self.interrupts.immediate():
-            proposal = self.strategy.propose()
-            if proposal.answer is None:
-                try:
-                    meta_model(proposal.spec)  # cached by architecture for the steps that follow
-                except Exception:  # they report it, where it matters
-                    pass
-            return proposal
-
-    def _record_architecture(self, spec: ArchSpec) -> None:
-        """The architecture's analytic costs at the task's length (meta device, no weights),
-        once per architecture and session."""
-        from nas.searchspace.constraints import meta_model
-
-        if spec.arch_hash in self.recorded:
-            return
-        self.recorded.add(spec.arch_hash)
-        model = meta_model(spec)
-        seq_len = int(self.space.task.get("seq_len", 128))
-        self.store.record_architecture(
-            spec, params=int(model.num_params()), seq_len=seq_len,
-            flops_per_token=float(model.flops_per_token(seq_len)),
-            state_bytes=int(model.state_bytes(seq_len)))
+            return self.strategy.propose()
 
     def _submit(self, pending: _Pending, rung: int) -> None:
         """Start `pending`'s next segment (its whole training without multi-fidelity); first,
@@ -1138,11 +1114,11 @@ class _Loop:
         self.store.complete_trial(
             self.run_id, number, values=values, metrics=pending.metrics, curve=pending.curve,
             device=result.device, device_seconds=output.seconds, wall_seconds=output.seconds,
-            artifact=artifact,
+            artifact=artifact, costs=result.costs,
+            elapsed_seconds=self.state.elapsed(),  # survives a crash
         )
         if self.keep == "front" and not self.front_unsettled():
             self.store.prune_artifacts(self.run_id, "front")
-        self.store.record_elapsed(self.run_id, self.state.elapsed())  # survives a crash
         self.strategy.tell(number, Complete([values[n] for n in names]))
         if self.finishing is pending:  # stored and told: a failing reporter cancels nothing
             self.finishing = None

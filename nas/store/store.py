@@ -667,11 +667,18 @@ class Store:
         self, run_id: int, number: int, *, values: dict[str, float], metrics: dict[str, float],
         curve: Sequence[tuple[int, str, float]], device: str, device_seconds: float,
         wall_seconds: float, artifact: ArtifactFile | None = None,
+        costs: dict[str, float] | None = None, elapsed_seconds: float | None = None,
     ) -> None:
         """Record a finished trial (with the file of its weights, if it kept them), charge the
-        ledger and refresh the front: one transaction."""
+        ledger and refresh the front; with `costs` (params, seq_len, flops_per_token,
+        state_bytes) its architecture joins nas_architectures if new, with `elapsed_seconds`
+        the run's searched time is updated: one transaction."""
         with self.transaction() as s:
+            if elapsed_seconds is not None:
+                s.get(RunRow, run_id).elapsed_seconds = elapsed_seconds
             row = self._trial_row(s, run_id, number)
+            if costs is not None:
+                self._add_architecture(s, ArchSpec.from_json(row.spec_json), **costs)
             row.state, row.values, row.metrics, row.device = COMPLETE, values, metrics, device
             row.params = row_params(metrics)
             row.finished_at = utcnow()
@@ -975,12 +982,17 @@ class Store:
                             flops_per_token: float, state_bytes: int) -> None:
         """Add an architecture the first time any run trains it (later calls do nothing)."""
         with self.transaction() as s:
-            if s.scalar(select(ArchitectureRow.id).where(
-                    ArchitectureRow.arch_hash == spec.arch_hash)) is None:
-                s.add(ArchitectureRow(
-                    arch_hash=spec.arch_hash, spec_json=spec.to_json(),
-                    short_form=spec.short_form()[:255], params=params, seq_len=seq_len,
-                    flops_per_token=flops_per_token, state_bytes=state_bytes))
+            self._add_architecture(s, spec, params=params, seq_len=seq_len,
+                                   flops_per_token=flops_per_token, state_bytes=state_bytes)
+
+    def _add_architecture(self, s: Session, spec: ArchSpec, *, params: int, seq_len: int,
+                          flops_per_token: float, state_bytes: int) -> None:
+        if s.scalar(select(ArchitectureRow.id).where(
+                ArchitectureRow.arch_hash == spec.arch_hash)) is None:
+            s.add(ArchitectureRow(
+                arch_hash=spec.arch_hash, spec_json=spec.to_json(),
+                short_form=spec.short_form()[:255], params=int(params), seq_len=int(seq_len),
+                flops_per_token=float(flops_per_token), state_bytes=int(state_bytes)))
 
     def architecture(self, arch_hash: str) -> dict[str, Any] | None:
         """The stored costs of one architecture, or None."""
