@@ -71,19 +71,3 @@ def is_out_of_memory(exc: BaseException) -> bool:
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
         return True
     return isinstance(exc, RuntimeError) and any(w in str(exc).lower() for w in _OOM_WORDS)
-
-
-def from_error_text(state: str, error: str | None) -> str | None:
-    """The class of a trial stored before the `failure` column existed, read from its state
-    and error text (what the 0005 migration backfills); None for a trial that did not fail."""
-    text = (error or "").lstrip()
-    if state == "INFEASIBLE":
-        return OOM if text.startswith("out of memory") else None
-    if state != "FAIL":
-        return None
-    for prefix, failure in (("lost:", LOST), ("cancelled:", CANCELLED),
-                            ("abandoned:", ABANDONED), ("training diverged", DIVERGED),
-                            ("TrialDiverged", DIVERGED)):
-        if text.startswith(prefix):
-            return failure
-    return ERROR

@@ -96,9 +96,11 @@ def test_an_interrupted_search_returns_its_results(tiny_space_file, url, monkeyp
             os.kill(os.getpid(), signal.SIGINT)
 
     monkeypatch.setattr(nas.session, "_reporter", lambda progress: CtrlC())
-    run = nas.search(tiny_space_file, storage=url, **tiny(budget="20trials"))
+    run = nas.search(tiny_space_file, storage=url, **tiny(budget="20trials", workers=1))
     assert run.record.status == "interrupted"
-    assert 1 <= len(run.trials(COMPLETE)) < 20
+    # one worker: trial 0 completed, then the drain started nothing more
+    assert [t.number for t in run.trials(COMPLETE)] == [0]
+    assert len(run.trials()) == 1
 
 
 @pytest.mark.parametrize(("kwargs", "error", "words"), [

@@ -577,7 +577,8 @@ class _Loop:
         self.replicating: FrontReplicates | None = None  # while the front is replicated
         self.replicated_trials = 0  # trials replicated by this driver (settle_front)
         self.finishing: _Pending | None = None  # the trial whose result is being stored
-        self._costs: list[float] | None = None  # completed trials' device-seconds, sorted
+        # completed trials' device-seconds, sorted, and the completed count they were read at
+        self._costs: tuple[int, list[float]] | None = None
         self.budget_stopped = False  # running trials were stopped when the budget ran out
         # What the constraints need measured before a candidate trains (empty: nothing), and
         # those measurements by architecture (they do not depend on the recipe or weights).
@@ -600,8 +601,8 @@ class _Loop:
                 self.finishing = self.pending.pop(future)
                 self._finish(future, self.finishing)
                 self.finishing = None  # stored (else the error leaves it for cancel_pending)
-            self._stop_overrun()
             self._refresh_budget()
+            self._stop_overrun()
             self.reporter.update(self.state)
 
     # -- Ctrl-C ------------------------------------------------------------------------------
@@ -717,12 +718,12 @@ class _Loop:
         cost depends on how far it is promoted)."""
         if self.fidelity is not None:
             return None
-        if self._costs is None or len(self._costs) != self.state.complete:
-            self._costs = sorted(t.device_seconds for t in self.store.trials(
-                self.run_id, states=[COMPLETE]) if t.device_seconds > 0)
-        if not self._costs:
-            return None
-        return self._costs[len(self._costs) // 2]
+        if self._costs is None or self._costs[0] != self.state.complete:  # once per completion
+            self._costs = (self.state.complete,
+                           sorted(s for s in self.store.device_seconds(self.run_id, COMPLETE)
+                                  if s > 0))
+        costs = self._costs[1]
+        return costs[len(costs) // 2] if costs else None
 
     def _stop_overrun(self) -> None:
         """A time budget spent while trials run: stop them now (FAIL "cancelled", charged what
@@ -731,7 +732,6 @@ class _Loop:
         budget = self.options.budget
         if budget.unit == "trials" or not self.pending or self.remeasuring is not None:
             return
-        self._refresh_budget()
         if self._in_flight_spent() < budget.amount:
             return
         for future in list(self.pending):

@@ -611,6 +611,15 @@ class Store:
             LedgerRow.run_id == row.id))
         return _run_record(row, complete or 0, total or 0, float(used or 0.0))
 
+    def device_seconds(self, run_id: int, state: str) -> list[float]:
+        """The device-seconds of the run's trials in `state`, in trial order (one column read:
+        the search loop asks on its hot path)."""
+        with self.transaction() as s:
+            return [float(v or 0.0) for v in s.scalars(
+                select(TrialRow.device_seconds).where(TrialRow.run_id == run_id,
+                                                      TrialRow.state == state)
+                .order_by(TrialRow.number))]
+
     def state_counts(self, run_id: int) -> dict[str, int]:
         """How many of the run's trials are in each state (states with none are absent)."""
         with self.transaction() as s:

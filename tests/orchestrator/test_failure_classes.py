@@ -24,7 +24,6 @@ from nas.failures import (
     OOM,
     TIMEOUT,
     classify,
-    from_error_text,
 )
 from nas.orchestrator.budget import parse_budget
 from nas.orchestrator.executor import TrialFailed, TrialOutOfMemory, worker_failure
@@ -169,7 +168,6 @@ def test_a_0004_database_gets_each_trials_class_from_its_error(tmp_path):
     engine.dispose()
     store = Store(url, create=False)  # upgrades to HEAD
     found = [t.failure for t in store.trials("old-1")]
-    assert found == [from_error_text(state, error) for state, error in OLD_TRIALS]
     assert found == [None, "lost", "cancelled", "abandoned", "diverged", "error", "oom", None]
     run = store.run("old-1")
     assert store.unfinished_trials(run.id) == [1, 2, 3]  # what `nas resume` trains again

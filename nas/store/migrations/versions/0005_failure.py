@@ -1,8 +1,8 @@
 """The failure class of a trial (nas_trials.failure, nas.failures): why it ended without values.
 
 Trials stored before it get the class their state and error text imply (the prefixes nas wrote:
-"lost:", "cancelled:", "abandoned:", "training diverged", "out of memory"), as
-`nas.failures.from_error_text` reads them.
+"lost:", "cancelled:", "abandoned:", "training diverged", "out of memory"; any other FAIL is
+"error").
 
 Revision ID: 0005
 Revises: 0004
