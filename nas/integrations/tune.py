@@ -60,6 +60,7 @@ from nas.strategies import (
     Failed,
     Proposal,
     Pruned,
+    SpaceExhausted,
     make_strategy,
     pickling,
 )
@@ -162,7 +163,10 @@ class NasSearcher(Searcher):
 
     def suggest(self, trial_id: str) -> dict | str | None:
         for _ in range(MAX_RESAMPLES):
-            proposal = self.search_strategy.propose()
+            try:
+                proposal = self.search_strategy.propose()
+            except SpaceExhausted:  # an exhaustive strategy (grid) has proposed everything
+                return Searcher.FINISHED
             if proposal.answer is not None:  # infeasible or a duplicate: told, never trained
                 kind = "duplicate" if isinstance(proposal.answer, Duplicate) else "infeasible"
                 self.answered[kind] += 1

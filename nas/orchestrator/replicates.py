@@ -1,11 +1,12 @@
-"""Accuracy replicates when a search ends (`search.replicates: {seeds: N, for: front|near_front}`).
+"""Accuracy replicates when a search ends (`search.replicates: {seeds: N, for: SCOPE}`).
 
 One training seed can decide whether an architecture is on the front (on MQAR pure attention
 escapes the plateau for some learning rates and seeds, not others). When a search ends
 normally, every completed trial on the front (`for: front`), or on it or within noise of it
-(`for: near_front`, the default: `nas.strategies.pareto.front_and_near`), is trained again
-from scratch with the seeds `seed + 1`, ..., `seed + N - 1` (the run's seed; N trainings in
-all, the original counted), full training, on the executor's workers in parallel. Only the
+(`for: near_front`, the default: `nas.strategies.pareto.front_and_near`), or every completed
+trial (`for: all`: a tabular benchmark's build), is trained again from scratch with the seeds
+`seed + 1`, ..., `seed + N - 1` (the run's seed; N trainings in all, the original counted),
+full training, on the executor's workers in parallel. Only the
 trained objectives (accuracy, loss, ... — not the measured ones: latency is left as it was,
 and re-timed by `search.remeasure`; nor `params`, which no seed changes) are replicated.
 
@@ -97,10 +98,12 @@ def updated_metrics(trial: TrialRecord, names: Sequence[str],
 def to_replicate(trials: Sequence[TrialRecord], objectives: Sequence[dict[str, str]],
                  names: Sequence[str], scope: str) -> list[TrialRecord]:
     """The completed trials of `trials` not replicated yet that are on the front (`scope`
-    front) or on it or within noise of it (near_front), in trial order."""
+    front), on it or within noise of it (near_front), or all of them (all), in trial order."""
     done = [t for t in trials if t.state == COMPLETE and t.values]
     if not done:
         return []
+    if scope == "all":
+        return [t for t in done if not replicated(t, names)]
     all_names = [o["name"] for o in objectives]
     directions = [o["direction"] for o in objectives]
     if scope == "front":

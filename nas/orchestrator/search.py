@@ -98,6 +98,7 @@ from nas.strategies import (
     Paused,
     Proposal,
     Pruned,
+    SpaceExhausted,
     Strategy,
     make_strategy,
 )
@@ -758,7 +759,11 @@ class _Loop:
                 return self.exhausted
             if not self._budget_left():
                 return self._budget_message()
-            proposal = self._screen_known(self._propose())
+            try:
+                proposal = self._screen_known(self._propose())
+            except SpaceExhausted as exc:  # an exhaustive strategy proposed everything
+                self.exhausted = f"search space exhausted: {exc}"
+                return self.exhausted
             if proposal.answer is not None:
                 self._record_answer(proposal)
                 if self.infeasible_streak + self.duplicate_streak >= MAX_DUPLICATE_STREAK:

@@ -107,6 +107,25 @@ def count_architectures(space: SearchSpace, limit: int = DEFAULT_LIMIT) -> Count
     return CountResult(len(hashes), True, enumerated, **training_fields)
 
 
+def configurations(space: SearchSpace, limit: int = DEFAULT_LIMIT) -> list[dict[str, Scalar]]:
+    """Every distinct configuration of `space` (architecture and training decisions), each as
+    the decision values of its first assignment in enumeration order; two assignments are one
+    configuration when their ArchSpecs have one `config_hash`. ValueError(problem, fix) when a
+    decision is continuous or there are more than `limit` assignments."""
+    names = tuple(space.order)
+    total, continuous = _count_assignments(space, names)
+    if continuous:
+        raise ValueError(f"continuous decision(s) {', '.join(continuous)} cannot be enumerated",
+                         "give them as {choice: [...]} or {int: [lo, hi]}")
+    if total > limit:
+        raise ValueError(f"its {total:,} assignments exceed the limit of {limit:,}",
+                         "narrow the space, or use another strategy")
+    seen: dict[str, dict[str, Scalar]] = {}
+    for values in _assignments(space, names):
+        seen.setdefault(space.assemble(values).config_hash, values)
+    return list(seen.values())
+
+
 def identity(spec: ArchSpec) -> str:
     """What makes two architectures one: the canonical JSON of the architecture. The layer
     graph that `arch_hash` digests is built from exactly these fields, so equal identities mean

@@ -174,14 +174,14 @@ class MeasureConfig(_Strict):
 
 class ReplicatesConfig(_Strict):
     """Accuracy replicates (`search.replicates`): when a search ends normally, the completed
-    trials on the front (`for: front`), or on it and within noise of it (`for: near_front`, the
-    default), are trained again with other seeds, `seeds` trainings in all (the original
-    counted), and their trained objectives become the mean with a 95 % interval
-    (nas.orchestrator.replicates)."""
+    trials on the front (`for: front`), on it and within noise of it (`for: near_front`, the
+    default), or all of them (`for: all`), are trained again with other seeds, `seeds`
+    trainings in all (the original counted), and their trained objectives become the mean with
+    a 95 % interval (nas.orchestrator.replicates)."""
 
     seeds: int = Field(ge=2, le=MAX_REPLICATE_SEEDS)
     # `for` is a Python keyword: the field is `scope`, written `for:` in the YAML
-    scope: Literal["front", "near_front"] = Field(default="near_front", alias="for")
+    scope: Literal["front", "near_front", "all"] = Field(default="near_front", alias="for")
 
 
 class SearchConfig(_Strict):

@@ -14,11 +14,13 @@ from nas.strategies.base import (
     Paused,
     Proposal,
     Pruned,
+    SpaceExhausted,
     Strategy,
     Told,
 )
 from nas.strategies.pareto import dominates, pareto_mask
 from nas.strategies.registry import (
+    get_strategy,
     list_strategies,
     load_strategy,
     make_strategy,
@@ -28,6 +30,6 @@ from nas.strategies.registry import (
 
 __all__ = [
     "Complete", "Duplicate", "Failed", "Infeasible", "Outcome", "Paused", "Proposal", "Pruned",
-    "Strategy", "Told", "dominates", "list_strategies", "load_strategy", "make_strategy",
-    "pareto_mask", "rebuild_strategy", "register_strategy",
+    "SpaceExhausted", "Strategy", "Told", "dominates", "get_strategy", "list_strategies",
+    "load_strategy", "make_strategy", "pareto_mask", "rebuild_strategy", "register_strategy",
 ]

@@ -67,6 +67,12 @@ Values: TypeAlias = tuple[float, ...]  # one per objective, in the space's order
 
 
 
+class SpaceExhausted(Exception):
+    """`propose` has nothing left to propose (an exhaustive strategy has proposed every
+    configuration of the space). No trial was opened; the search stops sampling, with this
+    exception's message as the reason."""
+
+
 def _values(values: Sequence[float] | None) -> Values | None:
     return None if values is None else tuple(float(v) for v in values)
 
@@ -225,6 +231,8 @@ class Strategy(ABC):
     """
 
     name: ClassVar[str] = ""  # set by the registry's factory on instances it makes
+    # True for a strategy that enumerates the space: it refuses continuous decisions
+    needs_finite_space: ClassVar[bool] = False
 
     def __init__(self, space: SearchSpace, seed: int) -> None:
         self.space, self.seed = space, int(seed)

@@ -89,3 +89,4 @@ for _sampler in ("nsga2", "tpe", "random"):
     register_strategy(_sampler, _OPTUNA, sampler=_sampler)
 if _gp_available():
     register_strategy("gp", _OPTUNA, sampler="gp")
+register_strategy("grid", "nas.strategies.grid:GridStrategy")

@@ -126,6 +126,8 @@ def test_what_is_replicated_front_or_near_front():
                              accuracy_std=0.04)
     assert replicated(trials[0], ["accuracy"])
     assert 0 not in [t.number for t in to_replicate(trials, OBJECTIVES, ["accuracy"], "front")]
+    # for: all (a tabular benchmark's build): every completed trial not replicated yet
+    assert [t.number for t in to_replicate(trials, OBJECTIVES, ["accuracy"], "all")] == [1, 2, 3]
 
 
 # -- the schema -----------------------------------------------------------------------------------
@@ -144,7 +146,7 @@ def test_the_schema_and_the_space_hash():
                          ("replicates: {seeds: 101}", "search.replicates.seeds"),
                          ("replicates: {seeds: many}", "search.replicates.seeds"),
                          ("replicates: {}", "search.replicates.seeds"),
-                         ("replicates: {seeds: 3, for: all}", "search.replicates.for"),
+                         ("replicates: {seeds: 3, for: every}", "search.replicates.for"),
                          ("replicates: {seeds: 3, scope: front}", "search.replicates.scope")]:
         with pytest.raises(NasError) as caught:
             loads(with_search(TINY_SPACE, setting), "space.yaml")

@@ -75,6 +75,30 @@ def test_a_config_in_training_is_never_trained_again(tmp_path):
     assert store.ledger(store.run(outcome.run_name).id)[2] == 1  # one trial charged
 
 
+GRID = """\
+name: grid
+task: {kind: mqar, vocab_size: 16, seq_len: 16, num_kv_pairs: 2}
+model:
+  d_model: 16
+  n_layers: 1
+  token_mixers: {short_conv: {kernel_size: {choice: [2, 3]}}}
+  channel_mixer: {kind: {choice: [mlp, swiglu]}, expansion: 2}
+training: {steps: 4, batch_size: 4, lr: 3.0e-3}
+objectives: [{name: accuracy}]
+search: {strategy: grid, seed: 3}
+"""
+
+
+def test_the_grid_trains_every_configuration_once_then_ends(tmp_path):
+    outcome, store = search(GRID, tmp_path, "50trials", workers=2)
+    trials = store.trials(outcome.run_name)
+    assert [t.state for t in trials] == [COMPLETE] * 4  # no duplicate recorded: none asked
+    assert len({t.config_hash for t in trials}) == 4
+    assert outcome.status == "finished"
+    assert outcome.message == ("search space exhausted: every one of the space's 4 "
+                               "configurations has been proposed")
+
+
 def test_same_seed_same_candidates(tmp_path, tiny_space_text):
     a, store_a = search(tiny_space_text, tmp_path / "a", "3trials", seed=7)
     b, store_b = search(tiny_space_text, tmp_path / "b", "3trials", seed=7)
