@@ -1,0 +1,108 @@
+"""Tabular benchmarks (nas.tabular): a grid run with replicates exported to a table, written,
+read back; a damaged or hostile table file is refused with one line naming the field."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from nas.orchestrator.budget import parse_budget
+from nas.orchestrator.progress import NullReporter
+from nas.orchestrator.search import SearchOptions, run_search
+from nas.searchspace import loads
+from nas.store import Store
+from nas.tabular import TableError, export_table, read, write
+
+GRID = """\
+name: table
+task: {kind: mqar, vocab_size: 16, seq_len: 16, num_kv_pairs: 2}
+model:
+  d_model: 16
+  n_layers: 1
+  token_mixers: {short_conv: {kernel_size: {choice: [2, 3]}}}
+  channel_mixer: {kind: {choice: [mlp, swiglu]}, expansion: 2}
+training: {steps: 6, batch_size: 4, lr: 3.0e-3}
+objectives: [{name: accuracy}, {name: params, goal: minimize}]
+search: {strategy: grid, seed: 5, replicates: {seeds: 2, for: all}}
+"""
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("table")
+    url = f"sqlite:///{folder}/nas.db"
+    options = SearchOptions(budget=parse_budget("100trials"), storage=url, threads=1)
+    outcome = run_search(loads(GRID, "space.yaml"), options, NullReporter())
+    return Store(url), outcome.run_name, folder
+
+
+def test_a_grid_run_becomes_a_table_and_reads_back(built):
+    store, run_name, folder = built
+    table = export_table(store, run_name)
+    assert table.name == "table" and len(table.entries) == 4
+    assert [o["name"] for o in table.objectives] == ["accuracy", "params"]
+    for trial in store.trials(run_name):
+        entry = table.entries[trial.config_hash]
+        assert [t.seed for t in entry.trainings] == [5, 6]  # the run's seed, then the replicate
+        first, second = entry.trainings
+        assert first.values["accuracy"] == trial.metrics["accuracy_initial"]
+        assert second.values["accuracy"] == trial.metrics["accuracy_replicate_1"]
+        assert first.values["params"] == second.values["params"] == trial.values["params"]
+        assert first.device_seconds > 0 and second.device_seconds > 0
+        assert first.device_seconds + second.device_seconds == pytest.approx(
+            trial.device_seconds)
+        assert "accuracy_initial" not in first.metrics and "train_seconds" in first.metrics
+        assert entry.costs["params"] == trial.params
+        assert entry.training_for(5) is second and entry.training_for(6) is first
+    path = write(table, folder / "table.json.gz")
+    again = read(path)
+    assert again.to_json() == table.to_json()
+    assert again.lookup(trial.arch) == table.entries[trial.config_hash]
+
+
+def test_a_damaged_table_is_refused_naming_the_field(built, tmp_path):
+    store, run_name, _ = built
+    doc = export_table(store, run_name).to_json()
+
+    def refused(document, text=None):
+        path = tmp_path / "bad.json.gz"
+        with gzip.open(path, "wb") as fh:
+            fh.write(text if text is not None else json.dumps(document).encode())
+        with pytest.raises(TableError) as caught:
+            read(path)
+        message = str(caught.value)
+        assert len(message.splitlines()) == 1 and str(path) in message
+        return message
+
+    assert "not JSON" in refused(None, b"{not json")
+    assert "format" in refused({**doc, "format": "pickle"})
+    assert "version 9" in refused({**doc, "version": 9})
+    entry = doc["entries"][0]
+    assert "entries.0.config_hash: does not match" in refused(
+        {**doc, "entries": [{**entry, "config_hash": "0" * 16}]})
+    bad_seconds = {**entry, "trainings": [{**entry["trainings"][0], "device_seconds": -1}]}
+    assert "device_seconds" in refused({**doc, "entries": [bad_seconds]})
+    bad_value = {**entry, "trainings": [{**entry["trainings"][0], "values": {"accuracy": "x"}}]}
+    assert "entries.0.trainings.0.values.accuracy: expected" in refused(
+        {**doc, "entries": [bad_value]})
+    assert "appears twice" in refused({**doc, "entries": [entry, entry]})
+    assert "not an architecture" in refused({**doc, "entries": [{**entry, "spec": {"x": 1}}]})
+    plain = tmp_path / "plain.json.gz"
+    plain.write_text("not gzip")
+    with pytest.raises(TableError, match="not a gzip-compressed table"):
+        read(plain)
+    with pytest.raises(TableError, match="cannot read the table"):
+        read(tmp_path / "missing.json.gz")
+
+
+def test_a_decompression_bomb_stops_at_the_limit(tmp_path, monkeypatch):
+    import nas.tabular.table as table_module
+
+    monkeypatch.setattr(table_module, "MAX_JSON_BYTES", 1000)
+    path = tmp_path / "bomb.json.gz"
+    with gzip.open(path, "wb") as fh:
+        fh.write(b" " * 100_000)
+    with pytest.raises(TableError, match="decompresses to more than 1,000 bytes"):
+        read(path)
