@@ -209,6 +209,8 @@ class SearchSpace:
             search.pop("trial_timeout", None)
         if search.get("replicates") is None:  # nor spaces without accuracy replicates
             search.pop("replicates", None)
+        if search.get("evaluate") is None:  # nor spaces that train (no replay)
+            search.pop("evaluate", None)
         return hashlib.sha256(canonical_json(content).encode()).hexdigest()[:16]
 
     def latency_requests(self, timed_only: bool = False) -> tuple[dict[str, Any], ...]:

@@ -184,6 +184,14 @@ class ReplicatesConfig(_Strict):
     scope: Literal["front", "near_front", "all"] = Field(default="near_front", alias="for")
 
 
+class EvaluateConfig(_Strict):
+    """How trials are evaluated (`search.evaluate`): by training (the default, no section), or
+    replayed from a tabular benchmark, `table: PATH` (relative to the space file; a file
+    written by nas.tabular): nas.orchestrator.replay_executor."""
+
+    table: str = Field(min_length=1, max_length=4096)
+
+
 class SearchConfig(_Strict):
     # a registered strategy (nas.strategies.list_strategies: nsga2, tpe, random, gp, yours);
     # checked against the registry when the space compiles
@@ -206,6 +214,8 @@ class SearchConfig(_Strict):
     trial_timeout: float | None = Field(default=None, gt=0, le=MAX_TRIAL_TIMEOUT)
     # retrain the final front with other seeds: mean and interval of the trained objectives
     replicates: ReplicatesConfig | None = None
+    # answer trials from a tabular benchmark instead of training them
+    evaluate: EvaluateConfig | None = None
 
     @field_validator("trial_timeout", mode="before")
     @classmethod
