@@ -43,6 +43,7 @@ import argparse
 import dataclasses
 import inspect
 import json
+import math
 import statistics
 import sys
 import time
@@ -79,7 +80,9 @@ FACTORS = {
 # Switchable, but neither side's default. optim=torch_clip: the reference's AdamW (betas
 # (0.9, 0.999), wd 0.01 on every parameter) with nas's clip at 1.0; optim=nas_999: nas's
 # optimizer (wd 0 on 1-D parameters, clip 1.0) with betas (0.9, 0.999).
-EXTRA_CHOICES = {"schedule": ("warmup_constant",), "optim": ("torch_clip", "nas_999")}
+# optim=nas_noclip: nas's current optimizer (decay on matrices only) without the clip.
+EXTRA_CHOICES = {"schedule": ("warmup_constant",),
+                 "optim": ("torch_clip", "nas_999", "nas_noclip")}
 REF = {name: ref for name, (ref, _) in FACTORS.items()}
 NAS_AT_ISSUE = {name: nas for name, (_, nas) in FACTORS.items()}
 MIXER_ALIASES = {"conv": "short_conv", "plain": "plain_conv", "attn": "attention",
@@ -204,6 +207,29 @@ def nas_model(vocab: int, d: int, seq_len: int, mixers: list[str], f: dict, seed
     return build_model(spec, seed=seed)
 
 
+def ref_model(vocab: int, width: int, args, f: dict, seed: int) -> RefModel:
+    """The reference model, initialised from `seed` in a forked RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return RefModel(vocab, width, args.seq_len, args.mixers, f)
+
+
+def copy_weights(source: nn.Module, target: nn.Module) -> None:
+    """`--paired-init`: give `target` the very weights `source` (the other side's model of the
+    same architecture and seed) drew, parameter by parameter in registration order. The two
+    build the same modules in the same order but draw them from the RNG in a different order,
+    so unpaired seeds compare two samples of one init distribution; paired seeds compare the
+    code and the recipe alone (`ref`: both start from the reference's draw; `nas`: from nas's)."""
+    pairs = list(zip(source.parameters(), target.parameters(), strict=True))
+    for p, q in pairs:
+        if p.shape != q.shape:
+            raise SystemExit(f"--paired-init needs one architecture on both sides; a reference "
+                             f"parameter {tuple(p.shape)} meets nas's {tuple(q.shape)}")
+    with torch.no_grad():
+        for p, q in pairs:
+            q.copy_(p)
+
+
 # -- one run -------------------------------------------------------------------------------------
 def run(side: str, f: dict, args, width: int, seed: int) -> dict:
     """Train one model from `seed` on MQAR; held-out accuracy every eval_every steps."""
@@ -213,16 +239,18 @@ def run(side: str, f: dict, args, width: int, seed: int) -> dict:
         task = MQARTask(vocab_size=args.vocab, seq_len=args.seq_len, num_kv_pairs=args.kv_pairs)
     vocab = task.vocab_size
     if side == "ref":
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = RefModel(vocab, width, args.seq_len, args.mixers, f)
+        model = ref_model(vocab, width, args, f, seed)
+        if args.paired_init == "nas":
+            copy_weights(nas_model(vocab, width, args.seq_len, args.mixers, f, seed), model)
     else:
         model = nas_model(vocab, width, args.seq_len, args.mixers, f, seed)
-    if f["optim"] == "nas" and args.nas_defaults == "current":  # nas's recipe as it is now
+        if args.paired_init == "ref":
+            copy_weights(ref_model(vocab, width, args, f, seed), model)
+    if f["optim"] in ("nas", "nas_noclip") and args.nas_defaults == "current":  # as it is now
         recipe = inspect.signature(train).parameters
         opt = make_optimizer(model, args.lr, recipe["weight_decay"].default,
                              recipe["beta2"].default)
-        clip = recipe["grad_clip"].default
+        clip = recipe["grad_clip"].default if f["optim"] == "nas" else None
     elif f["optim"] in ("nas", "nas_999"):  # nas's optimizer at the issue, beta2 0.98
         opt, clip = make_optimizer(model, args.lr, 0.0, 0.999 if f["optim"] == "nas_999"
                                    else 0.98), 1.0
@@ -350,6 +378,9 @@ def main(argv=None) -> None:
     p.add_argument("--stop-at-target", action="store_true", help="end a run once it reaches "
                    "the target (later accuracies show the last one measured, marked ≥)")
     p.add_argument("--json", help="append one JSON line per run to this file")
+    p.add_argument("--paired-init", choices=("ref", "nas"), help="both models of a seed start "
+                   "from one side's draw of the weights (same architecture needed), so seeds "
+                   "pair and only the code and the recipe differ")
     args = p.parse_args(argv)
     args.mixers = [MIXER_ALIASES.get(m, m) for m in args.mixers.split(",")]
     torch.set_num_threads(1)
@@ -370,6 +401,7 @@ def main(argv=None) -> None:
                 if args.json:
                     with open(args.json, "a") as fh:
                         fh.write(json.dumps({"width": width, "label": label, "side": side,
+                                             "paired_init": args.paired_init,
                                              "factors": f, "seed": seed, "steps": args.steps,
                                              "lr": args.lr, "mixers": args.mixers, **r}) + "\n")
             table.append((width, label, results))
@@ -407,7 +439,10 @@ def summarize(paths: list[str], at: list[int], target: float, within: int) -> No
         for line in Path(path).read_text().splitlines():
             r = json.loads(line)
             arch = f"{r['factors']['norm']}, {r['factors']['channel']}"  # the stack's own
-            key = ("→".join(r["mixers"]), r["width"], arch, r["side"], r["label"])
+            label = r["label"]
+            if r.get("paired_init"):  # `--paired-init`: both sides start from one draw
+                label += f", {'reference' if r['paired_init'] == 'ref' else 'nas'}'s init draw"
+            key = ("→".join(r["mixers"]), r["width"], arch, r["side"], label)
             r["curve"] = {int(k): v for k, v in r["curve"].items()}
             groups.setdefault(key, {})[r["seed"]] = r  # a later run of a seed replaces it
     head = ["mixers", "width", "norm, channel", "variant", *[f"acc@{s}" for s in at],
@@ -429,7 +464,58 @@ def summarize(paths: list[str], at: list[int], target: float, within: int) -> No
         print("| " + " | ".join(cells) + " |")
 
 
+def paired(paths: list[str], target: float) -> None:
+    """Seed by seed, nas against the reference where both started from one draw of the weights
+    (`--paired-init`): steps to `target` each (a run that never reached it counts as past its
+    last step), how often nas was faster, level or slower, and the two-sided sign test's p over
+    the seeds that differ. One row per stack, width, draw and nas variant."""
+    runs: dict[tuple, dict[int, dict]] = {}
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            r = json.loads(line)
+            if not r.get("paired_init"):
+                continue
+            variant = "" if r["side"] == "ref" else r["label"]
+            key = ("→".join(r["mixers"]), r["width"], r["paired_init"], r["side"], variant)
+            runs.setdefault(key, {})[r["seed"]] = r
+    print("| mixers | width | init draw | nas variant | seeds | nas steps | reference steps "
+          "| nas faster / level / slower | sign test p | median nas vs ref |")
+    print("|" + "---|" * 10)
+    for (mixers, width, draw, side, variant), by_seed in sorted(runs.items()):
+        ref = runs.get((mixers, width, draw, "ref", ""))
+        if side != "nas" or ref is None:
+            continue
+        seeds = sorted(set(by_seed) & set(ref))
+        never = max(r["steps"] for r in by_seed.values()) + 1
+        a = [by_seed[s]["reached"] or never for s in seeds]
+        b = [ref[s]["reached"] or never for s in seeds]
+        faster = sum(x < y for x, y in zip(a, b, strict=True))
+        slower = sum(x > y for x, y in zip(a, b, strict=True))
+        n = faster + slower
+        p = min(1.0, 2 * sum(math.comb(n, k) for k in range(min(faster, slower) + 1)) / 2**n)
+        print(f"| {mixers} | {width} | {'reference' if draw == 'ref' else 'nas'}'s | {variant} | "
+              f"{len(seeds)} | {show_steps(a, never)} | {show_steps(b, never)} | "
+              f"{faster} / {len(seeds) - n} / {slower} | {p:.2f} | "
+              f"{show_steps([statistics.median_low(a)], never)} vs "
+              f"{show_steps([statistics.median_low(b)], never)} |")
+
+
+def show_steps(steps: list[int], never: int) -> str:
+    """Steps per seed, '—' (a list) or '>N' (one median) where the target was never reached."""
+    if len(steps) == 1:
+        return f">{never - 1}" if steps[0] == never else str(steps[0])
+    return "/".join("—" if x == never else str(x) for x in steps)
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "paired":
+        q = argparse.ArgumentParser(prog="learning.py paired",
+                                    description="seed-paired nas vs reference from --json files")
+        q.add_argument("files", nargs="+")
+        q.add_argument("--target", type=float, default=0.99)
+        a = q.parse_args(sys.argv[2:])
+        paired(a.files, a.target)
+        sys.exit()
     if len(sys.argv) > 1 and sys.argv[1] == "summarize":
         q = argparse.ArgumentParser(prog="learning.py summarize",
                                     description="one table from --json files of earlier runs")

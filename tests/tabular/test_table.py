@@ -106,3 +106,21 @@ def test_a_decompression_bomb_stops_at_the_limit(tmp_path, monkeypatch):
         fh.write(b" " * 100_000)
     with pytest.raises(TableError, match="decompresses to more than 1,000 bytes"):
         read(path)
+
+
+def test_the_summary_gives_the_data_card_figures(built):
+    from nas.tabular.summary import quantile, summarize
+
+    store, run_name, _ = built
+    table = export_table(store, run_name)
+    summary = summarize(table)
+    assert (summary.configurations, summary.trainings) == (4, 8)
+    assert summary.device_seconds == pytest.approx(
+        sum(t.device_seconds for t in store.trials(run_name)))
+    accuracy, params = summary.objectives
+    means = sorted(sum(t.values["accuracy"] for t in e.trainings) / 2
+                   for e in table.entries.values())
+    assert accuracy.quantiles[0] == means[0] and accuracy.quantiles[-1] == means[-1]
+    assert params.noise_median is None  # no seed changes the parameter count
+    assert quantile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
+    assert summary.to_json()["objectives"][0]["name"] == "accuracy"
