@@ -249,7 +249,7 @@ def run(side: str, f: dict, args, width: int, seed: int) -> dict:
     if f["optim"] in ("nas", "nas_noclip") and args.nas_defaults == "current":  # as it is now
         recipe = inspect.signature(train).parameters
         opt = make_optimizer(model, args.lr, recipe["weight_decay"].default,
-                             recipe["beta2"].default)
+                             recipe["beta2"].default, recipe["weight_decay_on"].default)
         clip = recipe["grad_clip"].default if f["optim"] == "nas" else None
     elif f["optim"] in ("nas", "nas_999"):  # nas's optimizer at the issue, beta2 0.98
         opt, clip = make_optimizer(model, args.lr, 0.0, 0.999 if f["optim"] == "nas_999"
@@ -475,7 +475,10 @@ def paired(paths: list[str], target: float) -> None:
             r = json.loads(line)
             if not r.get("paired_init"):
                 continue
-            variant = "" if r["side"] == "ref" else r["label"]
+            defaults = current_nas_defaults()  # a nas row is named by what it changes
+            variant = "" if r["side"] == "ref" else ", ".join(
+                [f"{k}={v}" for k, v in r["factors"].items() if defaults.get(k) != v]
+                or ["defaults"])
             key = ("→".join(r["mixers"]), r["width"], r["paired_init"], r["side"], variant)
             runs.setdefault(key, {})[r["seed"]] = r
     print("| mixers | width | init draw | nas variant | seeds | nas steps | reference steps "

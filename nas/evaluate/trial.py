@@ -34,9 +34,11 @@ from nas.spec import ArchSpec
 from nas.tasks import make_task
 
 TRAINING_REQUIRED = ("steps", "batch_size", "lr")
-TRAINING_OPTIONAL = ("warmup_fraction", "weight_decay", "grad_clip", "schedule", "beta2")
+TRAINING_OPTIONAL = ("warmup_fraction", "weight_decay", "grad_clip", "schedule", "beta2",
+                     "weight_decay_on")
 LEGACY_SCHEDULE = "cosine"  # a training config without `schedule` was trained with this
 LEGACY_BETA2 = 0.98  # and one without `beta2` with this
+LEGACY_DECAY_ON = "matrices"  # and one without `weight_decay_on` with this
 LATENCY_REQUIRED = ("name", "batch", "seq_len")
 LATENCY_OPTIONAL = ("metric", "phase", *TIMING_OPTIONS)
 RESERVED_METRICS = (
@@ -313,6 +315,7 @@ def training_options(config: Mapping[str, Any]) -> dict[str, Any]:
         options["grad_clip"] = None if clip is None else float(clip)
     options["schedule"] = str(config.get("schedule", LEGACY_SCHEDULE))
     options["beta2"] = float(config.get("beta2", LEGACY_BETA2))
+    options["weight_decay_on"] = str(config.get("weight_decay_on", LEGACY_DECAY_ON))
     return options
 
 

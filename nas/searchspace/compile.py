@@ -37,7 +37,7 @@ from nas.blocks import get_block, list_blocks
 from nas.blocks.registry import BlockImportError, BlockInfo, Knob, is_import_path
 from nas.errors import SpaceError, brief, did_you_mean
 from nas.evaluate.measurement import TIMED
-from nas.evaluate.training import SCHEDULES
+from nas.evaluate.training import DECAY_SCOPES, SCHEDULES
 from nas.searchspace.constraints import (
     Constraint,
     compile_constraints,
@@ -84,6 +84,7 @@ from nas.searchspace.schema import (
     MAX_BATCH,
     MAX_STEPS,
     MODEL_OPTION_DEFAULTS,
+    TRAINING_DECAY_ON_DEFAULT,
     TRAINING_SCHEDULE_DEFAULT,
     ObjectiveConfig,
     SpaceFile,
@@ -108,6 +109,7 @@ _TRAINING_BOUNDS = {  # key: (type, lowest value, excluded?, exclusive upper bou
     "beta2": (float, 0.0, False, 1.0),
 }
 LEGACY_SCHEDULE = "cosine"  # what a spec's training without `schedule` trained with
+LEGACY_DECAY_ON = "matrices"  # and without `weight_decay_on`
 _TRAINING_EXAMPLES = {"steps": 600, "batch_size": 32, "lr": 3.0e-3, "warmup_fraction": 0.1,
                       "weight_decay": 0.01, "grad_clip": 1.0, "beta2": 0.999}
 Gates = list[tuple[str, "Condition"]] | None  # None: always active
@@ -198,6 +200,8 @@ class SearchSpace:
                 content["model"].pop(key, None)
         if content["training"].get("schedule") == TRAINING_SCHEDULE_DEFAULT:
             content["training"].pop("schedule")
+        if content["training"].get("weight_decay_on") == TRAINING_DECAY_ON_DEFAULT:
+            content["training"].pop("weight_decay_on")
         for objective in content["objectives"]:  # nor spaces that name no metric
             if objective.get("metric") is None:
                 objective.pop("metric", None)
@@ -316,6 +320,9 @@ class SearchSpace:
         schedule = values.get("training.schedule", LEGACY_SCHEDULE)
         if schedule != LEGACY_SCHEDULE:  # written only when not cosine: old hashes hold
             training["schedule"] = schedule
+        decay_on = values.get("training.weight_decay_on", LEGACY_DECAY_ON)
+        if decay_on != LEGACY_DECAY_ON:  # likewise
+            training["weight_decay_on"] = decay_on
         positions = str(values.get("model.positions", "none"))
         return ArchSpec(d_model=int(values["model.d_model"]), vocab_size=self.vocab_size,
                         layers=layers, norm=str(values["model.norm"]), training=training,
@@ -1026,6 +1033,7 @@ class _Compiler:
                 if fault:
                     raise self.error(name, *fault)
         self.decision("training.schedule", raw["schedule"], allowed=SCHEDULES)
+        self.decision("training.weight_decay_on", raw["weight_decay_on"], allowed=DECAY_SCOPES)
         fidelity = self.config.search.fidelity
         if fidelity is not None:
             steps = raw["steps"]

@@ -49,6 +49,7 @@ KNOWN_METRICS = {
 MODEL_OPTION_DEFAULTS: dict[str, Any] = {"init": "torch", "tie_head": False, "positions": "none",
                                          "max_positions": None}
 TRAINING_SCHEDULE_DEFAULT = "constant"
+TRAINING_DECAY_ON_DEFAULT = "all"  # weight decay on every parameter (or: matrices)
 
 
 class _Strict(BaseModel):
@@ -97,6 +98,7 @@ class TrainingConfig(_Strict):
     weight_decay: Any = 0.01
     grad_clip: Any = 1.0
     beta2: Any = 0.999  # AdamW's second-moment decay
+    weight_decay_on: Any = TRAINING_DECAY_ON_DEFAULT  # all | matrices
 
 
 class ObjectiveConfig(_Strict):

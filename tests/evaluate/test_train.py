@@ -56,6 +56,34 @@ def test_training_options_read_the_schedule_and_default_old_specs_to_cosine():
     assert training_options({**base, "schedule": "constant"})["schedule"] == "constant"
 
 
+def test_weight_decay_reaches_every_parameter_or_matrices_only(make_spec, tiny_task):
+    """weight_decay_on: all (the default) decays norm gains too, as torch's AdamW over
+    model.parameters() does; matrices spares them; a recipe without the key trained with
+    matrices."""
+    from nas.evaluate.trial import training_options
+
+    base = {"steps": 10, "batch_size": 2, "lr": 1e-3}
+    assert training_options(base)["weight_decay_on"] == "matrices"  # written before the option
+    assert training_options({**base, "weight_decay_on": "all"})["weight_decay_on"] == "all"
+
+    from nas.evaluate.training import make_optimizer
+
+    model = build_model(make_spec())
+
+    def decay_of(optimizer) -> dict[int, float]:  # parameter id -> its weight decay
+        return {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
+
+    everything = decay_of(make_optimizer(model, 1e-3, 0.5, decay_on="all"))
+    matrices = decay_of(make_optimizer(model, 1e-3, 0.5, decay_on="matrices"))
+    gains = [id(p) for p in model.parameters() if p.ndim < 2]
+    assert gains and set(everything.values()) == {0.5}
+    assert all(matrices[g] == 0.0 for g in gains)
+    assert all(v == 0.5 for k, v in matrices.items() if k not in gains)
+    with pytest.raises(ValueError, match="weight_decay_on"):
+        train(build_model(make_spec()), tiny_task, steps=2, batch_size=2, lr=1e-3,
+              weight_decay_on="norms")
+
+
 def test_train_refuses_an_unknown_schedule(make_spec, tiny_task):
     from nas.blocks import build_model
 
