@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from nas.errors import BudgetError, NasError, SpaceError, brief, did_you_mean
 
 if TYPE_CHECKING:
-    from nas.orchestrator.budget import Budget
+    from nas.budget import Budget
     from nas.searchspace import SearchSpace
     from nas.store.api import RunResults
 
@@ -215,7 +215,7 @@ def _with_strategy(space: SearchSpace, strategy: str) -> SearchSpace:
 
 
 def _budget(budget: Any) -> Budget:
-    from nas.orchestrator.budget import Budget, parse_budget
+    from nas.budget import Budget, parse_budget
 
     if isinstance(budget, Budget):
         return budget

@@ -196,7 +196,7 @@ def search(
     allow_code: bool = AllowCodeOpt,
 ) -> None:
     """Search SPACE until the budget is spent; print the Pareto front."""
-    from nas.orchestrator.budget import parse_budget
+    from nas.budget import parse_budget
     from nas.orchestrator.search import SearchOptions, run_search
     from nas.searchspace import load
     from nas.searchspace.loader import require_trusted
@@ -242,7 +242,7 @@ def resume(
     allow_code: bool = AllowCodeOpt,
 ) -> None:
     """Continue a stopped, interrupted or crashed run until its budget is spent."""
-    from nas.orchestrator.budget import parse_budget
+    from nas.budget import parse_budget
     from nas.orchestrator.search import SearchOptions, resume_search
 
     reporter = progress_reporter(progress)

@@ -12,8 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nas.orchestrator.budget import format_seconds
-from nas.orchestrator.progress import format_value
+from nas.formatting import format_seconds, format_value
 from nas.store import RunRecord, TrialRecord
 from nas.store.models import utcnow
 

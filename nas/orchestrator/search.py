@@ -45,11 +45,12 @@ import optuna
 from sqlalchemy.exc import SQLAlchemyError
 
 import nas
+from nas.budget import Budget, parse_budget
 from nas.errors import NasError, StoreError
 from nas.evaluate.measurement import cacheable
 from nas.evaluate.trial import TrialRequest
 from nas.failures import CANCELLED, ERROR, INFEASIBLE_FAILURES, LOST
-from nas.orchestrator.budget import Budget, format_seconds, parse_budget
+from nas.formatting import format_seconds
 from nas.orchestrator.executor import (
     LocalExecutor,
     TrialFailed,
