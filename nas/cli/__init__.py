@@ -22,6 +22,7 @@ from rich.markup import escape
 
 from nas.errors import NasError
 from nas.store import DEFAULT_URL, TRIAL_STATES, Store
+from nas.store.engine import database_location
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -132,16 +133,6 @@ def check_format(fmt: str, formats: Sequence[str] | None = None) -> str:
     if fmt not in allowed:
         raise NasError(f"unknown --format {fmt!r}; use one of {', '.join(allowed)}")
     return fmt
-
-
-def database_location(url: str) -> str:
-    """An absolute file path for SQLite URLs, the URL (password hidden) otherwise."""
-    from sqlalchemy.engine import make_url
-
-    from nas.store.store import sqlite_path
-
-    path = sqlite_path(url)
-    return str(path) if path else make_url(url).render_as_string(hide_password=True)
 
 
 RayAddressOpt = typer.Option(

@@ -270,7 +270,7 @@ def _refuse_if_alive(run: RunRecord, url: str) -> None:
     live driver, stale (nas.orchestrator.heartbeat) means it is gone. Runs from before heartbeats
     fall back to the old rule: another host's driver cannot be checked, and with SQLite (one
     machine, one writer) that is refused."""
-    from nas.store.store import sqlite_path
+    from nas.store.engine import sqlite_path
 
     if run.status != "running" or not run.driver_pid:
         return
