@@ -176,7 +176,7 @@ def search_loop_ms(trials: int, workers: int, strategy: str, storage: str | None
                    ) -> float:
     """Median interval between trial completions of a whole `run_search`, on a fresh SQLite
     file, or on `storage` (a PostgreSQL URL: the run is deleted afterwards)."""
-    from nas.orchestrator.budget import parse_budget
+    from nas.budget import parse_budget
     from nas.orchestrator.search import SearchOptions, run_search
     from nas.searchspace import loads
 

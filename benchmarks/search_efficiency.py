@@ -133,7 +133,7 @@ def run_one(strategy: str, seed: int, budget_seconds: float, out: Path) -> float
     of the same space and budget already in `out` is kept instead."""
     import torch
 
-    from nas.orchestrator.budget import parse_budget
+    from nas.budget import parse_budget
     from nas.orchestrator.progress import NullReporter
     from nas.orchestrator.search import SearchOptions, run_search
     from nas.searchspace import loads
@@ -259,7 +259,7 @@ def normalized(values: dict[str, float]) -> tuple[float, float]:
 def hypervolume(points: Sequence[tuple[float, float]]) -> float:
     """Area dominated by `points` (accuracy maximized, normalized params minimized) within the
     reference point (0, 1): a number in [0, 1]."""
-    from nas.cli.plots import hypervolume_2d
+    from nas.strategies.pareto import hypervolume_2d
 
     return hypervolume_2d(points, ["maximize", "minimize"], [0.0, 1.0])
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from nas.errors import BudgetError, NasError, SpaceError, brief, did_you_mean
 
 if TYPE_CHECKING:
-    from nas.orchestrator.budget import Budget
+    from nas.budget import Budget
     from nas.searchspace import SearchSpace
     from nas.store.api import RunResults
 
@@ -109,7 +109,7 @@ def search(space: str | os.PathLike[str] | Mapping[str, Any] | SearchSpace, *,
                 print("note: no GPU here; the time of CPU workers is charged against the gpuh "
                       "budget", file=sys.stderr)
     from nas.orchestrator.search import SearchOptions, run_search
-    from nas.store.store import DEFAULT_URL
+    from nas.store.engine import DEFAULT_URL
 
     url = given_url or compiled.config.storage or DEFAULT_URL
     options = SearchOptions(budget=parsed, storage=url, name=name, seed=seed, workers=workers,
@@ -137,7 +137,7 @@ def resume(run_name: str | int, *, storage: str | None = None,
     still searching), BudgetError, SpaceError or NasError, each with a one-line message.
     """
     from nas.orchestrator.search import SearchOptions, resume_search
-    from nas.store.store import DEFAULT_URL
+    from nas.store.engine import DEFAULT_URL
 
     if isinstance(run_name, bool) or not isinstance(run_name, str | int):
         raise NasError(f"run_name must be a run's name or id, not {brief(run_name)}")
@@ -215,7 +215,7 @@ def _with_strategy(space: SearchSpace, strategy: str) -> SearchSpace:
 
 
 def _budget(budget: Any) -> Budget:
-    from nas.orchestrator.budget import Budget, parse_budget
+    from nas.budget import Budget, parse_budget
 
     if isinstance(budget, Budget):
         return budget

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,7 @@ Scalar = str | int | float | bool | None
 # A name that is also a folder name (runs keep weights in a folder of their name): no '/', and
 # no leading '.' or '-' ('..', '-rf'). Space names and run names both follow it.
 NAME_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}"
+RUN_NAME = re.compile(NAME_PATTERN)  # run names are checked whole (fullmatch) against it
 _HASH_CHARS = 16  # 64 bits of SHA-256: collisions are negligible for any search we will run
 
 INITS = ("torch", "gpt2")  # PyTorch's per-module defaults (fan-in scaled) | GPT-2's N(0, 0.02)

@@ -100,7 +100,7 @@ def _measure(target: str, seq_len: list[int], batch: int, phase: list[str], devi
     import torch
 
     from nas.blocks import build_model
-    from nas.cli import console, resolve_storage
+    from nas.cli.common import console
     from nas.cli.render import CONTENDED_NOTE, contended_text, spread_text
     from nas.evaluate.device import device_fingerprint, fingerprint_hash
     from nas.evaluate.latency import SUPPORTED_PHASES, measure_latency
@@ -130,10 +130,10 @@ def _measure(target: str, seq_len: list[int], batch: int, phase: list[str], devi
         if storage:
             store = _store(storage)
     else:
-        from nas.cli import _trial_ref
+        from nas.cli.common import open_store, trial_ref
 
-        store = _store(resolve_storage(storage), create=False)
-        spec = _trial_ref(store, target)[1].arch
+        store = open_store(storage)
+        spec = trial_ref(store, target)[1].arch
     refusal = None if allow_code else spec_refusal(spec, f"{target}: the architecture")
     if refusal is not None:  # building the model would import the user's module
         raise NasError(refusal)
@@ -188,10 +188,11 @@ def _measure(target: str, seq_len: list[int], batch: int, phase: list[str], devi
         console.print(f"[yellow]warning:[/] {CONTENDED_NOTE}", highlight=False)
 
 
-def _store(url: str, create: bool = True):
+def _store(url: str):
+    """The database --storage names for a spec file's measurements (created if new)."""
     from nas.store import Store
 
-    return Store(url, create=create)
+    return Store(url)
 
 
 def _is_file(path: Path) -> bool:

@@ -7,7 +7,7 @@ objectives circled and no line (a front of three objectives, projected on two, i
 some of its points are dominated in the projection). One objective: the value per trial with
 the running best. The hypervolume is over all objectives (`progress_curve`).
 
-The numbers (`collect`, `hypervolume_2d`) need no matplotlib; `build_figure` returns the
+The numbers (`collect`, `progress_curve`) need no matplotlib; `build_figure` returns the
 matplotlib Figure, whose artists carry gids ("trials", "front", "front-line"; "replicates":
 the error bars of trials trained with several seeds) that tests read.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.errors import NasError
-from nas.orchestrator.progress import format_value
+from nas.formatting import format_value
 from nas.spec import MIXER_LETTERS
 from nas.store import COMPLETE, LedgerEntry, RunRecord, TrialRecord
 from nas.strategies.pareto import dominates, hypervolume
@@ -38,20 +38,6 @@ REFERENCE_RULE = ("over all objectives, each scaled to [0, 1] between its best a
 # ------------------------------------------------------------------------------------------------
 # numbers
 # ------------------------------------------------------------------------------------------------
-
-
-def hypervolume_2d(points: Sequence[Sequence[float]], directions: Sequence[str],
-                   reference: Sequence[float]) -> float:
-    """The exact area dominated by `points` and bounded by `reference`, for two objectives
-    (`nas.strategies.pareto.hypervolume`, which takes any number, restricted to two).
-
-    Each direction is "minimize" or "maximize"; `reference` is in the objectives' own units
-    (usually the worst value of each). A point that is not strictly better than the reference in
-    both objectives adds nothing; dominated and repeated points add nothing either.
-    """
-    if len(directions) != 2 or len(reference) != 2:
-        raise ValueError("hypervolume_2d takes exactly two objectives")
-    return hypervolume(points, directions, reference)
 
 
 def mixer_family(short_form: str) -> str:

@@ -1,4 +1,5 @@
-"""Rendering store records for the terminal (rich tables) and for programs (JSON)."""
+"""Rendering store records for the terminal (rich tables) and for programs (JSON), and a
+space's notes."""
 
 from __future__ import annotations
 
@@ -12,8 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nas.orchestrator.budget import format_seconds
-from nas.orchestrator.progress import format_value
+from nas.formatting import format_seconds, format_value
 from nas.store import RunRecord, TrialRecord
 from nas.store.models import utcnow
 
@@ -425,3 +425,10 @@ def _short(value: Any) -> str:
 def _module_text(module: dict[str, Any]) -> str:
     knobs = ", ".join(f"{k}={v}" for k, v in sorted(module.items()) if k != "kind")
     return f"{module['kind']}({knobs})"
+
+
+def print_notes(space: Any, out: Console) -> None:
+    """The space's notes (legal, probably unintended), one line each."""
+    for note in space.notes:
+        out.print(f"[yellow]note:[/] {space.path}: {escape(note)}", highlight=False,
+                  soft_wrap=True)

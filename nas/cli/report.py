@@ -18,11 +18,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nas.budget import parse_budget
 from nas.cli.plots import collect, render_png
 from nas.cli.untrusted import plain
 from nas.errors import NasError
-from nas.orchestrator.budget import format_seconds, parse_budget
-from nas.orchestrator.progress import format_value
+from nas.formatting import format_seconds, format_value
 from nas.store import COMPLETE, LedgerEntry, RunRecord, Store, TrialRecord
 from nas.store.store import INFEASIBLE
 

@@ -162,7 +162,7 @@ def search_entrypoint(space: Path, folder: Path, budget: str | None, storage: st
     that the head node's `python` can import nas. A space that needs user code is refused
     (its one-line SpaceError) unless `allow_code`, which adds `--allow-code` to the command;
     its code is read here, never imported (the job's environment may differ from this one)."""
-    from nas.orchestrator.budget import parse_budget
+    from nas.budget import parse_budget
     from nas.searchspace import load
     from nas.searchspace.loader import require_trusted
 

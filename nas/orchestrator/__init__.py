@@ -1,5 +1,2 @@
-"""The search loop, budgets, executors and the live display."""
-
-from nas.orchestrator.budget import Budget, format_seconds, parse_budget
-
-__all__ = ["Budget", "format_seconds", "parse_budget"]
+"""The search loop, its executors (local processes, Ray), heartbeats, re-measurement and
+replicates, and the live display. Budgets themselves are pure values in nas.budget."""

@@ -22,7 +22,8 @@ from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from nas.orchestrator.budget import Budget, format_seconds
+from nas.budget import Budget
+from nas.formatting import format_seconds, format_value
 from nas.spec import ArchSpec
 from nas.store import TrialRecord
 
@@ -92,16 +93,6 @@ class NullReporter:
 
     def __getattr__(self, name: str) -> Any:
         return lambda *args, **kwargs: None
-
-
-def format_value(name: str, value: float | None) -> str:
-    if value is None:
-        return "-"
-    if name == "params":
-        return f"{int(value):,}"
-    if abs(value) < 1e4:
-        return f"{value:.4g}"
-    return f"{value:,.0f}" if abs(value) < 1e15 else f"{value:.4e}"  # tokens/s, bytes
 
 
 def describe_spec(spec: ArchSpec) -> str:

@@ -45,11 +45,12 @@ import optuna
 from sqlalchemy.exc import SQLAlchemyError
 
 import nas
+from nas.budget import Budget, parse_budget
 from nas.errors import NasError, StoreError
 from nas.evaluate.measurement import cacheable
 from nas.evaluate.trial import TrialRequest
 from nas.failures import CANCELLED, ERROR, INFEASIBLE_FAILURES, LOST
-from nas.orchestrator.budget import Budget, format_seconds, parse_budget
+from nas.formatting import format_seconds
 from nas.orchestrator.executor import (
     LocalExecutor,
     TrialFailed,
@@ -270,7 +271,7 @@ def _refuse_if_alive(run: RunRecord, url: str) -> None:
     live driver, stale (nas.orchestrator.heartbeat) means it is gone. Runs from before heartbeats
     fall back to the old rule: another host's driver cannot be checked, and with SQLite (one
     machine, one writer) that is refused."""
-    from nas.store.store import sqlite_path
+    from nas.store.engine import sqlite_path
 
     if run.status != "running" or not run.driver_pid:
         return

@@ -124,8 +124,8 @@ def _check_text(text: str, path: str) -> None:
 def _check_defaults(path: str, config: SpaceFile) -> None:
     """`budget:` and `storage:` are only used by `nas search`, but a typo in them is a mistake in
     the file, so it is reported when the file loads."""
+    from nas.budget import parse_budget
     from nas.errors import BudgetError
-    from nas.orchestrator.budget import parse_budget
 
     if config.budget is not None:
         try:

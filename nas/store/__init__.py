@@ -1,8 +1,8 @@
 """The results database: runs, trials, curves, the budget ledger. No torch is imported here."""
 
+from nas.store.engine import DEFAULT_URL
 from nas.store.store import (
     COMPLETE,
-    DEFAULT_URL,
     DUPLICATE,
     FAIL,
     INFEASIBLE,

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from nas.errors import NasError
-from nas.store.store import DEFAULT_URL, ArtifactRecord, RunRecord, Store, TrialRecord
+from nas.store.engine import DEFAULT_URL
+from nas.store.store import ArtifactRecord, RunRecord, Store, TrialRecord
 
 PANDAS_HINT = "pandas is not installed: pip install pandas (or pip install 'nas[pandas]')"
 

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nas.errors import StoreError
-from nas.store.store import RUN_NAME, sqlite_path
+from nas.spec import RUN_NAME
+from nas.store.engine import sqlite_path
 from nas.store.untrusted import shown
 
 KEEP_POLICIES = ("front", "all", "none")

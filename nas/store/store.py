@@ -10,26 +10,41 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import re
-import stat
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import create_engine, event, func, select, update
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import DatabaseError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import StaticPool
 
 from nas.errors import StoreError
 from nas.failures import ABANDONED, ERROR, LOST, OOM, UNFINISHED
-from nas.spec import NAME_PATTERN, ArchSpec
+from nas.spec import RUN_NAME, ArchSpec
+from nas.store.artifacts import (
+    KEEP_POLICIES,
+    ArtifactFile,
+    OtherDatabase,
+    OutsideFolder,
+    artifacts_root,
+    locate,
+    rebased,
+    remove_if_empty,
+    remove_quietly,
+    run_folder,
+    sweep_orphans,
+)
+from nas.store.engine import (
+    DEFAULT_URL,
+    check_sqlite_file,
+    has_nas_tables,
+    make_engine,
+    sqlite_path,
+)
 from nas.store.migrate import ensure_current
 from nas.store.models import (
     ArchitectureRow,
@@ -56,10 +71,6 @@ from nas.store.untrusted import (
 )
 from nas.strategies.pareto import dominates, pareto_mask
 
-if TYPE_CHECKING:
-    from nas.store.artifacts import ArtifactFile
-
-DEFAULT_URL = "sqlite:///nas.db"
 MAX_ROW_ID = 2**63 - 1  # run ids and trial numbers are 64-bit integers in every backend
 _log = logging.getLogger("nas.store")
 _CONTENDED = "contended"  # latency-cache rows: fingerprint JSON key of a contended timing
@@ -268,99 +279,7 @@ def _trial_record(row: TrialRow, objectives: list[str]) -> TrialRecord:
     )
 
 
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The file behind a SQLite URL (None for other backends and in-memory databases)."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return None
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    try:
-        return Path(parsed.database).expanduser().resolve()
-    except (OSError, RuntimeError) as exc:  # a name too long, a loop of links
-        raise StoreError(f"cannot open the database {shown(parsed.database)}: {exc} — "
-                         f"{_FILE_FIX}") from None
-
-
-_FILE_FIX = ("fix: pass --storage (or set NAS_STORAGE) to sqlite:///FOLDER/nas.db, a database "
-             "file (or a new file's name) in a folder you can write")
-
-
-def check_sqlite_file(path: Path) -> bool:
-    """Whether the SQLite file `path` exists (False: a new database may be made there).
-    StoreError, before anything is created beside it, when it cannot be a database file: a
-    device, a folder or another special file (`sqlite:////dev/zero`), or a path the system
-    refuses (a name too long, a folder in the way, no permission)."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise StoreError(f"cannot open the database {shown(str(path))}: "
-                         f"{exc.strerror or exc} — {_FILE_FIX}") from None
-    if not stat.S_ISREG(mode):
-        kind = ("a folder" if stat.S_ISDIR(mode) else "a device" if stat.S_ISCHR(mode)
-                or stat.S_ISBLK(mode) else "a pipe or socket" if stat.S_ISFIFO(mode)
-                or stat.S_ISSOCK(mode) else "a special file")
-        raise StoreError(f"cannot open the database {shown(str(path))}: it is {kind}, not a "
-                         f"file — {_FILE_FIX}")
-    return True
-
-
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets WAL, a busy timeout and its folder created."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise StoreError(
-            f"cannot parse storage URL {url!r}; use e.g. sqlite:///nas.db or "
-            "postgresql://user@host/db"
-        ) from None
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            folder = Path(parsed.database).expanduser().parent
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(f"cannot open the database {shown(parsed.database)}: cannot "
-                                 f"make its folder {shown(str(folder))} "
-                                 f"({exc.strerror or exc}) — {_FILE_FIX}") from None
-        if parsed.database in (None, "", ":memory:"):
-            # One connection shared by every session, else each would see its own empty database.
-            engine = create_engine(parsed, poolclass=StaticPool,
-                                   connect_args={"check_same_thread": False})
-        else:
-            engine = create_engine(parsed, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    try:
-        return create_engine(parsed, pool_pre_ping=True)
-    except Exception as exc:  # a missing driver, for one
-        raise StoreError(f"cannot open storage {url!r}: {exc}") from None
-
-
-def has_nas_tables(engine: Engine) -> bool:
-    """Whether the database behind `engine` holds nas's runs table."""
-    from sqlalchemy import inspect
-
-    with engine.connect() as connection:
-        return inspect(connection).has_table("nas_runs")
-
-
 OPEN_ATTEMPTS = 6  # opening a new SQLite file another process is creating: 0.1 s .. 3.2 s apart
-RUN_NAME = re.compile(NAME_PATTERN)  # also a folder name: no / or .. (nas.spec)
 
 
 def as_row_id(ref: object) -> int | None:
@@ -593,7 +512,6 @@ class Store:
             s.execute(delete(TrialRow).where(TrialRow.run_id == row.id))
             s.execute(delete(LedgerRow).where(LedgerRow.run_id == row.id))
             s.execute(delete(RunRow).where(RunRow.id == row.id))
-        from nas.store.artifacts import remove_quietly, sweep_orphans
 
         for artifact in files:
             remove_quietly(artifact.file)
@@ -1071,14 +989,10 @@ class Store:
     @property
     def artifacts_root(self) -> Path:
         """The folder of this database's artifacts (see nas.store.artifacts)."""
-        from nas.store.artifacts import artifacts_root
-
         return artifacts_root(self.url)
 
     def run_folder(self, run_name: str) -> str:
         """The folder of a run's files, relative to artifacts_root (see nas.store.artifacts)."""
-        from nas.store.artifacts import run_folder
-
         return run_folder(self.url, run_name)
 
     def _artifact_query(self, run_id: int):
@@ -1090,8 +1004,6 @@ class Store:
         """The record of an artifact row, or None — with one warning line naming the row and
         its path — when the path does not stay inside the run's folder: such a file is never
         read, copied or deleted (the database may come from someone else)."""
-        from nas.store.artifacts import OutsideFolder, locate
-
         try:
             file = locate(self.artifacts_root, self.run_folder(run_name), row.path)
         except (OutsideFolder, StoreError) as exc:
@@ -1116,8 +1028,6 @@ class Store:
         """Trial `number`'s kept file of `kind`, or None if it kept none. StoreError when its
         row names a path outside the run's folder: that file is never read (nas.store.artifacts
         .confine), and saying so beats pretending the trial kept nothing."""
-        from nas.store.artifacts import OtherDatabase, OutsideFolder, locate
-
         with self.transaction() as s, self._reading(f"the kept files of run {shown(ref)}"):
             run = self._run_row(s, ref)
             found = s.execute(self._artifact_query(run.id).where(
@@ -1143,14 +1053,6 @@ class Store:
         the run's folder that no row names are deleted too — only when no worker of the run is
         writing (at the end of a search). Returns the deleted files."""
         from sqlalchemy import delete
-
-        from nas.store.artifacts import (
-            KEEP_POLICIES,
-            rebased,
-            remove_if_empty,
-            remove_quietly,
-            sweep_orphans,
-        )
 
         if keep not in KEEP_POLICIES:
             raise StoreError(f"unknown keep_weights {keep!r}; use one of "

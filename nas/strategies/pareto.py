@@ -244,6 +244,20 @@ def hypervolume(points: Sequence[Sequence[float]], directions: Directions,
     return _hypervolume_min(list(inside), ref)
 
 
+def hypervolume_2d(points: Sequence[Sequence[float]], directions: Directions,
+                   reference: Sequence[float]) -> float:
+    """The exact area dominated by `points` and bounded by `reference`, for two objectives
+    (`hypervolume`, which takes any number, restricted to two).
+
+    Each direction is "minimize" or "maximize"; `reference` is in the objectives' own units
+    (usually the worst value of each). A point that is not strictly better than the reference in
+    both objectives adds nothing; dominated and repeated points add nothing either.
+    """
+    if len(directions) != 2 or len(reference) != 2:
+        raise ValueError("hypervolume_2d takes exactly two objectives")
+    return hypervolume(points, directions, reference)
+
+
 def _weakly_dominates(a: Sequence[float], b: Sequence[float]) -> bool:
     return all(x <= y for x, y in zip(a, b, strict=True))
 

@@ -39,7 +39,7 @@ class KeptRun:
 
 @pytest.fixture(scope="session")
 def kept_run(tmp_path_factory) -> KeptRun:
-    from nas.orchestrator.budget import parse_budget
+    from nas.budget import parse_budget
     from nas.orchestrator.progress import NullReporter
     from nas.orchestrator.search import SearchOptions, run_search
     from nas.searchspace import load

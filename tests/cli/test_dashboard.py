@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from nas.orchestrator.budget import parse_budget
+from nas.budget import parse_budget
 from nas.orchestrator.progress import NullReporter
 from nas.orchestrator.search import SearchOptions, run_search
 from nas.searchspace import loads

@@ -8,9 +8,10 @@ import sys
 
 import pytest
 
-from nas.cli.plots import hypervolume_2d, mixer_family, mixer_shares
+from nas.cli.plots import mixer_family, mixer_shares
 from nas.spec import ArchSpec, LayerSpec, ModuleSpec
 from nas.store import Store
+from nas.strategies.pareto import hypervolume_2d
 
 OBJECTIVES = [{"name": "accuracy", "direction": "maximize"},
               {"name": "latency_ms", "direction": "minimize"}]

@@ -8,9 +8,9 @@ import random
 
 import pytest
 
-from nas.cli.plots import build_figure, collect, hypervolume_2d
+from nas.cli.plots import build_figure, collect
 from nas.store import Store
-from nas.strategies.pareto import dominates, hypervolume, pareto_mask
+from nas.strategies.pareto import dominates, hypervolume, hypervolume_2d, pareto_mask
 from tests.cli.test_plot import OBJECTIVES, nas, new_run, spec
 
 pytest.importorskip("matplotlib")

@@ -132,7 +132,7 @@ def test_sort_ascending_descending_and_limit(db):
 def test_sort_puts_trials_without_the_value_last():
     from types import SimpleNamespace
 
-    from nas.cli import sort_trials
+    from nas.cli.query import sort_trials
 
     run = SimpleNamespace(objective_names=["accuracy"])
 

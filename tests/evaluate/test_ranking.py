@@ -38,7 +38,7 @@ def test_kendall_counts_pairs_like_the_definition():
 
 
 def test_a_search_scores_every_trial_on_its_proxy(tmp_path, tiny_space_text):
-    from nas.orchestrator.budget import parse_budget
+    from nas.budget import parse_budget
     from nas.orchestrator.progress import make_reporter
     from nas.orchestrator.search import SearchOptions, run_search
     from nas.searchspace import loads

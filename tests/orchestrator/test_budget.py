@@ -1,7 +1,8 @@
 import pytest
 
+from nas.budget import parse_budget
 from nas.errors import BudgetError
-from nas.orchestrator.budget import format_seconds, parse_budget
+from nas.formatting import format_seconds
 
 
 @pytest.mark.parametrize("text,unit,amount,kind", [

@@ -4,8 +4,8 @@ only if what this run's trials cost fits in what is left."""
 
 from __future__ import annotations
 
+from nas.budget import parse_budget
 from nas.failures import CANCELLED
-from nas.orchestrator.budget import parse_budget
 from nas.orchestrator.progress import NullReporter
 from nas.orchestrator.search import SearchOptions, run_search
 from nas.searchspace import loads

@@ -16,8 +16,8 @@ import optuna
 import pytest
 from sqlalchemy.exc import OperationalError
 
+from nas.budget import parse_budget
 from nas.errors import StoreError
-from nas.orchestrator.budget import parse_budget
 from nas.orchestrator.progress import NullReporter
 from nas.orchestrator.requeue import RETRAIN_OF
 from nas.orchestrator.search import SearchOptions, resume_search, run_search

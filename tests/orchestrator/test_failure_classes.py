@@ -16,6 +16,7 @@ import pytest
 import torch
 from sqlalchemy import create_engine, text
 
+from nas.budget import parse_budget
 from nas.evaluate.errors import TrialDiverged, TrialTimedOut
 from nas.failures import (
     COMPILE_ERROR,
@@ -25,7 +26,6 @@ from nas.failures import (
     TIMEOUT,
     classify,
 )
-from nas.orchestrator.budget import parse_budget
 from nas.orchestrator.executor import TrialFailed, TrialOutOfMemory, worker_failure
 from nas.orchestrator.progress import NullReporter
 from nas.orchestrator.search import SearchOptions, run_search

@@ -16,8 +16,8 @@ import optuna
 import pytest
 from sqlalchemy import select
 
+from nas.budget import parse_budget
 from nas.failures import is_out_of_memory
-from nas.orchestrator.budget import parse_budget
 from nas.orchestrator.progress import NullReporter
 from nas.orchestrator.search import SearchOptions, run_search
 from nas.searchspace import loads

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
+from nas.budget import parse_budget
 from nas.errors import StoreError
-from nas.orchestrator.budget import parse_budget
 from nas.orchestrator.heartbeat import Heartbeat, driver_alive
 from nas.orchestrator.progress import NullReporter
 from nas.orchestrator.search import SearchOptions, resume_search, run_search

@@ -8,7 +8,7 @@ from __future__ import annotations
 import optuna
 from sqlalchemy import update
 
-from nas.orchestrator.budget import parse_budget
+from nas.budget import parse_budget
 from nas.orchestrator.history import stored_history
 from nas.orchestrator.progress import NullReporter
 from nas.orchestrator.search import SearchOptions, resume_search, run_search
@@ -110,7 +110,7 @@ def test_a_number_never_stored_is_an_interrupted_entry(tmp_path, tiny_space_text
 
 KILL_AFTER_STORE = """\
 import os, signal, sys
-from nas.orchestrator.budget import parse_budget
+from nas.budget import parse_budget
 from nas.orchestrator.progress import NullReporter
 from nas.orchestrator.search import SearchOptions, run_search
 from nas.searchspace import loads

@@ -10,8 +10,8 @@ import optuna
 import pytest
 from sqlalchemy import select
 
+from nas.budget import parse_budget
 from nas.errors import SpaceError
-from nas.orchestrator.budget import parse_budget
 from nas.orchestrator.progress import NullReporter
 from nas.orchestrator.search import SearchOptions, run_search
 from nas.searchspace import loads

@@ -8,8 +8,8 @@ from concurrent.futures import Future
 
 import pytest
 
+from nas.budget import parse_budget
 from nas.evaluate.trial import TrialRequest, TrialResult
-from nas.orchestrator.budget import parse_budget
 from nas.orchestrator.executor import LocalExecutor, TrialFailed, WorkerOutput
 from nas.orchestrator.measurer import Measurer, join
 from nas.orchestrator.progress import NullReporter

@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from nas.orchestrator.budget import parse_budget
+from nas.budget import parse_budget
 from nas.orchestrator.progress import NullReporter
 from nas.orchestrator.search import SearchOptions, run_search
 from nas.searchspace import loads

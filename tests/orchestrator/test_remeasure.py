@@ -21,9 +21,9 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from nas.blocks import build_model
+from nas.budget import parse_budget
 from nas.cli import app
 from nas.evaluate.trial import TrialRequest
-from nas.orchestrator.budget import parse_budget
 from nas.orchestrator.executor import LocalExecutor
 from nas.orchestrator.progress import NullReporter
 from nas.orchestrator.remeasure import (

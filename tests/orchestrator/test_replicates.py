@@ -13,9 +13,9 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select
 
+from nas.budget import parse_budget
 from nas.errors import NasError
 from nas.evaluate.trial import TrialRequest
-from nas.orchestrator.budget import parse_budget
 from nas.orchestrator.executor import LocalExecutor
 from nas.orchestrator.progress import NullReporter
 from nas.orchestrator.replicates import (

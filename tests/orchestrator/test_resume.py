@@ -11,8 +11,8 @@ import time
 import optuna
 import pytest
 
+from nas.budget import parse_budget
 from nas.errors import NasError, StoreError
-from nas.orchestrator.budget import parse_budget
 from nas.orchestrator.progress import NullReporter
 from nas.orchestrator.search import SearchOptions, resume_search, run_search
 from nas.searchspace import loads

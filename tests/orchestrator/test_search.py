@@ -9,8 +9,8 @@ import time
 
 import pytest
 
+from nas.budget import parse_budget
 from nas.evaluate.trial import TrialRequest
-from nas.orchestrator.budget import parse_budget
 from nas.orchestrator.executor import LocalExecutor, WorkerLost
 from nas.orchestrator.progress import NullReporter
 from nas.orchestrator.search import SearchOptions, run_search

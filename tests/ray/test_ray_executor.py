@@ -116,7 +116,7 @@ def test_cancel_kills_the_trial(executor, tiny_space_text):
 def test_a_search_on_the_cluster_matches_a_local_one(ray_connected, tiny_space_text, tmp_path):
     """The driver loop with RayExecutor: same candidates and accuracies as with local workers,
     every trial recorded by the driver with a ray worker."""
-    from nas.orchestrator.budget import parse_budget
+    from nas.budget import parse_budget
     from nas.orchestrator.progress import NullReporter
     from nas.orchestrator.search import SearchOptions, run_search
     from nas.store import Store

@@ -12,9 +12,9 @@ import pytest
 
 import nas.orchestrator.search as search_module
 from nas.blocks.model import build_model
+from nas.budget import parse_budget
 from nas.errors import SpaceError
 from nas.evaluate.trial import TrialResult
-from nas.orchestrator.budget import parse_budget
 from nas.orchestrator.executor import WorkerOutput
 from nas.orchestrator.progress import NullReporter
 from nas.orchestrator.search import SearchOptions, run_search

@@ -12,8 +12,8 @@ import textwrap
 import pytest
 
 from nas.blocks import get_block
+from nas.budget import parse_budget
 from nas.errors import SpaceError
-from nas.orchestrator.budget import parse_budget
 from nas.orchestrator.progress import NullReporter
 from nas.orchestrator.search import SearchOptions, run_search
 from nas.searchspace import count_architectures, loads

@@ -182,7 +182,7 @@ def test_bad_url_is_a_store_error():
 
 def test_a_search_records_each_architecture_once_with_its_costs(tmp_path, tiny_space_text):
     from nas.blocks import build_model
-    from nas.orchestrator.budget import parse_budget
+    from nas.budget import parse_budget
     from nas.orchestrator.progress import NullReporter
     from nas.orchestrator.search import SearchOptions, run_search
     from nas.searchspace import loads

@@ -53,7 +53,7 @@ def test_bad_levels_say_which(levels, message):
 
 
 def test_evaluation_reports_accuracy_per_level(tmp_path):
-    from nas.orchestrator.budget import parse_budget
+    from nas.budget import parse_budget
     from nas.orchestrator.progress import NullReporter
     from nas.orchestrator.search import SearchOptions, run_search
     from nas.searchspace import loads

@@ -1,4 +1,4 @@
-"""Search budgets: parsing `--budget` and deciding whether another trial may start.
+"""Search budgets: parsing `--budget` and describing what is spent and what is left.
 
 Units:
   `100gpuh`, `2cpuh`   device-hours: each trial's wall time × devices it held, summed over trials
@@ -8,9 +8,9 @@ Units:
   `50trials`           trials charged (completed or failed; duplicates answered from the
                        database cost nothing)
 
-The ledger of charges lives in the database (nas_budget_ledger); this module only reads totals.
-A search stops *starting* trials once the budget is spent, so it overruns by at most the trials
-already running — one per worker.
+A Budget is a pure value: the ledger of charges lives in the database (nas_budget_ledger), and
+the search loop (nas.orchestrator.search) decides from the totals whether another trial may
+start and when running trials are stopped; this module neither reads nor decides.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from nas.errors import BudgetError
+from nas.formatting import format_seconds
 
 Unit = Literal["device_seconds", "wall_seconds", "trials"]
 
@@ -89,16 +90,3 @@ def parse_budget(text: str) -> Budget:
         return Budget(text, "trials", amount)
     return Budget(text, "wall_seconds", amount * _SECONDS[unit])
 
-
-def format_seconds(seconds: float) -> str:
-    """Compact human duration: 42s, 3m 05s, 2h 10m."""
-    seconds = max(0.0, seconds)
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
