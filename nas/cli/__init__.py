@@ -10,6 +10,7 @@
     nas.cli.outputs      export, report, plot
     nas.cli.measure      measure (imports torch only when it runs)
     nas.cli.submit       submit (imports Ray only when it runs)
+    nas.cli.table_cmds   table export|show (tabular benchmarks)
 
 and below them what they draw with: nas.cli.render (tables, JSON, csv), nas.cli.untrusted (text
 from a database made safe to print), nas.cli.plots and nas.cli.report (figures and pages).
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import typer
 
-from nas.cli import manage, outputs, query, search_cmds, space_cmds
+from nas.cli import manage, outputs, query, search_cmds, space_cmds, table_cmds
 from nas.cli.common import user_errors
 from nas.cli.measure import measure as _measure
 from nas.cli.submit import submit as _submit
@@ -54,3 +55,4 @@ app.add_typer(space_cmds.space_app, name="space")
 app.command()(outputs.plot)
 app.command(name="measure")(user_errors(_measure))
 app.command(name="submit")(user_errors(_submit))
+app.add_typer(table_cmds.table_app, name="table")

@@ -274,10 +274,13 @@ def _seeds(metrics: Mapping[str, float], names: Sequence[str]) -> int:
 
 def _seed_value(metrics: Mapping[str, float], values: Mapping[str, float], name: str,
                 k: int) -> float:
-    """Objective `name` of training k (0: the first): the replicate's own value where one
-    was recorded, else the trial's value (an objective no seed changes, e.g. params)."""
-    key = f"{name}_initial" if k == 0 else f"{name}_replicate_{k}"
-    return float(metrics.get(key, values.get(name, math.nan)))
+    """Objective `name` of training k (0: the first): the replicate's own value where the
+    objective was replicated, else the trial's value (an objective no seed changes, e.g.
+    params, or a measured one: a re-measurement keeps its own `{name}_initial`)."""
+    if f"{name}_replicates" in metrics:
+        key = f"{name}_initial" if k == 0 else f"{name}_replicate_{k}"
+        return float(metrics.get(key, math.nan))
+    return float(values.get(name, math.nan))
 
 
 def _first_training_metrics(metrics: Mapping[str, float]) -> dict[str, float]:

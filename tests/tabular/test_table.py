@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from nas.orchestrator.budget import parse_budget
+from nas.budget import parse_budget
 from nas.orchestrator.progress import NullReporter
 from nas.orchestrator.search import SearchOptions, run_search
 from nas.searchspace import loads
@@ -124,3 +124,27 @@ def test_the_summary_gives_the_data_card_figures(built):
     assert params.noise_median is None  # no seed changes the parameter count
     assert quantile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
     assert summary.to_json()["objectives"][0]["name"] == "accuracy"
+
+
+def test_nas_table_export_and_show(built, tmp_path):
+    from typer.testing import CliRunner
+
+    from nas.cli import app
+
+    store, run_name, _ = built
+    runner = CliRunner()
+    out = tmp_path / "t.json.gz"
+    args = ["table", "export", run_name, "--out", str(out), "--storage", store.url]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0 and "wrote 4 configurations (8 trainings)" in first.stdout
+    again = runner.invoke(app, args)  # never over a file unasked
+    assert again.exit_code == 2 and "already exists; fix: pass --force" in again.stderr
+    assert runner.invoke(app, [*args, "--force"]).exit_code == 0
+    shown = runner.invoke(app, ["table", "show", str(out), "--format", "json"])
+    doc = json.loads(shown.stdout)
+    assert doc["configurations"] == 4 and doc["trainings"] == 8
+    assert [o["name"] for o in doc["objectives"]] == ["accuracy", "params"]
+    bad = tmp_path / "bad.json.gz"
+    bad.write_bytes(b"junk")
+    refused = runner.invoke(app, ["table", "show", str(bad)])
+    assert refused.exit_code == 2 and "not a gzip-compressed table" in refused.stderr
