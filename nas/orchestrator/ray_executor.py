@@ -1,8 +1,8 @@
-"""`RayExecutor`: trials as Ray tasks on a cluster, behind LocalExecutor's interface.
+"""`RayExecutor`: trials as Ray tasks on a cluster.
 
-Contract (the same as `nas.orchestrator.executor`): `submit(request) -> Future[WorkerOutput]`;
-the future raises `TrialFailed` when the trial raised, `WorkerLost` (with Ray's reason) when the
-process or node running it died. Ray never retries a trial by itself (`max_retries=0`): retries
+It implements `nas.orchestrator.executor_base.Executor`, as `LocalExecutor` does: a future
+raises `TrialFailed` when the trial raised, `WorkerLost` (with Ray's reason) when the process
+or node running it died. Ray never retries a trial by itself (`max_retries=0`): retries
 are the driver's decision. Each trial asks the cluster for `num_cpus_per_trial` CPUs and
 `num_gpus_per_trial` GPUs; torch in the trial uses that many threads, and a trial given a GPU
 trains on it. Workers return plain data and never touch the database, and import user code (a
@@ -30,7 +30,7 @@ import ray.exceptions as rex
 
 from nas.errors import NasError
 from nas.evaluate.trial import TrialRequest, TrialResult
-from nas.orchestrator.executor import TrialFailed, WorkerLost, WorkerOutput, worker_failure
+from nas.orchestrator.executor_base import TrialFailed, WorkerLost, WorkerOutput, worker_failure
 
 TASK_NAME = "nas-trial"
 CONNECT_TIMEOUT = 15.0  # seconds to wait for the cluster's port to accept a connection

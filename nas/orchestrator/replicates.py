@@ -211,7 +211,7 @@ class FrontReplicates:
             output = future.result()
             self.report.trainings += 1
             return dict(output.result.metrics), float(output.seconds)
-        from nas.orchestrator.executor import WorkerLost
+        from nas.orchestrator.executor_base import WorkerLost
 
         if isinstance(exc, WorkerLost):
             self.heal()

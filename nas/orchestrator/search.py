@@ -50,13 +50,13 @@ from nas.evaluate.measurement import cacheable
 from nas.evaluate.trial import TrialRequest
 from nas.failures import CANCELLED, ERROR, INFEASIBLE_FAILURES, LOST
 from nas.orchestrator.budget import Budget, format_seconds, parse_budget
-from nas.orchestrator.executor import (
-    LocalExecutor,
+from nas.orchestrator.executor import LocalExecutor, default_workers
+from nas.orchestrator.executor_base import (
+    Executor,
     TrialFailed,
     TrialOutOfMemory,
     WorkerLost,
     WorkerOutput,
-    default_workers,
 )
 from nas.orchestrator.heartbeat import (
     STALE_INTERVALS,
@@ -322,7 +322,7 @@ def check_parallelism(space: SearchSpace, options: SearchOptions) -> None:
                        f"fix: pass --threads {os.cpu_count() or 1} or fewer")
 
 
-def make_executor(space: SearchSpace, options: SearchOptions):
+def make_executor(space: SearchSpace, options: SearchOptions) -> Executor:
     """RayExecutor when a Ray address is given (flag, else the space's search.ray_address),
     else LocalExecutor. With Ray, `workers` > 1 caps the trials in flight; 1 (the default)
     lets the cluster's size decide."""
@@ -550,7 +550,7 @@ def _record_unfinished(loop: _Loop, status: str, message: str) -> None:
 
 
 class _Loop:
-    def __init__(self, space, options, store, run_id, strategy: Strategy, executor, state,
+    def __init__(self, space, options, store, run_id, strategy: Strategy, executor: Executor, state,
                  reporter, seed, interrupts=None, measurer=None):
         self.space, self.options, self.store, self.run_id = space, options, store, run_id
         self.strategy, self.executor, self.state, self.reporter = (strategy, executor, state,

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from nas.evaluate.trial import TrialRequest
-from nas.orchestrator.executor import LocalExecutor, TrialFailed, WorkerLost
+from nas.orchestrator.executor import LocalExecutor
+from nas.orchestrator.executor_base import Executor, TrialFailed, WorkerLost
 from nas.orchestrator.ray_executor import TASK_NAME, RayExecutor, probe
 from nas.searchspace import loads
 
@@ -61,6 +62,7 @@ def test_a_live_cluster_passes_the_connect_probe(ray_cluster):
 def test_the_cluster_sets_how_many_trials_run_at_once(executor):
     assert executor.workers == 2  # 2 CPUs, 1 per trial
     assert executor.threads == 1
+    assert isinstance(executor, Executor)  # the contract the search loop is typed against
 
 
 def test_a_failing_trial_raises_trial_failed(executor, tiny_space_text):

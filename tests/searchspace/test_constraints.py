@@ -15,7 +15,7 @@ from nas.blocks.model import build_model
 from nas.errors import SpaceError
 from nas.evaluate.trial import TrialResult
 from nas.orchestrator.budget import parse_budget
-from nas.orchestrator.executor import WorkerOutput
+from nas.orchestrator.executor_base import WorkerOutput
 from nas.orchestrator.progress import NullReporter
 from nas.orchestrator.search import SearchOptions, run_search
 from nas.searchspace import loads
