@@ -23,9 +23,10 @@ stdout (see `nas.orchestrator.interrupts`, `nas.orchestrator.output`).
 
 Latency: timed by the training worker before it trains, or, with `search.measure`, by one
 separate measurement worker (`nas.orchestrator.measurer`) that gets the trial when it starts;
-the two results are joined when both are in. A search that ends normally then re-measures the
-latency of its front (`search.remeasure`, `nas.orchestrator.remeasure`), after replicating it
-with other seeds (`search.replicates`, `nas.orchestrator.replicates`).
+the two results are joined when both are in. A search that ends normally then settles its
+front (`nas.orchestrator.settle`): replicated with other seeds, its latency re-measured.
+
+Budget: what is spent and whether a new trial fits is `nas.orchestrator.spending`'s to say.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ from dataclasses import dataclass, field, replace
 from nas.evaluate.measurement import cacheable
 from nas.evaluate.trial import TrialRequest
 from nas.failures import CANCELLED, ERROR, INFEASIBLE_FAILURES, LOST
-from nas.orchestrator.budget import format_seconds
 from nas.orchestrator.executor_base import (
     Executor,
     TrialFailed,
@@ -50,19 +50,11 @@ from nas.orchestrator.interrupts import Interrupts
 from nas.orchestrator.measurer import Measurer, join
 from nas.orchestrator.options import SearchOptions
 from nas.orchestrator.progress import Reporter, SearchState
-from nas.orchestrator.remeasure import FrontRemeasure
-from nas.orchestrator.replicates import FrontReplicates, replicated_objectives
+from nas.orchestrator.settle import FrontSettling, front_unsettled
+from nas.orchestrator.spending import Spending
 from nas.searchspace import SearchSpace
 from nas.spec import ArchSpec
-from nas.store import (
-    COMPLETE,
-    PAUSED,
-    PRUNED,
-    RUNNING,
-    Decision,
-    Store,
-    TrialRecord,
-)
+from nas.store import PAUSED, PRUNED, RUNNING, Decision, Store
 from nas.store.artifacts import ArtifactFile, weights_path
 from nas.strategies import (
     Complete,
@@ -143,13 +135,12 @@ class SearchLoop:
         self.halving = self.fidelity and SuccessiveHalving(
             self.fidelity, [o["direction"] for o in state.objectives])
         self.paused: dict[int, _Pending] = {}
+        self.spending = Spending(options.budget, store, run_id, state,
+                                 multi_fidelity=self.fidelity is not None)
         self.measurer: Measurer | None = measurer  # None: training workers time latency
-        self.remeasuring: FrontRemeasure | None = None  # while the front is re-measured
-        self.replicating: FrontReplicates | None = None  # while the front is replicated
-        self.replicated_trials = 0  # trials replicated by this driver (settle_front)
+        self.settling = FrontSettling(space, store, run_id, state, executor, measurer,
+                                      reporter, seed, self.spending, stop=self._end_step_tick)
         self.finishing: _Pending | None = None  # the trial whose result is being stored
-        # completed trials' device-seconds, sorted, and the completed count they were read at
-        self._costs: tuple[int, list[float]] | None = None
         self.budget_stopped = False  # running trials were stopped when the budget ran out
         # What the constraints need measured before a candidate trains (empty: nothing), and
         # those measurements by architecture (they do not depend on the recipe or weights).
@@ -172,7 +163,7 @@ class SearchLoop:
                 self.finishing = self.pending.pop(future)
                 self._finish(future, self.finishing)
                 self.finishing = None  # stored (else the error leaves it for cancel_pending)
-            self._refresh_budget()
+            self.spending.refresh()
             self._stop_overrun()
             self.reporter.update(self.state)
 
@@ -213,13 +204,13 @@ class SearchLoop:
     def interrupted_message(self) -> str:
         """How a Ctrl-C ended the search: drained, or with running trials cancelled."""
         cause = self.interrupts.cause
-        if self.replicating is not None:
+        if self.settling.replicating is not None:
             return (f"interrupted ({cause}) while replicating the front, after "
-                    f"{self.replicating.report.trials} trial(s); `nas resume "
+                    f"{self.settling.replicating.report.trials} trial(s); `nas resume "
                     f"{self.state.run_name}` replicates the rest")
-        if self.remeasuring is not None:
+        if self.settling.remeasuring is not None:
             return (f"interrupted ({cause}) while re-measuring the front, after "
-                    f"{self.remeasuring.report.trials} trial(s); `nas resume "
+                    f"{self.settling.remeasuring.report.trials} trial(s); `nas resume "
                     f"{self.state.run_name}` re-measures the rest")
         if self.pending:  # about to be cancelled
             twice = "" if self.interrupts.terminated else " twice"
@@ -227,83 +218,21 @@ class SearchLoop:
                     "trial(s) cancelled")
         return f"interrupted ({cause}); running trials were let finish"
 
-    # -- budget ------------------------------------------------------------------------------
-    def _refresh_budget(self) -> None:
-        budget = self.options.budget
-        device_seconds, _, charged = self.store.ledger(self.run_id)
-        if budget.unit == "device_seconds":
-            self.state.spent = device_seconds
-        elif budget.unit == "wall_seconds":
-            self.state.spent = self.state.elapsed()
-        else:
-            self.state.spent = charged
-        self.state.device_seconds = device_seconds
-
+    # -- budget (nas.orchestrator.spending) ---------------------------------------------------
     def _budget_left(self, new_trial: bool = True) -> bool:
-        """Whether work may start: a new trial, or (new_trial=False) another segment of a
-        trial already counted, which a trials budget does not count again. A time budget
-        (device-seconds or wall clock) starts a new trial only if what it is expected to cost
-        fits in what is left after the trials in flight (`_expected_seconds`)."""
-        self._refresh_budget()
-        budget = self.options.budget
-        if budget.unit == "trials":
-            if not new_trial:
-                return True
-            starting = sum(1 for p in self.pending.values() if p.rung == 0)
-            return self.state.spent + starting < budget.amount
-        if self._in_flight_spent() >= budget.amount:
-            return False
-        expected = self._expected_seconds() if new_trial else None
-        if expected is None:
-            return True
-        if budget.unit == "wall_seconds":
-            return self.state.elapsed() + expected <= budget.amount
-        owed = sum(max(0.0, expected - (time.monotonic() - p.started))
-                   for p in self.pending.values())
-        return self._in_flight_spent() + owed + expected <= budget.amount
-
-    def _budget_message(self) -> str:
-        """Why no new trial starts: the budget is spent, or what is left would not hold the
-        next trial at this run's typical cost."""
-        budget = self.options.budget
-        message = f"budget spent: {budget.describe(self.state.spent)}"
-        expected = self._expected_seconds()
-        if budget.unit != "trials" and expected is not None \
-                and self._in_flight_spent() < budget.amount:
-            message += (f"; {budget.describe_left(self._in_flight_spent())} left would not "
-                        f"hold another trial (they take about {format_seconds(expected)})")
-        return message
-
-    def _in_flight_spent(self) -> float:
-        """What the budget has used counting the trials in flight so far: the wall clock, or
-        the ledger's device-seconds plus each running trial's seconds since its segment
-        started (not yet charged; one device each, as the ledger counts a local worker)."""
-        if self.options.budget.unit == "wall_seconds":
-            return self.state.elapsed()
-        now = time.monotonic()
-        return self.state.spent + sum(now - p.started for p in self.pending.values())
-
-    def _expected_seconds(self) -> float | None:
-        """What a new trial is expected to cost: the median device-seconds of this run's
-        completed trials (None before any completed, or with multi-fidelity, where a trial's
-        cost depends on how far it is promoted)."""
-        if self.fidelity is not None:
-            return None
-        if self._costs is None or self._costs[0] != self.state.complete:  # once per completion
-            self._costs = (self.state.complete,
-                           sorted(s for s in self.store.device_seconds(self.run_id, COMPLETE)
-                                  if s > 0))
-        costs = self._costs[1]
-        return costs[len(costs) // 2] if costs else None
+        """Whether a new trial (or, new_trial=False, another segment of one already counted)
+        may start now, with the trials in flight (`Spending.allows`)."""
+        return self.spending.allows(self.pending.values(), new_trial)
 
     def _stop_overrun(self) -> None:
         """A time budget spent while trials run: stop them now (FAIL "cancelled", charged what
         they used; `nas resume --budget MORE` trains them again) rather than let the search
         overrun its budget by a whole trial."""
-        budget = self.options.budget
-        if budget.unit == "trials" or not self.pending or self.remeasuring is not None:
+        budget = self.spending.budget
+        if budget.unit == "trials" or not self.pending \
+                or self.settling.remeasuring is not None:
             return
-        if self._in_flight_spent() < budget.amount:
+        if self.spending.spent_with(self.pending.values()) < budget.amount:
             return
         for future in list(self.pending):
             self.executor.cancel(future)
@@ -328,7 +257,7 @@ class SearchLoop:
             if self.exhausted:
                 return self.exhausted
             if not self._budget_left():
-                return self._budget_message()
+                return self.spending.message(self.pending.values())
             proposal = self._screen_known(self._propose())
             if proposal.answer is not None:
                 self._record_answer(proposal)
@@ -468,102 +397,24 @@ class SearchLoop:
         return tuple(cacheable(self.store.cached_latency(spec.arch_hash)))
 
     def front_unsettled(self) -> bool:
-        """Whether an end-of-search re-measurement of latency may still reorder the front: then
-        `keep_weights: front` prunes only at the end, since re-measured values can move any
-        trial onto the front (sessions drift well beyond one session's spread)."""
-        return bool(self.space.config.search.remeasure
-                    and self.space.latency_requests(timed_only=True)) or \
-            self.space.config.search.replicates is not None  # means move the front too
+        """Whether the end-of-search steps may still reorder the front: then `keep_weights:
+        front` prunes only at the end (`nas.orchestrator.settle.front_unsettled`)."""
+        return front_unsettled(self.space)
 
-    # -- the end: replicating the front ----------------------------------------------------
+    # -- the end (nas.orchestrator.settle) -------------------------------------------------
     def settle_front(self, message: str) -> str:
-        """The end of a normal search: replicate the front's trained objectives with other
-        seeds (`search.replicates`), then re-measure its latency (`search.remeasure`); while
-        the re-measurement brings unreplicated trials on (or near) the front, again. Replicates
-        go first: the means move the front most, and the latency re-timed should be that of
-        the final front. `message` (why the search ended) with what was done appended."""
-        message = self.replicate_front(message)
-        message = self.remeasure_front(message)
-        if self.space.config.search.replicates is None:
-            return message
-        while True:
-            before = self.replicated_trials
-            message = self.replicate_front(message)
-            if self.replicated_trials == before:
-                return message
-            message = self.remeasure_front(message)
-
-    def replicate_front(self, message: str) -> str:
-        """Train the trials on (or near) the front again with `search.replicates.seeds` - 1
-        more seeds each (nas.orchestrator.replicates); `message` with what was done appended.
-        Ctrl-C raises KeyboardInterrupt."""
-        config = self.space.config.search.replicates
-        names = replicated_objectives(self.space.objectives)
-        if config is None or not names:
-            return message
-        template = TrialRequest(
-            spec_json="", task=self.space.task, latency=(), seed=self.seed,
-            num_threads=self.executor.threads, allow_code=self.space.allow_code,
-            time_limit=self.space.config.search.trial_timeout)
-
-        def on_trial(trial: TrialRecord, before: dict, after: dict) -> None:
-            self.reporter.trial_replicated(trial.number, trial.arch, before, after)
-
-        self.replicating = FrontReplicates(
-            self.store, self.run_id, self.state.objectives, names, config.seeds, config.scope,
-            self.executor, template, stop=self._end_step_tick,
-            on_start=lambda count, more: self.reporter.replicating(count, more),
-            on_trial=on_trial, heal=self.executor.heal)
-        report = self.replicating.run()
-        self.replicating = None
-        self.replicated_trials += report.trials
-        self._refresh_budget()
-        self.store.record_elapsed(self.run_id, self.state.elapsed())
-        self.state.front = self.store.pareto(self.run_id)
-        note = report.describe(config.seeds)
-        return f"{message}; {note}" if note else message
+        """The end of a normal search: replicate, then re-measure, the front
+        (`FrontSettling.settle`); `message` (why the search ended) with what was done
+        appended. Ctrl-C raises KeyboardInterrupt."""
+        return self.settling.settle(message)
 
     def _end_step_tick(self) -> None:
         """Between the end-of-search steps' units of work: a Ctrl-C stops them
         (KeyboardInterrupt); else the budget and the display are brought up to date."""
         if self.interrupts.count:
             raise KeyboardInterrupt
-        self._refresh_budget()
+        self.spending.refresh()
         self.reporter.update(self.state)
-
-    # -- the end: re-measuring the front ---------------------------------------------------
-    def remeasure_front(self, message: str) -> str:
-        """Re-measure the latency of the front (and of the trials within noise of it) in
-        `search.remeasure` fresh sessions on the device that timed them; `message` (why the
-        search ended) with what was done appended. Ctrl-C raises KeyboardInterrupt."""
-        sessions = self.space.config.search.remeasure
-        latency = self.space.latency_requests(timed_only=True)  # memory is not noisy
-        if not sessions or not latency:
-            return message
-        runner = self.measurer or self.executor
-        template = TrialRequest(spec_json="", task=self.space.task, latency=latency,
-                                seed=self.seed, num_threads=self.executor.threads,
-                                latency_only=True, latency_sessions=sessions,
-                                allow_code=self.space.allow_code)
-        names = [entry["name"] for entry in latency]
-
-        def on_trial(trial: TrialRecord, before: dict, after: dict) -> None:
-            self.reporter.trial_remeasured(trial.number, trial.arch,
-                                           {n: before[n] for n in names},
-                                           {n: after[n] for n in names})
-
-        self.remeasuring = FrontRemeasure(
-            self.store, self.run_id, self.state.objectives, names, runner, template,
-            stop=self._end_step_tick,
-            on_start=lambda count: self.reporter.remeasuring(count, sessions),
-            on_trial=on_trial, heal=runner.heal)
-        report = self.remeasuring.run()
-        self.remeasuring = None
-        self._refresh_budget()
-        self.store.record_elapsed(self.run_id, self.state.elapsed())
-        self.state.front = self.store.pareto(self.run_id)
-        note = report.describe(sessions)
-        return f"{message}; {note}" if note else message
 
     def _checkpoint_file(self, number: int) -> str:
         return str(self.artifacts_root / self.store.run_folder(self.state.run_name)
