@@ -158,18 +158,19 @@ class _Clock:
 
 @contextlib.contextmanager
 def noop_executor() -> Iterator[None]:
-    """`run_search` builds its executor with `make_executor`; for the benchmark it builds a
-    LocalExecutor running the no-op trial instead (the same one a search would get)."""
-    from nas.orchestrator import search
+    """`run_search` builds its executor with `nas.orchestrator.workers.make_executor`; for the
+    benchmark it builds a LocalExecutor running the no-op trial instead (the same one a search
+    would get)."""
+    from nas.orchestrator import workers
     from nas.orchestrator.executor import LocalExecutor
 
-    real = search.make_executor
-    search.make_executor = lambda space, options: LocalExecutor(
+    real = workers.make_executor
+    workers.make_executor = lambda space, options: LocalExecutor(
         options.workers, options.threads, runner=noop_trial)
     try:
         yield
     finally:
-        search.make_executor = real
+        workers.make_executor = real
 
 
 def search_loop_ms(trials: int, workers: int, strategy: str, storage: str | None = None

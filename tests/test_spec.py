@@ -58,7 +58,7 @@ def test_domain_errors_pickle():
 
     from nas.errors import SpaceError
     from nas.evaluate.errors import TrialDiverged
-    from nas.orchestrator.executor import TrialFailed
+    from nas.orchestrator.executor_base import TrialFailed
 
     for exc in (SpaceError("a.yaml", "model.x", "bad", "fix it"), TrialDiverged(10, float("nan")),
                 TrialFailed("ValueError: x", "Traceback ...")):

@@ -53,7 +53,7 @@ class NasStoreCallback(Callback):
     # -- the experiment ----------------------------------------------------------------------
     def setup(self, stop: Any = None, num_samples: int | None = None,
               total_num_samples: int | None = None, **info: Any) -> None:
-        from nas.orchestrator.search import versions
+        from nas.orchestrator.versions import versions
 
         space = self.searcher.space
         samples = total_num_samples or num_samples or 0

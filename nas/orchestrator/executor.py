@@ -1,14 +1,7 @@
-"""Executors run trials away from the driver. `LocalExecutor`: worker processes on this machine.
+"""`LocalExecutor`: the search's trials in worker processes on this machine.
 
-Contract (shared with `nas.orchestrator.ray_executor.RayExecutor`): `submit(request) ->
-Future[WorkerOutput]`, `cancel(future)`, `heal()`, `shutdown(cancel=False)`, and the attributes
-`workers` (trials the driver keeps in flight) and `threads` (torch threads per trial). A future
-raises `TrialFailed` when the trial raised, `TrialOutOfMemory` when it ran out of device memory,
-and `WorkerLost` when the process running it died. Workers are stateless compute: they receive a
-pickled TrialRequest, build, train and measure, and return plain data; they never touch the
-database. They import user code (a python task, a mixer named by import path) only for a request
-that carries the user's permission, `TrialRequest.allow_code` (set from the space the driver
-loaded with `--allow-code`), never from the environment (`nas.evaluate.trial.refuse_user_code`).
+It implements `nas.orchestrator.executor_base.Executor` (the contract, the failures a future
+raises, and what a worker may and may not do are stated there).
 
 Why our own pool rather than `concurrent.futures.ProcessPoolExecutor`:
 
@@ -40,59 +33,9 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
 from nas.evaluate.trial import TrialRequest, TrialResult, run_trial
-from nas.failures import ERROR, OOM, classify
+from nas.orchestrator.executor_base import TrialFailed, WorkerLost, WorkerOutput, worker_failure
 
 Runner = Callable[[TrialRequest], TrialResult]
-
-
-class WorkerLost(RuntimeError):
-    """The process running a trial died before returning."""
-
-
-class TrialFailed(RuntimeError):
-    """A trial raised inside its worker. Carries the original 'Type: message', the worker's
-    traceback and the failure class (nas.failures, decided in the worker where the exception
-    object exists) as plain strings, so it always pickles back to the driver (an exception
-    class with a custom __init__ may not)."""
-
-    def __init__(self, message: str, worker_traceback: str = "", failure: str = ERROR) -> None:
-        super().__init__(message, worker_traceback, failure)
-        self.message, self.worker_traceback, self.failure = message, worker_traceback, failure
-
-    def __str__(self) -> str:
-        return self.message
-
-
-class TrialOutOfMemory(TrialFailed):
-    """A trial ran out of device memory in its worker (a CUDA `torch.OutOfMemoryError`, or a
-    CPU allocation that failed): the candidate is too big for the device, not broken. The
-    driver records it INFEASIBLE; the worker stays usable."""
-
-    def __init__(self, message: str, worker_traceback: str = "", failure: str = OOM) -> None:
-        super().__init__(message, worker_traceback, failure)
-
-
-def worker_failure(exc: BaseException) -> TrialFailed:
-    """What a worker sends back for a trial that raised: TrialOutOfMemory for a failed
-    allocation (after freeing the CUDA cache, so the next trial starts clean), else
-    TrialFailed with the exception's failure class; both carry 'Type: message' and the
-    traceback as plain strings."""
-    message, trace = f"{type(exc).__name__}: {exc}", traceback.format_exc()
-    failure = classify(exc)
-    if failure != OOM:
-        return TrialFailed(message, trace, failure)
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    return TrialOutOfMemory(message, trace)
-
-
-@dataclass(frozen=True)
-class WorkerOutput:
-    result: TrialResult
-    worker: str  # e.g. "pid 4242 cuda:0"
-    seconds: float  # wall time of the trial inside the worker: what the budget is charged
 
 
 def default_threads(workers: int) -> int:

@@ -8,7 +8,8 @@ Every trial row holds what the strategy decided for it (`nas_trials.decisions`,
   included), one that never reached them is told nothing, and numbers continue without gaps;
 - the Optuna study in the run's database (for optuna-dashboard and Optuna's CLI) is a copy
   derived from the same history when a search session ends (`write_optuna_copy`), never
-  written on a trial's path. During a session the strategy keeps its study in memory.
+  written on a trial's path. During a session the strategy keeps its study in memory. A new
+  search creates Optuna's tables before its run exists (`prepare_study_storage`).
 
 Runs stored before nas's tables held decisions have them filled in from their Optuna study on
 resume (`backfill_from_optuna`).
@@ -137,3 +138,14 @@ def write_optuna_copy(store: Store, run: RunRecord, space: Any, **options: Any) 
     except Exception as exc:  # noqa: BLE001 - the run's own tables are the results
         _log.warning("could not write the Optuna copy of run %s: %s", run.name, exc)
         return False
+
+
+def prepare_study_storage(store: Store) -> None:
+    """Create Optuna's tables in the store's database, one process at a time (under the lock
+    nas's own migrations take): two searches starting at once on a new database would
+    otherwise both create them, and the second fail ("table studies already exists")."""
+    import optuna
+
+    with store.schema_lock():
+        storage = optuna.storages.RDBStorage(store.url)
+        storage.engine.dispose()

@@ -6,10 +6,10 @@ model, running one request at a time, so measurements never overlap one another.
 workers then train only; the driver sends a trial's latency request here when the trial starts
 and joins the two results when both are in (`join`), so training never waits for the timing.
 
-Contract (a subset of the executors'): `submit(request) -> Future[WorkerOutput]` for a request
-that `run_trial` answers with latency only (`latency_only` is forced on, `device` and
-`num_threads` are this worker's), `heal()`, `shutdown(cancel)`. A dead process fails the
-futures it held with WorkerLost; the next `submit` starts a fresh one.
+Contract (a subset of `nas.orchestrator.executor_base.Executor`): `submit(request) ->
+Future[WorkerOutput]` for a request that `run_trial` answers with latency only (`latency_only`
+is forced on, `device` and `num_threads` are this worker's), `heal()`, `shutdown(cancel)`. A dead
+process fails the futures it held with WorkerLost; the next `submit` starts a fresh one.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 
 from nas.evaluate.trial import TrialRequest
-from nas.orchestrator.executor import WorkerLost, WorkerOutput, worker_failure
+from nas.orchestrator.executor_base import WorkerLost, WorkerOutput, worker_failure
 
 
 def _start(threads: int) -> None:

@@ -1,8 +1,8 @@
-"""`RayExecutor`: trials as Ray tasks on a cluster, behind LocalExecutor's interface.
+"""`RayExecutor`: trials as Ray tasks on a cluster.
 
-Contract (the same as `nas.orchestrator.executor`): `submit(request) -> Future[WorkerOutput]`;
-the future raises `TrialFailed` when the trial raised, `WorkerLost` (with Ray's reason) when the
-process or node running it died. Ray never retries a trial by itself (`max_retries=0`): retries
+It implements `nas.orchestrator.executor_base.Executor`, as `LocalExecutor` does: a future
+raises `TrialFailed` when the trial raised, `WorkerLost` (with Ray's reason) when the process
+or node running it died. Ray never retries a trial by itself (`max_retries=0`): retries
 are the driver's decision. Each trial asks the cluster for `num_cpus_per_trial` CPUs and
 `num_gpus_per_trial` GPUs; torch in the trial uses that many threads, and a trial given a GPU
 trains on it. Workers return plain data and never touch the database, and import user code (a
@@ -30,7 +30,7 @@ import ray.exceptions as rex
 
 from nas.errors import NasError
 from nas.evaluate.trial import TrialRequest, TrialResult
-from nas.orchestrator.executor import TrialFailed, WorkerLost, WorkerOutput, worker_failure
+from nas.orchestrator.executor_base import TrialFailed, WorkerLost, WorkerOutput, worker_failure
 
 TASK_NAME = "nas-trial"
 CONNECT_TIMEOUT = 15.0  # seconds to wait for the cluster's port to accept a connection
@@ -52,6 +52,12 @@ def run_on_node(request: TrialRequest,
         raise worker_failure(exc) from None
     node = ray.util.get_node_ip_address()
     return WorkerOutput(result, f"ray {node} pid {os.getpid()}", time.perf_counter() - start)
+
+
+def devices_held(num_gpus_per_trial: float) -> float:
+    """What a trial's wall time is multiplied by when it is charged (README: device-hours are
+    wall time x the devices it held): its GPUs, or one device for a CPU-only trial."""
+    return num_gpus_per_trial if num_gpus_per_trial > 0 else 1.0
 
 
 class RayExecutor:
@@ -76,6 +82,7 @@ class RayExecutor:
         self.address = address
         self.num_cpus = num_cpus_per_trial
         self.num_gpus = num_gpus_per_trial
+        self.devices_per_trial = devices_held(num_gpus_per_trial)
         self.threads = max(1, int(num_cpus_per_trial))
         self.runner = runner
         self._owns_connection = connect(address, runtime_env)
@@ -114,8 +121,9 @@ class RayExecutor:
         if outer.done():  # cancelled meanwhile
             return
         exc = done.exception()
-        if exc is None:
-            outer.set_result(done.result())
+        if exc is None:  # charged wall time x devices held (a CPU-only trial: one device)
+            output = done.result()
+            outer.set_result(replace(output, seconds=output.seconds * self.devices_per_trial))
         else:
             outer.set_exception(translate(exc))
 

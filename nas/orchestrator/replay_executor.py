@@ -33,7 +33,8 @@ from pathlib import Path
 from nas.errors import NasError
 from nas.evaluate.trial import TrialRequest, TrialResult
 from nas.failures import ERROR
-from nas.orchestrator.executor import TrialFailed, WorkerOutput
+from nas.orchestrator.executor_base import TrialFailed, WorkerOutput
+from nas.searchspace import SearchSpace
 from nas.spec import ArchSpec
 from nas.tabular import Table, read
 
@@ -44,6 +45,31 @@ def table_path(space_path: str, table: str) -> Path:
     """`table` as written in the space file: relative to the space file's folder."""
     path = Path(table).expanduser()
     return path if path.is_absolute() else Path(space_path).resolve().parent / path
+
+
+def check_replay(space: SearchSpace, budget_unit: str, ray_address: str | None) -> str | None:
+    """For a space with `search.evaluate.table`: NasError (one line, with the fix) unless it
+    can be replayed — a budget in trials or device-hours (a wall clock would time the replay),
+    no multi-fidelity, no Ray, no separate measurement worker, every objective in the table.
+    Returns what the run records it replayed ("NAME SHA256-PREFIX"); None for a space that
+    trains."""
+    evaluate = space.config.search.evaluate
+    if evaluate is None:
+        return None
+    where = f"{space.path}: search.evaluate.table"
+    if budget_unit == "wall_seconds":
+        raise NasError(f"{where}: a replay answers trials at once, so a wall-clock budget would "
+                       "measure the replay, not the trainings; fix: give the budget in trials "
+                       "or device-hours (--budget 200trials, --budget 2cpuh)")
+    for present, what in ((space.config.search.fidelity, "search.fidelity"),
+                          (ray_address or space.config.search.ray_address, "Ray"),
+                          (space.config.search.measure, "search.measure")):
+        if present:
+            raise NasError(f"{where}: cannot be combined with {what} (a table holds each "
+                           f"training's final values, measured once); fix: remove {what}")
+    executor = ReplayExecutor.open(table_path(space.path, evaluate.table))
+    executor.check_objectives([o.name for o in space.objectives], where)
+    return executor.fingerprint
 
 
 class ReplayExecutor:

@@ -31,7 +31,7 @@ Cost: each replicate is a full training, charged to the trial in the ledger (not
 re-measurement, this phase starts after the budget is spent and may overrun it by up to
 (N-1) trainings per replicated trial; a `trials` budget does not count it (no new trial).
 
-Order: replicates run before the latency re-measurement (nas.orchestrator.search: the means
+Order: replicates run before the latency re-measurement (nas.orchestrator.settle: the means
 move the front most, and the front whose latency is then re-timed is the replicated one); if
 the re-measurement brings new trials on or near the front, they are replicated in turn.
 
@@ -214,7 +214,7 @@ class FrontReplicates:
             output = future.result()
             self.report.trainings += 1
             return dict(output.result.metrics), float(output.seconds)
-        from nas.orchestrator.executor import WorkerLost
+        from nas.orchestrator.executor_base import WorkerLost
 
         if isinstance(exc, WorkerLost):
             self.heal()

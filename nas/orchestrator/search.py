@@ -1,21 +1,13 @@
-"""The search loop: ask the strategy, dedupe, dispatch to workers, record, tell, mind the budget.
+"""A search session from start to end: `run_search` (a new run) and `resume_search` (a stopped
+or crashed one), around the loop of `nas.orchestrator.loop`.
 
-The driver (this loop) is the only writer to the database. Each finished trial is committed in
-one transaction before the strategy hears of it, so a crash loses at most the trials in flight.
-
-With `search.fidelity`, a trial trains in segments that end at the rungs of
-`nas.strategies.halving`: after each, the multi-objective successive-halving rule says
-continue (the next segment starts at once from the trial's checkpoint), pause (the checkpoint
-waits; a free worker promotes the best paused trial that has come inside its rung's quota
-before it samples anything new) or, at the last rung, complete. Every segment is charged to the
-ledger; trials still paused when the search ends are PRUNED with their curves.
-
-Faults: a trial whose worker process is lost (killed, crashed) starts again on a fresh worker,
-the same candidate from the same rung, up to `search.retries` times, each lost attempt charged;
-a trial that raised is not retried. A trial that runs out of device memory is INFEASIBLE and
-the strategy hears so, as for a candidate failing a constraint. The first Ctrl-C stops new
-work and lets running trials finish; a second cancels them, and so does SIGTERM or a closed
-stdout (see `nas.orchestrator.interrupts`, `nas.orchestrator.output`).
+A session checks what it is asked before anything is written (trusted user code, the
+measurement device, the workers and threads; on resume, that no live driver holds the run and
+that its folder stays inside the artifacts root: `nas.orchestrator.takeover`), creates or
+reopens the run, builds or rebuilds the strategy (`nas.orchestrator.history`), starts the
+workers (`nas.orchestrator.workers`), runs the loop under a heartbeat
+(`nas.orchestrator.heartbeat`), and ends the run: its status and message, the trials left in
+flight, the weight files its policy keeps, and the Optuna copy of its study.
 
 The driver's own end: from the run's creation on, whatever stops the driver short of SIGKILL
 (a signal, a full disk, a bug) marks the run interrupted or failed and records the trials in
@@ -23,157 +15,59 @@ flight FAIL, charged; only a database that refuses every write leaves it `runnin
 `nas resume` to take over. Resume trains the trials that ended without a verdict on their
 candidate again (`nas.orchestrator.requeue`). A trial's device-seconds are always the sum of
 its ledger rows: retries, multi-fidelity segments and the attempt lost with a driver.
-
-Latency: timed by the training worker before it trains, or, with `search.measure`, by one
-separate measurement worker (`nas.orchestrator.measurer`) that gets the trial when it starts;
-the two results are joined when both are in. A search that ends normally then re-measures the
-latency of its front (`search.remeasure`, `nas.orchestrator.remeasure`).
 """
 
 from __future__ import annotations
 
 import os
-import platform
 import socket
 import time
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import optuna
 from sqlalchemy.exc import SQLAlchemyError
 
-import nas
-from nas.budget import Budget, parse_budget
-from nas.errors import NasError, StoreError
-from nas.evaluate.measurement import cacheable
-from nas.evaluate.trial import TrialRequest
-from nas.failures import CANCELLED, ERROR, INFEASIBLE_FAILURES, LOST
-from nas.formatting import format_seconds
-from nas.orchestrator.executor import (
-    LocalExecutor,
-    TrialFailed,
-    TrialOutOfMemory,
-    WorkerLost,
-    WorkerOutput,
-    default_workers,
-)
-from nas.orchestrator.heartbeat import (
-    STALE_INTERVALS,
-    Heartbeat,
-    driver_alive,
-    driver_gone,
-    heartbeat_age,
-    interval_seconds,
-)
-from nas.orchestrator.history import rebuilt_strategy, write_optuna_copy
+from nas.budget import parse_budget
+from nas.errors import StoreError
+from nas.orchestrator.heartbeat import Heartbeat
+from nas.orchestrator.history import prepare_study_storage, rebuilt_strategy, write_optuna_copy
 from nas.orchestrator.interrupts import Interrupts
-from nas.orchestrator.measurer import Measurer, join
+from nas.orchestrator.loop import SearchLoop
+from nas.orchestrator.options import SearchOptions
 from nas.orchestrator.output import OutputGuard
 from nas.orchestrator.progress import Reporter, SearchState
-from nas.orchestrator.remeasure import FrontRemeasure
-from nas.orchestrator.replicates import FrontReplicates, replicated_objectives
+from nas.orchestrator.replay_executor import check_replay
 from nas.orchestrator.requeue import requeue_unfinished
+from nas.orchestrator.takeover import check_run_folder, refuse_if_alive
+from nas.orchestrator.versions import versions
+from nas.orchestrator.workers import check_measure_device, check_parallelism, start_workers
 from nas.searchspace import SearchSpace
-from nas.spec import ArchSpec
 from nas.store import (
     COMPLETE,
     DUPLICATE,
     FAIL,
     INFEASIBLE,
-    PAUSED,
     PRUNED,
-    RUNNING,
-    Decision,
     RunRecord,
     Store,
     TrialRecord,
 )
-from nas.store.artifacts import ArtifactFile, weights_path
-from nas.strategies import (
-    Complete,
-    Duplicate,
-    Failed,
-    Infeasible,
-    Paused,
-    Proposal,
-    Pruned,
-    SpaceExhausted,
-    Strategy,
-    make_strategy,
-)
-from nas.strategies.halving import Fidelity, SuccessiveHalving
+from nas.strategies import Strategy, make_strategy
 
-# Consecutive samples that were all duplicates or infeasible (failing a constraint of the space)
-# before we call the space exhausted: its feasible part is empty, or all of it already trained.
-MAX_DUPLICATE_STREAK = 200
-_POLL_SECONDS = 0.5
-
-
-@dataclass(frozen=True)
-class SearchOptions:
-    budget: Budget | None  # None only when resuming: the run's own budget
-    storage: str
-    name: str | None = None
-    seed: int | None = None  # overrides the space's search.seed
-    workers: int | None = None  # None: a local worker per GPU (1 without); Ray: the cluster decides
-    threads: int | None = None  # torch threads per worker; default: cores / workers
-    keep_weights: str | None = None  # front | all | none; default: the space's search.keep_weights
-    ray_address: str | None = None  # trials on this Ray cluster; default: search.ray_address
-    num_cpus_per_trial: float | None = None  # Ray only; default: the space's, else 1
-    num_gpus_per_trial: float | None = None  # Ray only; default: the space's, else 0
-    # resume: import the user code the stored space names (a new search takes the permission
-    # its space was loaded with); either way each trial request carries it to its worker
-    allow_code: bool = False
-
-
-@dataclass
-class _Pending:
-    """A trial in flight (or paused between multi-fidelity segments)."""
-
-    proposal: Proposal
-    started: float
-    rung: int = 0  # the rung its current segment trains to (0 without multi-fidelity)
-    metrics: dict[str, float] = field(default_factory=dict)  # of earlier segments (latency...)
-    curve: list[tuple[int, str, float]] = field(default_factory=list)  # of earlier segments
-    retries: int = 0  # attempts lost with their worker so far
-    seconds: float = 0.0  # charged for its finished segments so far (multi-fidelity)
-    latency: Future | None = None  # its measurement on the measurement worker (search.measure)
-    screening: bool = False  # in flight: the measurements its constraints need (no training)
-    screened: bool = False  # met the constraints that need measurements
-
-    @property
-    def number(self) -> int:
-        return self.proposal.number
-
-    @property
-    def spec(self) -> ArchSpec:
-        return self.proposal.spec
+__all__ = ["SearchOptions", "SearchOutcome", "resume_search", "run_search"]
 
 
 @dataclass
 class SearchOutcome:
+    """How a session ended, read back from the database: the run, its status (finished,
+    interrupted or failed), why, and its Pareto front."""
+
     run_name: str
     status: str
     message: str
     front: list[TrialRecord] = field(default_factory=list)
-
-
-def versions() -> dict[str, str]:
-    """The software searching: nas, torch, optuna, python, and triton where it is installed
-    (read from its metadata; importing it is not needed)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    import torch
-
-    found = {"nas": nas.__version__, "torch": torch.__version__, "optuna": optuna.__version__,
-             "python": platform.python_version()}
-    try:
-        found["triton"] = version("triton")
-    except PackageNotFoundError:
-        pass
-    return found
 
 
 def run_search(space: SearchSpace, options: SearchOptions, reporter: Reporter) -> SearchOutcome:
@@ -187,6 +81,7 @@ def run_search(space: SearchSpace, options: SearchOptions, reporter: Reporter) -
     require_trusted(space)
     check_measure_device(space)
     check_parallelism(space, options)
+    replay = check_replay(space, options.budget.unit, options.ray_address)
     store = Store(options.storage)
     seed = space.config.search.seed if options.seed is None else options.seed
     objectives = [{"name": o.name, "direction": o.direction} for o in space.objectives]
@@ -199,7 +94,8 @@ def run_search(space: SearchSpace, options: SearchOptions, reporter: Reporter) -
                 space_text=space.text, space_hash=space.space_hash, objectives=objectives,
                 strategy=space.strategy, seed=seed, budget=options.budget.text,
                 budget_unit=options.budget.unit, budget_amount=options.budget.amount,
-                versions=versions(), host=socket.gethostname(), driver_pid=os.getpid(),
+                versions={**versions(), **({"replay": replay} if replay else {})},
+                host=socket.gethostname(), driver_pid=os.getpid(),
             )
         with _ends_run_on_error(store, run.id, interrupts, "while starting"), \
                 interrupts.immediate(), _writing(options.storage):
@@ -225,8 +121,8 @@ def resume_search(run_name: str, options: SearchOptions, reporter: Reporter) -> 
     """
     store = Store(options.storage, create=False)
     run = store.run(run_name)
-    _refuse_if_alive(run, options.storage)
-    _check_run_folder(store, run)
+    refuse_if_alive(run, options.storage)
+    check_run_folder(store, run)
     from nas.searchspace import loads
     from nas.searchspace.loader import require_trusted
 
@@ -235,6 +131,7 @@ def resume_search(run_name: str, options: SearchOptions, reporter: Reporter) -> 
     check_measure_device(space)
     check_parallelism(space, options)
     budget = options.budget or parse_budget(run.budget)
+    check_replay(space, budget.unit, options.ray_address)
     interrupts = Interrupts()  # from here to the end, a signal never leaves the run `running`
     with interrupts:
         with interrupts.immediate(), _writing(options.storage):
@@ -250,129 +147,6 @@ def resume_search(run_name: str, options: SearchOptions, reporter: Reporter) -> 
                       reporter, interrupts)
 
 
-def _check_run_folder(store: Store, run: RunRecord) -> None:
-    """Resuming writes checkpoints and weights into the run's folder. A database may have been
-    edited by hand: refuse (StoreError, one line) a run whose name is no plain folder name or
-    whose folder is a link leading out of the artifacts root, before anything is written."""
-    from nas.store.artifacts import OutsideFolder, run_directory
-
-    try:
-        run_directory(store.artifacts_root, store.run_folder(run.name))
-    except OutsideFolder as exc:
-        raise StoreError(f"cannot resume run {run.name!r}: {exc}; fix: replace the link by a "
-                         "plain folder (or move the files back into one)") from None
-
-
-def _refuse_if_alive(run: RunRecord, url: str) -> None:
-    """Two drivers on one run would both write: refuse while the recorded one is alive.
-
-    On the driver's own host its process id decides (a dead pid frees the run at once), unless
-    its heartbeat is stale (the pid was reused). Elsewhere the heartbeat decides: fresh means a
-    live driver, stale (nas.orchestrator.heartbeat) means it is gone. Runs from before heartbeats
-    fall back to the old rule: another host's driver cannot be checked, and with SQLite (one
-    machine, one writer) that is refused."""
-    from nas.store.engine import sqlite_path
-
-    if run.status != "running" or not run.driver_pid:
-        return
-    alive = driver_alive(run)
-    if run.host == socket.gethostname():
-        if driver_gone(run):
-            return  # it died without finishing the run: safe to take over
-        server = "" if sqlite_path(url) is None else (
-            " (a SQLite database takes one search driver per run; several need PostgreSQL)")
-        raise StoreError(f"run {run.name!r} is still being searched by process "
-                         f"{run.driver_pid} on this host; stop it (Ctrl-C) before resuming{server}")
-    if alive is False:
-        return  # its heartbeat stopped: the driver is gone, wherever it ran
-    if alive:
-        limit = STALE_INTERVALS * interval_seconds()
-        raise StoreError(
-            f"run {run.name!r} is being searched by process {run.driver_pid} on host "
-            f"{run.host} (heartbeat {heartbeat_age(run):.0f} s ago); stop it there first. If that "
-            f"driver is gone, the run can be resumed once its heartbeat is {limit:.0f} s old")
-    if sqlite_path(url) is not None:
-        raise StoreError(
-            f"run {run.name!r} is marked running by process {run.driver_pid} on host "
-            f"{run.host}; a SQLite database takes one search driver per run — several "
-            "drivers need a server database (postgresql://...). If that driver is dead, "
-            "resume from its host")
-
-
-MAX_RAY_WORKERS = 10_000  # trials in flight on a cluster
-MAX_THREADS = 1024
-
-
-def max_local_workers() -> int:
-    """The most local worker processes a search may start: each imports torch (~150 MB) and
-    trains, so far more processes than cores only thrash (or exhaust memory)."""
-    return max(8, 4 * (os.cpu_count() or 1))
-
-
-def check_parallelism(space: SearchSpace, options: SearchOptions) -> None:
-    """NasError (one line, with the fix) for --workers / --threads beyond what this machine
-    (or a Ray cluster) can use, before any run is created or process started."""
-    local = not (options.ray_address or space.config.search.ray_address)
-    limit = max_local_workers() if local else MAX_RAY_WORKERS
-    if options.workers is not None and options.workers > limit:
-        where = (f"this machine has {os.cpu_count()} cores; at most {limit} local workers"
-                 if local else f"at most {limit:,} trials in flight on a Ray cluster")
-        raise NasError(f"--workers {options.workers:,} is too many ({where}); fix: pass "
-                       f"--workers {min(limit, os.cpu_count() or 1) if local else limit} or fewer")
-    if options.threads is not None and options.threads > MAX_THREADS:
-        raise NasError(f"--threads {options.threads:,} is too many (at most {MAX_THREADS}); "
-                       f"fix: pass --threads {os.cpu_count() or 1} or fewer")
-
-
-def make_executor(space: SearchSpace, options: SearchOptions):
-    """RayExecutor when a Ray address is given (flag, else the space's search.ray_address),
-    else LocalExecutor. With Ray, `workers` > 1 caps the trials in flight; 1 (the default)
-    lets the cluster's size decide."""
-    search = space.config.search
-    address = options.ray_address or search.ray_address
-    if not address:
-        workers = options.workers or default_workers()
-        return LocalExecutor(workers, options.threads or _training_threads(space, workers))
-    from nas.orchestrator.ray_executor import RayExecutor
-
-    cpus = options.num_cpus_per_trial or search.num_cpus_per_trial
-    gpus = search.num_gpus_per_trial if options.num_gpus_per_trial is None \
-        else options.num_gpus_per_trial
-    return RayExecutor(address, cpus, gpus,
-                       workers=options.workers if (options.workers or 0) > 1 else None)
-
-
-def _training_threads(space: SearchSpace, workers: int) -> int | None:
-    """Local training threads when none are given: with a CPU measurement worker its threads
-    are kept out of the share, so timing does not compete with training for cores (None: the
-    executor's default)."""
-    measure = space.config.search.measure
-    if measure is None or measure.device != "cpu":
-        return None
-    return max(1, ((os.cpu_count() or 1) - measure.threads) // max(1, workers))
-
-
-def check_measure_device(space: SearchSpace) -> None:
-    """NasError when `search.measure.device` names a CUDA device this machine lacks."""
-    measure = space.config.search.measure
-    if measure is None or not measure.device.startswith("cuda"):
-        return
-    import torch
-
-    index = int(measure.device.partition(":")[2] or 0)
-    if not torch.cuda.is_available() or index >= torch.cuda.device_count():
-        raise NasError(f"{space.path}: search.measure.device: {measure.device} is not a CUDA "
-                       f"device of this machine ({torch.cuda.device_count()} found); use cpu, "
-                       "or run the search where that device is")
-
-
-def make_measurer(space: SearchSpace) -> Measurer | None:
-    """The separate latency-measurement worker of `search.measure`, or None (latency is then
-    timed by the training workers)."""
-    measure = space.config.search.measure
-    return None if measure is None else Measurer(measure.device, measure.threads)
-
-
 def _drive(space: SearchSpace, options: SearchOptions, store: Store, run: RunRecord,
            strategy: Strategy, seed: int, reporter: Reporter,
            interrupts: Interrupts) -> SearchOutcome:
@@ -386,7 +160,7 @@ def _drive(space: SearchSpace, options: SearchOptions, store: Store, run: RunRec
     told to the strategy) and their workers are stopped."""
     with _ends_run_on_error(store, run.id, interrupts, "while starting the workers"), \
             interrupts.immediate():
-        executor, measurer = _start_workers(space, options, store, run)
+        executor, measurer = start_workers(space, options)
     with _ends_run_on_error(store, run.id, interrupts, "while starting",
                             stop=(executor, measurer)), interrupts.immediate():
         counts = store.state_counts(run.id)
@@ -400,7 +174,7 @@ def _drive(space: SearchSpace, options: SearchOptions, store: Store, run: RunRec
                             pruned=counts.get(PRUNED, 0), front=store.pareto(run.id))
     # A closed stdout (`nas search | head`) stops the search as SIGTERM would.
     reporter = OutputGuard(reporter, on_closed=lambda: interrupts.stop("stdout closed"))
-    loop = _Loop(space, options, store, run.id, strategy, executor, state, reporter, seed,
+    loop = SearchLoop(space, options, store, run.id, strategy, executor, state, reporter, seed,
                  interrupts, measurer)
     status, message = "failed", "the search stopped on an unexpected error"
     database_error = None
@@ -456,15 +230,6 @@ def _writing(url: str) -> Iterator[None]:
         raise StoreError(f"cannot write to {url}: {storage_reason(exc)}") from None
 
 
-def prepare_study_storage(store: Store) -> None:
-    """Create Optuna's tables in the store's database, one process at a time (under the lock
-    nas's own migrations take): two searches starting at once on a new database would
-    otherwise both create them, and the second fail ("table studies already exists")."""
-    with store.schema_lock():
-        storage = optuna.storages.RDBStorage(store.url)
-        storage.engine.dispose()
-
-
 @contextmanager
 def _ends_run_on_error(store: Store, run_id: int, interrupts: Interrupts, when: str,
                        stop: tuple = ()) -> Iterator[None]:
@@ -491,20 +256,6 @@ def _ends_run_on_error(store: Store, run_id: int, interrupts: Interrupts, when: 
         raise
 
 
-def _start_workers(space: SearchSpace, options: SearchOptions, store: Store, run: RunRecord):
-    """(executor, measurer or None). If either cannot start (a Ray cluster that cannot be
-    reached or cannot place a trial, ...) the one started is stopped and the error raised; the
-    caller (`_ends_run_on_error`) marks the run failed with the reason."""
-    executor = None
-    try:
-        executor = make_executor(space, options)
-        return executor, make_measurer(space)
-    except BaseException:
-        if executor is not None:
-            executor.shutdown(cancel=True)
-        raise
-
-
 def _proxy_agreement(store: Store, run_id: int) -> list[dict]:
     """How each proxy task ranks the run's completed trials against the target (see
     nas.evaluate.ranking); empty without proxies or when the database cannot be read."""
@@ -517,7 +268,7 @@ def _proxy_agreement(store: Store, run_id: int) -> list[dict]:
     return proxy_agreement(complete, proxy_names(complete))
 
 
-def _end_run(store: Store, run_id: int, loop: _Loop, status: str, message: str,
+def _end_run(store: Store, run_id: int, loop: SearchLoop, status: str, message: str,
              elapsed: float) -> None:
     """Prune the run's weight files to its policy (all kept when the front may still be
     re-measured) and mark the run `status`. A database that refuses is left as it is: every
@@ -533,7 +284,7 @@ def _end_run(store: Store, run_id: int, loop: _Loop, status: str, message: str,
         pass
 
 
-def _record_unfinished(loop: _Loop, status: str, message: str) -> None:
+def _record_unfinished(loop: SearchLoop, status: str, message: str) -> None:
     """A search that did not finish stopped the trials in flight (and the one whose result
     it was storing, if that failed): record them FAIL, charged, "cancelled: ..." after an
     interrupt, "abandoned: ..." after an error, so `nas resume` trains them again. Where the
@@ -549,679 +300,3 @@ def _record_unfinished(loop: _Loop, status: str, message: str) -> None:
         loop.cancel_pending(error, note)
     except STORAGE_ERRORS:
         pass
-
-
-class _Loop:
-    def __init__(self, space, options, store, run_id, strategy: Strategy, executor, state,
-                 reporter, seed, interrupts=None, measurer=None):
-        self.space, self.options, self.store, self.run_id = space, options, store, run_id
-        self.strategy, self.executor, self.state, self.reporter = (strategy, executor, state,
-                                                                   reporter)
-        self.seed = seed
-        self.interrupts = interrupts or Interrupts()
-        self.draining = False  # after the first Ctrl-C: finish what runs, start nothing
-        self.cancelled = 0
-        self.retries = space.config.search.retries
-        self.pending: dict[Future, _Pending] = {}
-        self.duplicate_streak = 0
-        self.infeasible_streak = 0
-        self.exhausted: str | None = None  # set once sampling is given up: never sample again
-        self.keep = options.keep_weights or space.config.search.keep_weights
-        self.artifacts_root = store.artifacts_root
-        fidelity = space.config.search.fidelity
-        self.fidelity = fidelity and Fidelity(fidelity.min_steps, space.config.training.steps,
-                                              fidelity.reduction)
-        self.halving = self.fidelity and SuccessiveHalving(
-            self.fidelity, [o["direction"] for o in state.objectives])
-        self.paused: dict[int, _Pending] = {}
-        self.measurer: Measurer | None = measurer  # None: training workers time latency
-        self.remeasuring: FrontRemeasure | None = None  # while the front is re-measured
-        self.replicating: FrontReplicates | None = None  # while the front is replicated
-        self.replicated_trials = 0  # trials replicated by this driver (settle_front)
-        self.finishing: _Pending | None = None  # the trial whose result is being stored
-        # completed trials' device-seconds, sorted, and the completed count they were read at
-        self._costs: tuple[int, list[float]] | None = None
-        self.budget_stopped = False  # running trials were stopped when the budget ran out
-        # What the constraints need measured before a candidate trains (empty: nothing), and
-        # those measurements by architecture (they do not depend on the recipe or weights).
-        self.screens = space.constraint_measurements()
-        self.screened: dict[str, dict[str, float]] = {}
-
-    def run(self) -> str:
-        """Search until the budget or the space runs out (returns why), or until Ctrl-C
-        (raises KeyboardInterrupt once the running trials have finished or been cancelled)."""
-        while True:
-            self._check_interrupts()
-            stop = None if self.draining else self._fill_workers()
-            if not self.pending:
-                self._retire_paused()
-                if self.draining:
-                    raise KeyboardInterrupt
-                return stop or "nothing left to run"
-            done, _ = wait(list(self.pending), timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
-            for future in done:
-                self.finishing = self.pending.pop(future)
-                self._finish(future, self.finishing)
-                self.finishing = None  # stored (else the error leaves it for cancel_pending)
-            self._refresh_budget()
-            self._stop_overrun()
-            self.reporter.update(self.state)
-
-    # -- Ctrl-C ------------------------------------------------------------------------------
-    def _check_interrupts(self) -> None:
-        """First Ctrl-C: drain (start nothing more); second: raise to cancel what runs."""
-        if self.interrupts.count >= 2:
-            raise KeyboardInterrupt
-        if self.interrupts.count == 1 and not self.draining:
-            self.draining = True
-            self.reporter.interrupted(len(self.pending))
-
-    def cancel_pending(self, error: str, note: str = "cancelled") -> None:
-        """The trials in flight, and the one being finished when the search stopped (its
-        result not stored), were stopped unfinished: FAIL with `error`, charged their time so
-        far (ledger `note`, which is also their failure class: cancelled or abandoned), told
-        to the strategy as failed. Each is dropped from the loop
-        once recorded, so a database error part-way leaves the rest RUNNING for finish_run."""
-        unfinished = list(self.pending.items())
-        if self.finishing is not None:
-            unfinished.append((None, self.finishing))
-        for future, pending in unfinished:
-            seconds = time.monotonic() - pending.started
-            self.store.fail_trial(self.run_id, pending.number, error=error,
-                                  device_seconds=seconds, wall_seconds=seconds, note=note,
-                                  failure=note)
-            if future is None:
-                self.finishing = None
-            else:
-                del self.pending[future]
-            self.strategy.tell(pending.number, Failed(note, error))
-            self._drop_checkpoint(pending.number)
-            self.state.failed += 1
-            self.cancelled += 1
-            self.reporter.trial_failed(pending.number, pending.spec, error)
-        self.state.running = 0
-
-    def interrupted_message(self) -> str:
-        """How a Ctrl-C ended the search: drained, or with running trials cancelled."""
-        cause = self.interrupts.cause
-        if self.replicating is not None:
-            return (f"interrupted ({cause}) while replicating the front, after "
-                    f"{self.replicating.report.trials} trial(s); `nas resume "
-                    f"{self.state.run_name}` replicates the rest")
-        if self.remeasuring is not None:
-            return (f"interrupted ({cause}) while re-measuring the front, after "
-                    f"{self.remeasuring.report.trials} trial(s); `nas resume "
-                    f"{self.state.run_name}` re-measures the rest")
-        if self.pending:  # about to be cancelled
-            twice = "" if self.interrupts.terminated else " twice"
-            return (f"interrupted ({cause}{twice}): {len(self.pending)} running "
-                    "trial(s) cancelled")
-        return f"interrupted ({cause}); running trials were let finish"
-
-    # -- budget ------------------------------------------------------------------------------
-    def _refresh_budget(self) -> None:
-        budget = self.options.budget
-        device_seconds, _, charged = self.store.ledger(self.run_id)
-        if budget.unit == "device_seconds":
-            self.state.spent = device_seconds
-        elif budget.unit == "wall_seconds":
-            self.state.spent = self.state.elapsed()
-        else:
-            self.state.spent = charged
-        self.state.device_seconds = device_seconds
-
-    def _budget_left(self, new_trial: bool = True) -> bool:
-        """Whether work may start: a new trial, or (new_trial=False) another segment of a
-        trial already counted, which a trials budget does not count again. A time budget
-        (device-seconds or wall clock) starts a new trial only if what it is expected to cost
-        fits in what is left after the trials in flight (`_expected_seconds`)."""
-        self._refresh_budget()
-        budget = self.options.budget
-        if budget.unit == "trials":
-            if not new_trial:
-                return True
-            starting = sum(1 for p in self.pending.values() if p.rung == 0)
-            return self.state.spent + starting < budget.amount
-        if self._in_flight_spent() >= budget.amount:
-            return False
-        expected = self._expected_seconds() if new_trial else None
-        if expected is None:
-            return True
-        if budget.unit == "wall_seconds":
-            return self.state.elapsed() + expected <= budget.amount
-        owed = sum(max(0.0, expected - (time.monotonic() - p.started))
-                   for p in self.pending.values())
-        return self._in_flight_spent() + owed + expected <= budget.amount
-
-    def _budget_message(self) -> str:
-        """Why no new trial starts: the budget is spent, or what is left would not hold the
-        next trial at this run's typical cost."""
-        budget = self.options.budget
-        message = f"budget spent: {budget.describe(self.state.spent)}"
-        expected = self._expected_seconds()
-        if budget.unit != "trials" and expected is not None \
-                and self._in_flight_spent() < budget.amount:
-            message += (f"; {budget.describe_left(self._in_flight_spent())} left would not "
-                        f"hold another trial (they take about {format_seconds(expected)})")
-        return message
-
-    def _in_flight_spent(self) -> float:
-        """What the budget has used counting the trials in flight so far: the wall clock, or
-        the ledger's device-seconds plus each running trial's seconds since its segment
-        started (not yet charged; one device each, as the ledger counts a local worker)."""
-        if self.options.budget.unit == "wall_seconds":
-            return self.state.elapsed()
-        now = time.monotonic()
-        return self.state.spent + sum(now - p.started for p in self.pending.values())
-
-    def _expected_seconds(self) -> float | None:
-        """What a new trial is expected to cost: the median device-seconds of this run's
-        completed trials (None before any completed, or with multi-fidelity, where a trial's
-        cost depends on how far it is promoted)."""
-        if self.fidelity is not None:
-            return None
-        if self._costs is None or self._costs[0] != self.state.complete:  # once per completion
-            self._costs = (self.state.complete,
-                           sorted(s for s in self.store.device_seconds(self.run_id, COMPLETE)
-                                  if s > 0))
-        costs = self._costs[1]
-        return costs[len(costs) // 2] if costs else None
-
-    def _stop_overrun(self) -> None:
-        """A time budget spent while trials run: stop them now (FAIL "cancelled", charged what
-        they used; `nas resume --budget MORE` trains them again) rather than let the search
-        overrun its budget by a whole trial."""
-        budget = self.options.budget
-        if budget.unit == "trials" or not self.pending or self.remeasuring is not None:
-            return
-        if self._in_flight_spent() < budget.amount:
-            return
-        for future in list(self.pending):
-            self.executor.cancel(future)
-        self.cancel_pending(f"cancelled: the budget ({budget.text}) was spent while it ran",
-                            "cancelled")
-        self.budget_stopped = True
-
-    # -- dispatch ----------------------------------------------------------------------------
-    def _fill_workers(self) -> str | None:
-        """Start trials until every worker is busy; a reason string once no more may start."""
-        while len(self.pending) < self.executor.workers:
-            if self.interrupts.count:  # a Ctrl-C while filling: start nothing more
-                return None
-            if self.halving is not None and self._budget_left(new_trial=False):
-                promotion = self.halving.next_promotion()
-                if promotion is not None:
-                    number, rung = promotion
-                    self.store.set_trial_state(self.run_id, number, RUNNING)
-                    self._submit(self.paused.pop(number), rung + 1)
-                    self.state.paused = len(self.paused)
-                    continue
-            if self.exhausted:
-                return self.exhausted
-            if not self._budget_left():
-                return self._budget_message()
-            try:
-                proposal = self._screen_known(self._propose())
-            except SpaceExhausted as exc:  # an exhaustive strategy proposed everything
-                self.exhausted = f"search space exhausted: {exc}"
-                return self.exhausted
-            if proposal.answer is not None:
-                self._record_answer(proposal)
-                if self.infeasible_streak + self.duplicate_streak >= MAX_DUPLICATE_STREAK:
-                    self.exhausted = self._exhausted_message()
-                    return self.exhausted
-                continue
-            if not self.screens:  # else once it passes its measured constraints
-                self.duplicate_streak = self.infeasible_streak = 0
-            self.store.start_trial(self.run_id, proposal.number, proposal.spec,
-                                   worker=getattr(self.executor, "name", "local"),
-                                   decision=_decision(proposal))
-            self._submit(_Pending(proposal, time.monotonic()), rung=0)
-            self.reporter.trial_started(proposal.number, proposal.spec)
-        return None
-
-    def _propose(self) -> Proposal:
-        """The strategy's next candidate (screened: a duplicate or infeasible one comes back
-        answered; a constraint on params, FLOPs or state builds the model on the meta device,
-        which for a large one takes seconds). The loop does not poll for signals meanwhile, so
-        one interrupts at once; the strategy then tells itself the trial failed. The
-        architecture's costs are stored from the worker's model when the trial completes."""
-        with self.interrupts.immediate():
-            return self.strategy.propose()
-
-    def _submit(self, pending: _Pending, rung: int) -> None:
-        """Start `pending`'s next segment (its whole training without multi-fidelity); first,
-        where the space has constraints that need measurements, those measurements."""
-        if rung == 0 and self.screens and not pending.screened:
-            self._submit_screen(pending)
-            return
-        number = pending.number
-        last = self.fidelity is None or rung == len(self.fidelity.rungs) - 1
-        checkpoint = None if self.fidelity is None else self._checkpoint_file(number)
-        elsewhere = self.measurer is not None  # latency is timed by the measurement worker
-        request = TrialRequest(
-            spec_json=pending.spec.to_json(), task=self.space.task,
-            latency=() if elsewhere else self.space.latency_requests(), seed=self.seed,
-            num_threads=self.executor.threads, weights_file=self._weights_file(number),
-            stop_step=None if last else self.fidelity.rungs[rung],
-            checkpoint_in=checkpoint if rung > 0 else None,
-            checkpoint_out=None if last else checkpoint,
-            latency_cache=() if rung > 0 or elsewhere else self._steady_timings(pending.spec),
-            proxies=self.space.proxy_requests(), allow_code=self.space.allow_code,
-            time_limit=self._time_left(pending),
-        )
-        pending.rung, pending.started = rung, time.monotonic()
-        future = self.executor.submit(request)
-        if elsewhere and rung == 0:  # the first segment reports latency: it waits for it
-            future = join(future, self._latency_future(pending))
-        self.pending[future] = pending
-        self.state.running = len(self.pending)
-
-    def _screen_known(self, proposal: Proposal) -> Proposal:
-        """`proposal`, answered Infeasible (and the strategy told) where its architecture's
-        constraint measurements are known this session and fail a measured constraint."""
-        known = self.screened.get(proposal.spec.arch_hash)
-        if proposal.answer is not None or known is None:
-            return proposal
-        reason = self.space.measured_violation(proposal.spec, known)
-        if reason is None:
-            return proposal
-        self.strategy.tell(proposal.number, Infeasible(reason))
-        return replace(proposal, answer=Infeasible(reason))
-
-    def _submit_screen(self, pending: _Pending) -> None:
-        """Measure what the space's constraints need on the untrained model (latency, memory),
-        where latency is timed (the measurement worker, else a training worker), the latency
-        cache answering what it holds; `_screened` takes the answer."""
-        request = TrialRequest(
-            spec_json=pending.spec.to_json(), task=self.space.task, latency=self.screens,
-            seed=self.seed, num_threads=self.executor.threads, latency_only=True,
-            latency_cache=self._steady_timings(pending.spec), allow_code=self.space.allow_code)
-        known = self.screened.get(pending.spec.arch_hash)
-        if known is not None:  # measured this session, and it met the constraints
-            self.duplicate_streak = self.infeasible_streak = 0
-            pending.screened = True
-            pending.metrics.update(known)
-            self._submit(pending, 0)
-            return
-        pending.screening, pending.started = True, time.monotonic()
-        self.pending[(self.measurer or self.executor).submit(request)] = pending
-        self.state.running = len(self.pending)
-
-    def _screened(self, output: WorkerOutput, pending: _Pending) -> None:
-        """The constraint measurements of `pending` are in: cached, then either it fails a
-        measured constraint (INFEASIBLE, charged the measuring, told to the strategy; it never
-        trains) or it is charged the measuring and its training starts."""
-        number, result = pending.number, output.result
-        self.store.record_latency(pending.spec.arch_hash, result.fingerprint, result.measured)
-        measured = {e["name"]: float(result.metrics[e["name"]]) for e in self.screens}
-        contended = any(result.metrics.get(f"{e['name']}_contended") for e in self.screens)
-        if not contended:  # a busy machine's figures are not kept to judge this architecture
-            self.screened[pending.spec.arch_hash] = measured
-        reason = self.space.measured_violation(pending.spec, measured)
-        if reason is not None and contended:
-            reason += " (timed while other processes kept the machine busy)"
-        if reason is None:
-            self.store.charge_trial(self.run_id, number, device_seconds=output.seconds,
-                                    wall_seconds=output.seconds, note="screen")
-            self.duplicate_streak = self.infeasible_streak = 0
-            pending.screened = True
-            pending.metrics.update(measured)
-            self._submit(pending, 0)
-            return
-        self.store.trial_infeasible(self.run_id, number, reason=reason, failure=None,
-                                    device_seconds=output.seconds, wall_seconds=output.seconds)
-        self.strategy.tell(number, Infeasible(reason))
-        self.infeasible_streak += 1
-        if self.infeasible_streak + self.duplicate_streak >= MAX_DUPLICATE_STREAK:
-            self.exhausted = self._exhausted_message()
-        self.state.infeasible += 1
-        self.state.running = len(self.pending)
-        self.reporter.trial_infeasible(number, pending.spec, reason)
-
-    def _time_left(self, pending: _Pending) -> float | None:
-        """Seconds of training `pending` may still take under `search.trial_timeout` (its
-        earlier segments' seconds spent), or None without a limit."""
-        limit = self.space.config.search.trial_timeout
-        return None if limit is None else max(0.0, limit - pending.seconds)
-
-    def _latency_future(self, pending: _Pending) -> Future:
-        """The trial's measurement on the measurement worker: sent when it first starts, kept
-        across retries of its training unless the measurement itself failed."""
-        future = pending.latency
-        if future is None or (future.done() and future.exception() is not None):
-            request = TrialRequest(
-                spec_json=pending.spec.to_json(), task=self.space.task,
-                latency=self.space.latency_requests(), seed=self.seed, latency_only=True,
-                latency_cache=self._steady_timings(pending.spec),
-                allow_code=self.space.allow_code)
-            future = pending.latency = self.measurer.submit(request)
-        return future
-
-    def _steady_timings(self, spec: ArchSpec) -> tuple[dict, ...]:
-        """The cached timings of `spec`'s architecture a trial may reuse instead of timing."""
-        return tuple(cacheable(self.store.cached_latency(spec.arch_hash)))
-
-    def front_unsettled(self) -> bool:
-        """Whether an end-of-search re-measurement of latency may still reorder the front: then
-        `keep_weights: front` prunes only at the end, since re-measured values can move any
-        trial onto the front (sessions drift well beyond one session's spread)."""
-        return bool(self.space.config.search.remeasure
-                    and self.space.latency_requests(timed_only=True)) or \
-            self.space.config.search.replicates is not None  # means move the front too
-
-    # -- the end: replicating the front ----------------------------------------------------
-    def settle_front(self, message: str) -> str:
-        """The end of a normal search: replicate the front's trained objectives with other
-        seeds (`search.replicates`), then re-measure its latency (`search.remeasure`); while
-        the re-measurement brings unreplicated trials on (or near) the front, again. Replicates
-        go first: the means move the front most, and the latency re-timed should be that of
-        the final front. `message` (why the search ended) with what was done appended."""
-        message = self.replicate_front(message)
-        message = self.remeasure_front(message)
-        if self.space.config.search.replicates is None:
-            return message
-        while True:
-            before = self.replicated_trials
-            message = self.replicate_front(message)
-            if self.replicated_trials == before:
-                return message
-            message = self.remeasure_front(message)
-
-    def replicate_front(self, message: str) -> str:
-        """Train the trials on (or near) the front again with `search.replicates.seeds` - 1
-        more seeds each (nas.orchestrator.replicates); `message` with what was done appended.
-        Ctrl-C raises KeyboardInterrupt."""
-        config = self.space.config.search.replicates
-        names = replicated_objectives(self.space.objectives)
-        if config is None or not names:
-            return message
-        template = TrialRequest(
-            spec_json="", task=self.space.task, latency=(), seed=self.seed,
-            num_threads=self.executor.threads, allow_code=self.space.allow_code,
-            time_limit=self.space.config.search.trial_timeout)
-
-        def on_trial(trial: TrialRecord, before: dict, after: dict) -> None:
-            self.reporter.trial_replicated(trial.number, trial.arch, before, after)
-
-        self.replicating = FrontReplicates(
-            self.store, self.run_id, self.state.objectives, names, config.seeds, config.scope,
-            self.executor, template, stop=self._end_step_tick,
-            on_start=lambda count, more: self.reporter.replicating(count, more),
-            on_trial=on_trial, heal=self.executor.heal)
-        report = self.replicating.run()
-        self.replicating = None
-        self.replicated_trials += report.trials
-        self._refresh_budget()
-        self.store.record_elapsed(self.run_id, self.state.elapsed())
-        self.state.front = self.store.pareto(self.run_id)
-        note = report.describe(config.seeds)
-        return f"{message}; {note}" if note else message
-
-    def _end_step_tick(self) -> None:
-        """Between the end-of-search steps' units of work: a Ctrl-C stops them
-        (KeyboardInterrupt); else the budget and the display are brought up to date."""
-        if self.interrupts.count:
-            raise KeyboardInterrupt
-        self._refresh_budget()
-        self.reporter.update(self.state)
-
-    # -- the end: re-measuring the front ---------------------------------------------------
-    def remeasure_front(self, message: str) -> str:
-        """Re-measure the latency of the front (and of the trials within noise of it) in
-        `search.remeasure` fresh sessions on the device that timed them; `message` (why the
-        search ended) with what was done appended. Ctrl-C raises KeyboardInterrupt."""
-        sessions = self.space.config.search.remeasure
-        latency = self.space.latency_requests(timed_only=True)  # memory is not noisy
-        if not sessions or not latency:
-            return message
-        runner = self.measurer or self.executor
-        template = TrialRequest(spec_json="", task=self.space.task, latency=latency,
-                                seed=self.seed, num_threads=self.executor.threads,
-                                latency_only=True, latency_sessions=sessions,
-                                allow_code=self.space.allow_code)
-        names = [entry["name"] for entry in latency]
-
-        def on_trial(trial: TrialRecord, before: dict, after: dict) -> None:
-            self.reporter.trial_remeasured(trial.number, trial.arch,
-                                           {n: before[n] for n in names},
-                                           {n: after[n] for n in names})
-
-        self.remeasuring = FrontRemeasure(
-            self.store, self.run_id, self.state.objectives, names, runner, template,
-            stop=self._end_step_tick,
-            on_start=lambda count: self.reporter.remeasuring(count, sessions),
-            on_trial=on_trial, heal=runner.heal)
-        report = self.remeasuring.run()
-        self.remeasuring = None
-        self._refresh_budget()
-        self.store.record_elapsed(self.run_id, self.state.elapsed())
-        self.state.front = self.store.pareto(self.run_id)
-        note = report.describe(sessions)
-        return f"{message}; {note}" if note else message
-
-    def _checkpoint_file(self, number: int) -> str:
-        return str(self.artifacts_root / self.store.run_folder(self.state.run_name)
-                   / f"{number}.checkpoint.pt")
-
-    def _drop_checkpoint(self, number: int) -> None:
-        if self.fidelity is not None:
-            try:
-                os.remove(self._checkpoint_file(number))
-            except FileNotFoundError:
-                pass
-
-    def _retire_paused(self) -> None:
-        """The search is ending: trials still paused at a rung are PRUNED (the strategy too)."""
-        names = [o["name"] for o in self.state.objectives]
-        for number, pending in sorted(self.paused.items()):
-            self.store.set_trial_state(self.run_id, number, PRUNED)
-            values = [pending.metrics[n] for n in names] \
-                if all(n in pending.metrics for n in names) else None
-            self.strategy.tell(number, Pruned(self.fidelity.rungs[pending.rung], values))
-            self._drop_checkpoint(number)
-            self.state.pruned += 1
-            self.reporter.trial_pruned(number, pending.spec)
-        self.paused.clear()
-        self.state.paused = 0
-
-    def _weights_path(self, number: int) -> str:
-        return weights_path(self.store.run_folder(self.state.run_name), number)
-
-    def _weights_file(self, number: int) -> str | None:
-        if self.keep == "none":
-            return None
-        return str(self.artifacts_root / self._weights_path(number))
-
-    def _record_answer(self, proposal: Proposal) -> None:
-        """A proposal the strategy answered without training: record it, count it, report it."""
-        if isinstance(proposal.answer, Infeasible):
-            self._record_infeasible(proposal, proposal.answer.reason)
-        else:
-            self._record_duplicate(proposal, proposal.answer)
-
-    def _record_infeasible(self, proposal: Proposal, reason: str) -> None:
-        """A candidate that fails a constraint: recorded INFEASIBLE with the reason, never
-        trained, charged nothing. The strategy was told (Optuna: through its constraints
-        support, so NSGA-II and TPE learn where the infeasible region is)."""
-        from nas.searchspace.constraints import meta_model
-
-        try:
-            params = int(meta_model(proposal.spec).num_params())
-        except Exception:  # only for display; the reason is what matters
-            params = None
-        self.store.add_infeasible(self.run_id, proposal.number, proposal.spec, reason,
-                                  params=params, decision=_decision(proposal))
-        self.infeasible_streak += 1
-        self.state.infeasible += 1
-        self.reporter.trial_infeasible(proposal.number, proposal.spec, reason)
-
-    def _exhausted_message(self) -> str:
-        """Why sampling stopped: every recent sample infeasible, or already trained, or both."""
-        if not self.infeasible_streak:
-            return (f"search space exhausted: the last {self.duplicate_streak} samples "
-                    "were all architectures already trained")
-        total = self.infeasible_streak + self.duplicate_streak
-        if not self.duplicate_streak:
-            return (f"no feasible candidates: the last {total} samples all failed the space's "
-                    "constraints (see the INFEASIBLE trials' errors); relax `constraints:` or "
-                    "widen the space")
-        return (f"search space exhausted: of the last {total} samples, {self.infeasible_streak} "
-                f"failed the space's constraints and {self.duplicate_streak} were architectures "
-                "already trained")
-
-    def _record_duplicate(self, proposal: Proposal, answer: Duplicate) -> None:
-        """A config trained before, or training now (running, paused at a rung, pruned there):
-        never trained twice. The strategy was told the earlier trial's final values, or, while
-        it has none (it may never: pruned), that this one was pruned."""
-        earlier = self.store.trial(self.run_id, answer.of_number)
-        self.store.add_duplicate(self.run_id, proposal.number, proposal.spec, earlier,
-                                 decision=_decision(proposal))
-        self.duplicate_streak += 1
-        self.state.duplicates += 1
-        self.reporter.trial_duplicate(proposal.number, proposal.spec, earlier.number)
-
-    # -- results -----------------------------------------------------------------------------
-    def _finish(self, future: Future, pending: _Pending) -> None:
-        number = pending.number
-        names = [o["name"] for o in self.state.objectives]
-        screening, pending.screening = pending.screening, False
-        try:
-            output: WorkerOutput = future.result()
-            if screening:
-                self._screened(output, pending)
-                return
-            pending.metrics.update(output.result.metrics)  # later segments overwrite, latency stays
-            pending.curve.extend(output.result.curve)
-            missing = [n for n in names if n not in pending.metrics]
-            if missing:
-                raise TrialFailed(f"the trial measured no {', '.join(missing)} (it measured: "
-                                  f"{', '.join(sorted(pending.metrics))})")
-        except WorkerLost as exc:
-            self._worker_lost(pending, exc)
-            return
-        except TrialOutOfMemory as exc:
-            self._out_of_memory(pending, exc)
-            return
-        except Exception as exc:  # the trial raised: record, go on
-            self._fail(pending, _describe_failure(exc), getattr(exc, "failure", ERROR))
-            return
-        result = output.result
-        pending.seconds += output.seconds
-        self.store.record_latency(pending.spec.arch_hash, result.fingerprint, result.measured)
-        values = {name: float(pending.metrics[name]) for name in names}
-        if self.halving is not None and self._at_rung(pending, values, output):
-            return
-        self._drop_checkpoint(number)
-        artifact = None
-        if result.weights is not None:
-            size, sha256 = result.weights
-            artifact = ArtifactFile(self._weights_path(number), size, sha256)
-        self.store.complete_trial(
-            self.run_id, number, values=values, metrics=pending.metrics, curve=pending.curve,
-            device=result.device, device_seconds=output.seconds, wall_seconds=output.seconds,
-            artifact=artifact, costs=result.costs,
-            elapsed_seconds=self.state.elapsed(),  # survives a crash
-        )
-        if self.keep == "front" and not self.front_unsettled():
-            self.store.prune_artifacts(self.run_id, "front")
-        self.strategy.tell(number, Complete([values[n] for n in names]))
-        if self.finishing is pending:  # stored and told: a failing reporter cancels nothing
-            self.finishing = None
-        self.state.complete += 1
-        self.state.running = len(self.pending)
-        self.state.front = self.store.pareto(self.run_id)
-        self.reporter.trial_complete(number, pending.spec, values, pending.seconds)
-
-    def _fail(self, pending: _Pending, error: str, failure: str) -> None:
-        """Record a trial that failed for good: FAIL with its failure class (nas.failures),
-        charged, and told to the strategy: Infeasible for a class that says the candidate is
-        (diverged: its recipe is unstable there), else Failed."""
-        number = pending.number
-        self._drop_checkpoint(number)
-        seconds = time.monotonic() - pending.started
-        self.store.fail_trial(self.run_id, number, error=error, device_seconds=seconds,
-                              wall_seconds=seconds, failure=failure)
-        first_line = error.splitlines()[0] if error else ""
-        self.strategy.tell(number, Infeasible(first_line) if failure in INFEASIBLE_FAILURES
-                           else Failed(failure, first_line))
-        if self.finishing is pending:  # stored and told
-            self.finishing = None
-        self.state.failed += 1
-        self.state.running = len(self.pending)
-        self.reporter.trial_failed(number, pending.spec, error)
-
-    def _worker_lost(self, pending: _Pending, exc: WorkerLost) -> None:
-        """The worker died under the trial: heal the executor, then start the same candidate
-        again from the same rung (same trial number, same spec) while retries are left and the
-        search is not draining or out of budget; else it fails."""
-        self.executor.heal()
-        error = _describe_failure(exc)
-        if self.interrupts.count:  # e.g. a SIGTERM sent to the whole process group
-            self._fail(pending, f"cancelled: the search was interrupted "
-                                f"({self.interrupts.cause}) while it ran; {error}", CANCELLED)
-            return
-        if pending.retries >= self.retries or self.draining \
-                or not self._budget_left(new_trial=False):
-            if pending.retries:
-                error += f" (lost {pending.retries + 1} times; search.retries: {self.retries})"
-            self._fail(pending, error, LOST)
-            return
-        seconds = time.monotonic() - pending.started
-        pending.retries = self.store.retry_trial(self.run_id, pending.number,
-                                                 device_seconds=seconds, wall_seconds=seconds)
-        self.reporter.trial_retry(pending.number, pending.spec, error, pending.retries)
-        self._submit(pending, pending.rung)
-
-    def _out_of_memory(self, pending: _Pending, exc: TrialOutOfMemory) -> None:
-        """The candidate does not fit its device: INFEASIBLE with the reason, its seconds
-        charged (it held the device until it failed), and the strategy told it is infeasible
-        (as a candidate failing a constraint), so it learns to avoid such candidates."""
-        number = pending.number
-        self._drop_checkpoint(number)
-        seconds = time.monotonic() - pending.started
-        reason = f"out of memory: {_describe_failure(exc)}"
-        self.store.trial_infeasible(self.run_id, number, reason=reason, device_seconds=seconds,
-                                    wall_seconds=seconds)
-        self.strategy.tell(number, Infeasible(reason))
-        self.state.infeasible += 1
-        self.state.running = len(self.pending)
-        self.reporter.trial_infeasible(number, pending.spec, reason.splitlines()[0])
-
-
-    def _at_rung(self, pending: _Pending, values: dict[str, float], output: WorkerOutput) -> bool:
-        """A segment ended below the last rung: report it, then continue, pause or (out of
-        budget) prune the trial; False at the last rung, where the trial completes."""
-        number = pending.number
-        decision = self.halving.report(number, pending.rung, list(values.values()))
-        if decision == "done":
-            return False
-        if decision == "continue" and (self.draining or not self._budget_left(new_trial=False)):
-            decision = "pause"  # no budget (or Ctrl-C) for the next segment: it may never run
-        state = {"continue": RUNNING, "pause": PAUSED}[decision]
-        self.store.record_rung(
-            self.run_id, number, state=state, values=values, metrics=pending.metrics,
-            curve=pending.curve, device=output.result.device, device_seconds=output.seconds,
-            wall_seconds=output.seconds,
-        )
-        steps = self.fidelity.rungs[pending.rung]
-        if decision == "continue":
-            self._submit(pending, pending.rung + 1)
-        else:
-            self.paused[number] = pending
-            self.state.paused = len(self.paused)
-            self.strategy.tell(number, Paused(steps, list(values.values())))
-        self.reporter.trial_rung(number, pending.spec, steps, values, decision)
-        return True
-
-
-def _decision(proposal: Proposal) -> Decision:
-    """What the strategy decided for `proposal`, as nas's tables keep it."""
-    return Decision(dict(proposal.params), dict(proposal.private), proposal.retrain_of)
-
-
-def _describe_failure(exc: BaseException) -> str:
-    """'Type: message' first, then the worker's traceback where there is one."""
-    if isinstance(exc, TrialFailed):
-        return f"{exc.message}\n{exc.worker_traceback.strip()}".strip()
-    return f"{type(exc).__name__}: {exc}"

@@ -2,7 +2,7 @@
 
 A strategy owns the search's decisions *what to try*: it samples the space itself, walking the
 compiled decision graph (`SearchSpace.sample` with a suggester of its own), and hears every
-outcome. The search loop (`nas.orchestrator.search`) and the Ray Tune searcher
+outcome. The search loop (`nas.orchestrator.loop`) and the Ray Tune searcher
 (`nas.integrations.tune`) decide where and when candidates run; they only call the methods
 below and never see the strategy's internals (no `optuna.Trial` outside an implementation).
 

@@ -16,13 +16,8 @@ from pathlib import Path
 import pytest
 
 from nas.evaluate.trial import TrialRequest, TrialResult
-from nas.orchestrator.executor import (
-    LocalExecutor,
-    TrialFailed,
-    TrialOutOfMemory,
-    WorkerLost,
-    WorkerOutput,
-)
+from nas.orchestrator.executor import LocalExecutor
+from nas.orchestrator.executor_base import TrialFailed, TrialOutOfMemory, WorkerLost, WorkerOutput
 
 
 def sleepy(request: TrialRequest) -> TrialResult:

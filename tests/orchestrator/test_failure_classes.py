@@ -26,7 +26,7 @@ from nas.failures import (
     TIMEOUT,
     classify,
 )
-from nas.orchestrator.executor import TrialFailed, TrialOutOfMemory, worker_failure
+from nas.orchestrator.executor_base import TrialFailed, TrialOutOfMemory, worker_failure
 from nas.orchestrator.progress import NullReporter
 from nas.orchestrator.search import SearchOptions, run_search
 from nas.searchspace import loads

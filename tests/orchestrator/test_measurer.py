@@ -10,7 +10,8 @@ import pytest
 
 from nas.budget import parse_budget
 from nas.evaluate.trial import TrialRequest, TrialResult
-from nas.orchestrator.executor import LocalExecutor, TrialFailed, WorkerOutput
+from nas.orchestrator.executor import LocalExecutor
+from nas.orchestrator.executor_base import TrialFailed, WorkerOutput
 from nas.orchestrator.measurer import Measurer, join
 from nas.orchestrator.progress import NullReporter
 from nas.orchestrator.search import SearchOptions, run_search

@@ -65,12 +65,12 @@ def test_a_resumed_search_reports_the_runs_counts_and_a_failed_start_marks_the_r
     assert reporter.state.duplicates == sum(t.state == DUPLICATE for t in trials)
     assert reporter.state.failed == sum(t.state == FAIL for t in trials) >= 1
 
-    import nas.orchestrator.search as search
+    import nas.orchestrator.workers as workers
 
     def unreachable(space, options):
         raise NasError("cannot reach a Ray cluster at 127.0.0.1:1")
 
-    monkeypatch.setattr(search, "make_executor", unreachable)
+    monkeypatch.setattr(workers, "make_executor", unreachable)
     with pytest.raises(NasError, match="cannot reach"):
         resume_search(first.run_name, SearchOptions(budget=parse_budget("4trials"), storage=url,
                                                      threads=1), NullReporter())

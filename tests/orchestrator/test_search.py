@@ -11,7 +11,8 @@ import pytest
 
 from nas.budget import parse_budget
 from nas.evaluate.trial import TrialRequest
-from nas.orchestrator.executor import LocalExecutor, WorkerLost
+from nas.orchestrator.executor import LocalExecutor
+from nas.orchestrator.executor_base import WorkerLost
 from nas.orchestrator.progress import NullReporter
 from nas.orchestrator.search import SearchOptions, run_search
 from nas.searchspace import loads

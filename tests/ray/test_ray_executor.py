@@ -9,8 +9,9 @@ import time
 import pytest
 
 from nas.evaluate.trial import TrialRequest
-from nas.orchestrator.executor import LocalExecutor, TrialFailed, WorkerLost
-from nas.orchestrator.ray_executor import TASK_NAME, RayExecutor, probe
+from nas.orchestrator.executor import LocalExecutor
+from nas.orchestrator.executor_base import Executor, TrialFailed, WorkerLost
+from nas.orchestrator.ray_executor import TASK_NAME, RayExecutor, devices_held, probe
 from nas.searchspace import loads
 
 pytestmark = pytest.mark.ray
@@ -61,6 +62,7 @@ def test_a_live_cluster_passes_the_connect_probe(ray_cluster):
 def test_the_cluster_sets_how_many_trials_run_at_once(executor):
     assert executor.workers == 2  # 2 CPUs, 1 per trial
     assert executor.threads == 1
+    assert isinstance(executor, Executor)  # the contract the search loop is typed against
 
 
 def test_a_failing_trial_raises_trial_failed(executor, tiny_space_text):
@@ -151,3 +153,21 @@ def test_a_ray_worker_imports_user_code_only_when_the_request_allows_it(executor
     assert not (tmp_path / "IMPORTED").exists()
     done = executor.submit(replace(request, allow_code=True)).result(timeout=180)
     assert done.result.metrics["accuracy"] >= 0 and (tmp_path / "IMPORTED").exists()
+
+
+@pytest.mark.parametrize("gpus, charged", [(0, 3.0), (0.5, 1.5), (2, 6.0)])
+def test_a_trial_is_charged_its_wall_time_times_the_devices_it_held(gpus, charged):
+    """README: device-hours are each trial's wall time x the devices it held (a CPU-only
+    trial holds one). Checked on the executor's relay, without a cluster."""
+    from concurrent.futures import Future
+
+    from nas.evaluate.trial import TrialResult
+    from nas.orchestrator.executor_base import WorkerOutput
+
+    executor = object.__new__(RayExecutor)  # no connection: only the relay is exercised
+    executor._refs = {}
+    executor.devices_per_trial = devices_held(gpus)
+    done, outer = Future(), Future()
+    done.set_result(WorkerOutput(TrialResult({}), "ray 10.0.0.1 pid 7", 3.0))
+    executor._relay(done, outer)
+    assert outer.result().seconds == charged

@@ -10,12 +10,13 @@ from concurrent.futures import Future
 import optuna
 import pytest
 
-import nas.orchestrator.search as search_module
+import nas.orchestrator.loop as loop_module
+import nas.orchestrator.workers as workers_module
 from nas.blocks.model import build_model
 from nas.budget import parse_budget
 from nas.errors import SpaceError
 from nas.evaluate.trial import TrialResult
-from nas.orchestrator.executor import WorkerOutput
+from nas.orchestrator.executor_base import WorkerOutput
 from nas.orchestrator.progress import NullReporter
 from nas.orchestrator.search import SearchOptions, run_search
 from nas.searchspace import loads
@@ -152,7 +153,7 @@ def _search(text, tmp_path, budget):
 
 def test_search_records_attention_heavy_candidates_as_infeasible(
         tmp_path, tiny_space_text, monkeypatch):
-    monkeypatch.setattr(search_module, "LocalExecutor", _InstantExecutor)
+    monkeypatch.setattr(workers_module, "LocalExecutor", _InstantExecutor)
     monkeypatch.setattr(_InstantExecutor, "submitted", [])
     text = with_constraints(tiny_space_text.replace("seed: 0", "seed: 1, remeasure: 0"),
                             "count(attention) <= 1")  # no end-of-search re-measurement charge
@@ -184,12 +185,12 @@ def test_search_records_attention_heavy_candidates_as_infeasible(
 
 def test_search_where_nothing_is_feasible_stops_and_charges_nothing(
         tmp_path, tiny_space_text, monkeypatch):
-    monkeypatch.setattr(search_module, "MAX_DUPLICATE_STREAK", 25)
+    monkeypatch.setattr(loop_module, "MAX_DUPLICATE_STREAK", 25)
 
     def no_training(*args, **kwargs):
         raise AssertionError("an infeasible candidate was sent to a worker")
 
-    monkeypatch.setattr(search_module.LocalExecutor, "submit", no_training)
+    monkeypatch.setattr(workers_module.LocalExecutor, "submit", no_training)
     outcome, store = _search(with_constraints(tiny_space_text, "params <= 1"), tmp_path,
                              "5trials")
     assert outcome.status == "finished"

@@ -142,7 +142,8 @@ def test_workers_import_a_user_task_only_when_the_request_allows_it(tmp_path, ti
     import optuna
 
     from nas.evaluate.trial import TrialRequest, run_trial
-    from nas.orchestrator.executor import LocalExecutor, TrialFailed
+    from nas.orchestrator.executor import LocalExecutor
+    from nas.orchestrator.executor_base import TrialFailed
     from nas.searchspace import loads
 
     module = "usertask_" + re.sub(r"\W", "_", tmp_path.name)
