@@ -80,9 +80,10 @@ FACTORS = {
 # Switchable, but neither side's default. optim=torch_clip: the reference's AdamW (betas
 # (0.9, 0.999), wd 0.01 on every parameter) with nas's clip at 1.0; optim=nas_999: nas's
 # optimizer (wd 0 on 1-D parameters, clip 1.0) with betas (0.9, 0.999).
-# optim=nas_noclip: nas's current optimizer (decay on matrices only) without the clip.
+# optim=nas_noclip: nas's current optimizer without the clip; optim=nas_matrices: nas's current
+# optimizer with weight decay on matrices only (its default before issue #17's fourth session).
 EXTRA_CHOICES = {"schedule": ("warmup_constant",),
-                 "optim": ("torch_clip", "nas_999", "nas_noclip")}
+                 "optim": ("torch_clip", "nas_999", "nas_noclip", "nas_matrices")}
 REF = {name: ref for name, (ref, _) in FACTORS.items()}
 NAS_AT_ISSUE = {name: nas for name, (_, nas) in FACTORS.items()}
 MIXER_ALIASES = {"conv": "short_conv", "plain": "plain_conv", "attn": "attention",
@@ -246,11 +247,13 @@ def run(side: str, f: dict, args, width: int, seed: int) -> dict:
         model = nas_model(vocab, width, args.seq_len, args.mixers, f, seed)
         if args.paired_init == "ref":
             copy_weights(ref_model(vocab, width, args, f, seed), model)
-    if f["optim"] in ("nas", "nas_noclip") and args.nas_defaults == "current":  # as it is now
-        recipe = inspect.signature(train).parameters
+    if f["optim"] in ("nas", "nas_noclip", "nas_matrices") and args.nas_defaults == "current":
+        recipe = inspect.signature(train).parameters  # nas's recipe as it is now
+        decay_on = "matrices" if f["optim"] == "nas_matrices" else \
+            recipe["weight_decay_on"].default
         opt = make_optimizer(model, args.lr, recipe["weight_decay"].default,
-                             recipe["beta2"].default, recipe["weight_decay_on"].default)
-        clip = recipe["grad_clip"].default if f["optim"] == "nas" else None
+                             recipe["beta2"].default, decay_on)
+        clip = None if f["optim"] == "nas_noclip" else recipe["grad_clip"].default
     elif f["optim"] in ("nas", "nas_999"):  # nas's optimizer at the issue, beta2 0.98
         opt, clip = make_optimizer(model, args.lr, 0.0, 0.999 if f["optim"] == "nas_999"
                                    else 0.98), 1.0
