@@ -16,6 +16,15 @@ T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
          2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 
 
+def quantile(values: Sequence[float], q: float) -> float:
+    """The `q`-quantile of `values`, interpolating linearly between order statistics."""
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
 def t_quantile(df: int) -> float:
     """t_{0.975}(df): the table up to 30, then the Cornish-Fisher expansion around the normal
     quantile (within 1e-3 of the exact value from df 30 on)."""

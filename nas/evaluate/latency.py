@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.evaluate.device import model_device, synchronize
+from nas.stats import quantile
 
 SUPPORTED_PHASES = ("prefill", "decode", "train_step")
 
@@ -148,15 +149,6 @@ def _warm_up(one_pass: Pass, device: torch.device, passes: int, seconds: float) 
         if done % 8 == 0 or done >= passes:
             synchronize(device)  # on CUDA, count the time the device spent, not queued launches
     synchronize(device)
-
-
-def quantile(values: list[float], q: float) -> float:
-    """The `q`-quantile of `values`, interpolating linearly between order statistics."""
-    ordered = sorted(values)
-    position = q * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def relative_spread(values: list[float]) -> float:

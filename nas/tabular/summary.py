@@ -10,10 +10,10 @@ the size of the table and the device-seconds its trainings cost.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from nas.stats import quantile
 from nas.tabular.table import Table
 
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -50,15 +50,6 @@ class TableSummary:
                                                       strict=True)),
                                 "noise_median": o.noise_median, "noise_p90": o.noise_p90,
                                 "noisy_share": o.noisy_share} for o in self.objectives]}
-
-
-def quantile(values: Sequence[float], q: float) -> float:
-    """The q-quantile of `values` by linear interpolation between order statistics."""
-    ordered = sorted(values)
-    position = q * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def summarize(table: Table) -> TableSummary:

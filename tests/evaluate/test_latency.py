@@ -10,7 +10,8 @@ from torch import nn
 
 from nas.blocks import build_model
 from nas.evaluate import SUPPORTED_PHASES, measure_latency
-from nas.evaluate.latency import quantile, relative_spread
+from nas.evaluate.latency import relative_spread
+from nas.stats import quantile
 
 
 class Recorder(nn.Module):

@@ -82,7 +82,8 @@ def test_a_decompression_bomb_stops_at_the_limit(tmp_path, monkeypatch):
 
 
 def test_the_summary_gives_the_data_card_figures(built):
-    from nas.tabular.summary import quantile, summarize
+    from nas.stats import quantile
+    from nas.tabular.summary import summarize
 
     store, run_name, _ = built
     table = export_table(store, run_name)
