@@ -92,16 +92,17 @@ class ReplayExecutor:
         return executor
 
     def check_objectives(self, names: list[str], where: str) -> None:
-        """NasError unless every objective in `names` has a value in the table."""
+        """NasError unless every objective in `names` has a value in the table (`where`: the
+        file and key the message starts with)."""
         sample = next(iter(self.table.entries.values()), None)
         if sample is None:
-            raise NasError(f"{where}: search.evaluate.table: the table holds no configuration; "
+            raise NasError(f"{where}: the table holds no configuration; "
                            "fix: export a table from a finished grid run")
         have = set(sample.costs) | set(sample.trainings[0].values) | set(
             sample.trainings[0].metrics)
         missing = [n for n in names if n not in have]
         if missing:
-            raise NasError(f"{where}: search.evaluate.table: the table has no {', '.join(missing)}"
+            raise NasError(f"{where}: the table has no {', '.join(missing)}"
                            f" (it has {', '.join(sorted(sample.trainings[0].values))}); fix: "
                            "search the objectives the table was built with")
 

@@ -96,8 +96,12 @@ def test_an_objective_the_table_lacks_is_refused(table_file):
         "objectives: [{name: accuracy}, {name: params, goal: minimize}]",
         "objectives: [{name: accuracy}, {name: latency_ms, goal: minimize, batch: 1, "
         "seq_len: 16, phase: prefill}]")
-    with pytest.raises(NasError, match="the table has no latency_ms"):
+    with pytest.raises(NasError) as caught:
         search(text, path.parent / "e", "10trials")
+    assert str(caught.value) == (
+        f"{path.parent / 'e' / 'space.yaml'}: search.evaluate.table: the table has no "
+        "latency_ms (it has accuracy, params); fix: search the objectives the table was built "
+        "with")
 
 
 def test_a_missing_table_file_is_one_line(tmp_path):
