@@ -21,6 +21,7 @@ by a rebuild as it replays, so both end in the same state (the determinism contr
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -114,10 +115,10 @@ class InMemoryStrategy(Strategy):
         return list(self.trials)
 
     # -- for subclasses ----------------------------------------------------------------------
+    @abstractmethod
     def _suggester(self, number: int) -> Suggester:
         """How trial `number` (a new one, not enqueued) samples the space. Raise
         `nas.strategies.base.SpaceExhausted` when the strategy has nothing left to propose."""
-        raise NotImplementedError
 
     def _learn(self, told: Told) -> None:
         """Trial `told.number` reached `told.outcome` (Paused included). Nothing by default."""
