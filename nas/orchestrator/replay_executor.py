@@ -75,11 +75,11 @@ def check_replay(space: SearchSpace, budget_unit: str, ray_address: str | None) 
 class ReplayExecutor:
     """Answers trial requests from `table`; see the module docstring."""
 
-    def __init__(self, table: Table, workers: int = 1, label: str | None = None) -> None:
+    def __init__(self, table: Table, workers: int = 1) -> None:
         self.table = table
         self.workers = max(1, workers)
         self.threads = 1
-        self.name = f"replay {label or table.name}"
+        self.name = f"replay {table.name}"
         self.fingerprint = table.name  # what the run records it replayed (open: + file hash)
 
     @classmethod
