@@ -282,7 +282,9 @@ class MultiObjectiveASHAScheduler(FIFOScheduler):
         super().__init__()
         compiled = _space(space, allow_code)
         self.names = [o.name for o in compiled.objectives]
-        self.rule = SuccessiveHalving(fidelity, compiled.directions)
+        self.rule = SuccessiveHalving(fidelity, compiled.directions,
+                                      trained=[not o.known_before_training
+                                               for o in compiled.objectives])
         self.fidelity = fidelity
         self._metric = self.names[0]
         self._supports_buffered_results = False  # decide at every rung, not on a batch

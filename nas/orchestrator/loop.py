@@ -134,7 +134,8 @@ class SearchLoop:
         self.fidelity = fidelity and Fidelity(fidelity.min_steps, space.config.training.steps,
                                               fidelity.reduction)
         self.halving = self.fidelity and SuccessiveHalving(
-            self.fidelity, [o["direction"] for o in state.objectives])
+            self.fidelity, [o["direction"] for o in state.objectives],
+            trained=[not o.known_before_training for o in space.objectives])
         self.paused: dict[int, _Pending] = {}
         self.spending = Spending(options.budget, store, run_id, state,
                                  multi_fidelity=self.fidelity is not None)

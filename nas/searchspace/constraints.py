@@ -231,6 +231,23 @@ def meta_model(spec: ArchSpec):
     return model
 
 
+_PARAMS: dict[str, int] = {}  # arch_hash -> parameter count (ints: a few MB at the cap)
+_PARAMS_CAP = 200_000
+
+
+def param_count(spec: ArchSpec) -> int:
+    """The parameter count of `spec`'s model, remembered by arch_hash for the process (a
+    strategy scoring thousands of candidates builds each architecture once)."""
+    key = spec.arch_hash
+    count = _PARAMS.get(key)
+    if count is None:
+        count = int(meta_model(spec).num_params())
+        if len(_PARAMS) >= _PARAMS_CAP:
+            _PARAMS.clear()
+        _PARAMS[key] = count
+    return count
+
+
 def quantities(spec: ArchSpec) -> dict[str, Any]:
     """The environment constraints are evaluated in: names to values, functions to callables.
     The model is built (on the meta device) only when a constraint needs it."""
@@ -239,7 +256,7 @@ def quantities(spec: ArchSpec) -> dict[str, Any]:
         return meta_model(spec)
 
     def params() -> int:
-        return int(model().num_params())
+        return param_count(spec)
 
     def flops_per_token(seq_len: int) -> float:
         return float(model().flops_per_token(int(seq_len)))

@@ -140,6 +140,12 @@ class ObjectiveConfig(_Strict):
         return self.measured_metric is not None
 
     @property
+    def known_before_training(self) -> bool:
+        """Whether the untrained model already has this objective's value (a hardware
+        measurement, or the parameter count): training does not change it."""
+        return self.is_measured or self.name == "params"
+
+    @property
     def direction(self) -> str:
         if self.goal:
             return self.goal

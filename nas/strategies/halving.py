@@ -7,7 +7,10 @@ answers at once:
 
 - **continue** if the trial is in the best ``ceil(n / reduction)`` of the ``n`` trials that
   have reached this rung so far, best meaning lowest non-dominated rank, then largest crowding
-  distance (NSGA-II's order), so promotion keeps a spread front rather than one scalar's winners;
+  distance (NSGA-II's order), so promotion keeps a spread front rather than one scalar's
+  winners — ranked over the objectives training changes (`trained`), those known before
+  training (params, latency) only breaking ties: otherwise the smallest models are on every
+  rung's front whatever they learned, and stacks at chance accuracy get promoted;
 - **pause** otherwise. A paused trial keeps its checkpoint; as more trials reach its rung the
   quota grows, and `next_promotion()` hands back the best paused trial that is now inside it —
   the driver resumes such a trial before it samples a new one (ASHA's "promote if you can, else
@@ -24,7 +27,7 @@ import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
-from nas.strategies.pareto import Directions, preference_order
+from nas.strategies.pareto import Directions, rung_order
 
 
 @dataclass(frozen=True)
@@ -66,9 +69,12 @@ class SuccessiveHalving:
     it returns "continue", "pause" or "done" (the last rung). Not thread-safe: one driver calls it.
     """
 
-    def __init__(self, fidelity: Fidelity, directions: Directions) -> None:
+    def __init__(self, fidelity: Fidelity, directions: Directions,
+                 trained: Sequence[bool] | None = None) -> None:
         self.fidelity = fidelity
         self.directions = tuple(directions)
+        # which objectives training changes: the others only break ties (`rung_order`)
+        self.trained = tuple(trained) if trained is not None else (True,) * len(directions)
         self._rungs = [_Rung() for _ in fidelity.rungs]
 
     def report(self, trial: Hashable, rung: int, values: Sequence[float]) -> str:
@@ -110,6 +116,6 @@ class SuccessiveHalving:
         """The trials of `rung` that may go on: the best ceil(n / reduction) of its n results."""
         level = self._rungs[rung]
         trials = list(level.values)
-        order = preference_order([level.values[t] for t in trials], self.directions)
+        order = rung_order([level.values[t] for t in trials], self.directions, self.trained)
         keep = math.ceil(len(trials) / self.fidelity.reduction)
         return [trials[i] for i in order[:keep]]

@@ -81,6 +81,25 @@ def preference_order(points: Sequence[Sequence[float]], directions: Directions) 
     return sorted(range(len(points)), key=lambda i: (ranks[i], -crowding[i], i))
 
 
+def rung_order(points: Sequence[Sequence[float]], directions: Directions,
+               trained: Sequence[bool]) -> list[int]:
+    """Indices of `points` best first for a multi-fidelity rung: by `preference_order` over
+    the objectives training changes (`trained[i]`; accuracy, loss), the objectives known
+    before training (params, latency) only breaking ties there. Ranking all objectives alike
+    would put the smallest models on every rung's front whatever they learned, so models at
+    chance accuracy would be promoted; with no trained objective it is `preference_order`."""
+    learned = [i for i, t in enumerate(trained) if t]
+    overall = preference_order(points, directions)
+    if not learned or len(learned) == len(directions):
+        return overall
+    place = {index: position for position, index in enumerate(overall)}
+    vectors = [tuple(p[i] for i in learned) for p in points]
+    unique = list(dict.fromkeys(vectors))  # equal trained values form one group
+    groups = preference_order([list(v) for v in unique], [directions[i] for i in learned])
+    group_place = {unique[g]: position for position, g in enumerate(groups)}
+    return sorted(range(len(points)), key=lambda i: (group_place[vectors[i]], place[i]))
+
+
 def robustly_dominates(a: Sequence[float], a_spread: Sequence[float], b: Sequence[float],
                        b_spread: Sequence[float], directions: Directions) -> bool:
     """Whether `a` dominates `b` even at the ends of their measurement intervals: each value v

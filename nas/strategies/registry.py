@@ -90,3 +90,6 @@ for _sampler in ("nsga2", "tpe", "random"):
 if _gp_available():
     register_strategy("gp", _OPTUNA, sampler="gp")
 register_strategy("grid", "nas.strategies.grid:GridStrategy")
+register_strategy("evolution", "nas.strategies.evolution:EvolutionStrategy")
+register_strategy("local", "nas.strategies.local:LocalSearchStrategy")
+register_strategy("predictor", "nas.strategies.predictor:PredictorStrategy")
