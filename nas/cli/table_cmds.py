@@ -84,3 +84,54 @@ def table_show(
             f"{o.noisy_share:.0%}"]
         grid.add_row(markup(o.name), *(format_value(o.name, v) for v in o.quantiles), *noise)
     console.print(grid)
+
+
+@table_app.command("measure")
+@user_errors
+def table_measure(
+    path: Path = typer.Argument(..., help="A table file (nas table export)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Table file to write (.json.gz); may be "
+                             "PATH itself with --force."),
+    phase: list[str] = typer.Option(["prefill", "decode", "train_step"], "--phase",
+                                    help="Phases to time (repeat): prefill, decode, train_step."),
+    threads: int = typer.Option(1, "--threads", "-t", min=1, help="Torch CPU threads."),
+    passes: int = typer.Option(2, "--passes", min=1, max=20,
+                               help="Times each entry is timed, in a new order each pass."),
+    seq_len: int | None = typer.Option(None, "--seq-len", min=1,
+                                       help="Tokens (default: the task's sequence length)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing file."),
+) -> None:
+    """Time every architecture of a table on this CPU (untrained model, one thread by default,
+    each entry `--passes` times in shuffled orders; the median kept, the disagreement and any
+    contention recorded) and write the table with `latency_{phase}_ms` costs, which a replaying
+    space can name as objectives. Run it on a quiet machine: it takes about a second per entry,
+    phase and pass."""
+    from rich.progress import Progress
+
+    from nas.cli.measure import check_sizes
+    from nas.cli.untrusted import markup
+    from nas.store.untrusted import shown
+    from nas.tabular import read, write
+    from nas.tabular.measure import PHASES, measure_table
+
+    bad = [p for p in phase if p not in PHASES]
+    if bad:
+        raise NasError(f"--phase {shown(bad[0])} is not a phase; fix: use {', '.join(PHASES)}")
+    if out.is_symlink() or (out.exists() and not (force and out.is_file())):
+        raise NasError(f"--out {shown(str(out))} already exists; fix: pass --force to replace "
+                       "it, or choose another path")
+    if not out.parent.is_dir():
+        raise NasError(f"--out {shown(str(out))}: its folder does not exist; fix: create it")
+    check_sizes([seq_len] if seq_len else [], 1, threads)
+    table = read(path)
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("timing", total=passes * len(table.entries))
+        measured = measure_table(table, phases=list(dict.fromkeys(phase)), threads=threads,
+                                 passes=passes, seq_len=seq_len,
+                                 progress=lambda done, total: bar.update(task, completed=done))
+    write(measured, out)
+    contended = sum(1 for e in measured.entries.values()
+                    if any(e.costs.get(f"latency_{p}_ms_contended") for p in phase))
+    console.print(f"timed {len(measured.entries):,} architectures × {len(set(phase))} phases × "
+                  f"{passes} passes on {markup(measured.source['latency']['device'])}; "
+                  f"{contended:,} had a contended timing; wrote {markup(out)}", highlight=False)

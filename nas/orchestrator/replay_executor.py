@@ -102,9 +102,12 @@ class ReplayExecutor:
             sample.trainings[0].metrics)
         missing = [n for n in names if n not in have]
         if missing:
+            costs = sorted(k for k in sample.costs if k.startswith("latency_") and
+                           not k.endswith(("_spread", "_contended")))
             raise NasError(f"{where}: the table has no {', '.join(missing)}"
-                           f" (it has {', '.join(sorted(sample.trainings[0].values))}); fix: "
-                           "search the objectives the table was built with")
+                           f" (it has {', '.join([*sorted(sample.trainings[0].values), *costs])}"
+                           "); fix: search the objectives the table has (latency figures come "
+                           "from `nas table measure`)")
 
     # -- the Executor contract ---------------------------------------------------------------
     def submit(self, request: TrialRequest) -> Future:

@@ -100,8 +100,8 @@ def test_an_objective_the_table_lacks_is_refused(table_file):
         search(text, path.parent / "e", "10trials")
     assert str(caught.value) == (
         f"{path.parent / 'e' / 'space.yaml'}: search.evaluate.table: the table has no "
-        "latency_ms (it has accuracy, params); fix: search the objectives the table was built "
-        "with")
+        "latency_ms (it has accuracy, params); fix: search the objectives the table has "
+        "(latency figures come from `nas table measure`)")
 
 
 def test_a_missing_table_file_is_one_line(tmp_path):
@@ -110,3 +110,36 @@ def test_a_missing_table_file_is_one_line(tmp_path):
     with pytest.raises(NasError, match="cannot read the table") as caught:
         search(text, tmp_path, "10trials")
     assert len(str(caught.value).splitlines()) == 1
+
+
+def test_a_measured_table_replays_latency_objectives(table_file, tmp_path):
+    """`nas table measure` times every architecture (one thread, two passes); a space that
+    names the figure as an objective replays it, and the trials carry the measured values."""
+    from typer.testing import CliRunner
+
+    from nas.cli import app
+    from nas.tabular import read
+
+    path, _ = table_file
+    out = tmp_path / "timed.json.gz"
+    result = CliRunner().invoke(app, ["table", "measure", str(path), "--out", str(out),
+                                      "--phase", "prefill", "--phase", "train_step"])
+    assert result.exit_code == 0, result.stderr
+    assert "timed 4 architectures × 2 phases × 2 passes" in result.stdout
+    timed = read(out)
+    assert timed.source["latency"]["threads"] == 1 and timed.source["latency"]["seq_len"] == 16
+    for entry in timed.entries.values():
+        assert entry.costs["latency_prefill_ms"] > 0
+        assert entry.costs["latency_prefill_ms_spread"] >= 0
+        assert entry.costs["train_seconds_steady"] == pytest.approx(
+            entry.costs["latency_train_step_ms"] * 6 / 1e3)
+    text = replay_space(out, "grid").replace(
+        "objectives: [{name: accuracy}, {name: params, goal: minimize}]",
+        "objectives: [{name: accuracy}, {name: latency_prefill_ms, goal: minimize, "
+        "phase: prefill, seq_len: 16}]")
+    outcome, store = search(text, tmp_path / "r", "100trials")
+    trials = store.trials(outcome.run_name)
+    assert len(trials) == 4 and all(t.state == COMPLETE for t in trials)
+    for trial in trials:
+        assert trial.values["latency_prefill_ms"] == pytest.approx(
+            timed.entries[trial.config_hash].costs["latency_prefill_ms"])
