@@ -135,3 +135,31 @@ def table_measure(
     console.print(f"timed {len(measured.entries):,} architectures × {len(set(phase))} phases × "
                   f"{passes} passes on {markup(measured.source['latency']['device'])}; "
                   f"{contended:,} had a contended timing; wrote {markup(out)}", highlight=False)
+
+
+@table_app.command("card")
+@user_errors
+def table_card(
+    path: Path = typer.Argument(..., help="A table file (nas table export)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Markdown file to write "
+                                    "(default: print it)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing file."),
+) -> None:
+    """The table's data card in Markdown, computed from the table: size, cost, software,
+    score distribution, seed noise, latency, the best configurations, the true front, the
+    space and the commands that rebuild it."""
+    from nas.store.untrusted import shown
+    from nas.tabular import read
+    from nas.tabular.card import write_card
+
+    if out is not None and (out.is_symlink() or (out.exists() and not (force and out.is_file()))):
+        raise NasError(f"--out {shown(str(out))} already exists; fix: pass --force to replace "
+                       "it, or choose another path")
+    text = write_card(read(path), path.name)
+    if out is None:
+        print(text)
+        return
+    if not out.parent.is_dir():
+        raise NasError(f"--out {shown(str(out))}: its folder does not exist; fix: create it")
+    out.write_text(text, encoding="utf-8")
+    console.print(f"wrote {out}", highlight=False)

@@ -122,3 +122,28 @@ def test_nas_table_export_and_show(built, tmp_path):
     bad.write_bytes(b"junk")
     refused = runner.invoke(app, ["table", "show", str(bad)])
     assert refused.exit_code == 2 and "not a gzip-compressed table" in refused.stderr
+
+
+def test_the_data_card_is_computed_from_the_table(built, tmp_path):
+    from typer.testing import CliRunner
+
+    from nas.cli import app
+    from nas.tabular.card import entry_means, true_front
+
+    store, run_name, _ = built
+    path = write(export_table(store, run_name), tmp_path / "t.json.gz")
+    card = tmp_path / "card.md"
+    result = CliRunner().invoke(app, ["table", "card", str(path), "--out", str(card)])
+    assert result.exit_code == 0, result.stderr
+    text = card.read_text()
+    table = read(path)
+    assert "**Configurations:** 4, every one really trained (8 trainings; 2 seeds each)" in text
+    assert f"run `{run_name}`" in text and "search: {strategy: grid" in text  # space verbatim
+    assert "Not measured (`nas table measure` adds it)" in text
+    front = true_front(table)
+    assert f"## The true Pareto front ({len(front)} configurations" in text
+    names = ["accuracy", "params"]
+    best = max(table.entries.values(), key=lambda e: entry_means(e, names)[0])
+    assert f"1. `{best.spec.short_form()}`" in text
+    again = CliRunner().invoke(app, ["table", "card", str(path), "--out", str(card)])
+    assert again.exit_code == 2 and "already exists" in again.stderr
