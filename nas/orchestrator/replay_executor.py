@@ -39,6 +39,8 @@ from nas.spec import ArchSpec
 from nas.tabular import Table, read
 
 DEVICE = "replay"
+OPENED_TABLES = 4  # tables kept in memory once read, by path, size and modification time
+_OPENED: dict[tuple[str, int, int], tuple[Table, str]] = {}
 
 
 def table_path(space_path: str, table: str) -> Path:
@@ -84,9 +86,25 @@ class ReplayExecutor:
 
     @classmethod
     def open(cls, path: str | Path, workers: int = 1) -> ReplayExecutor:
-        """The executor for the table file at `path` (TableError if it is not one)."""
-        table = read(path)
-        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+        """The executor for the table file at `path` (TableError if it is not one). A file this
+        process read before and that has not changed since (same size and modification time)
+        is not read again: a search checks its table and then opens the executor, and a
+        benchmark replays one table hundreds of times."""
+        path = Path(path)
+        try:
+            stat = path.stat()
+            key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        except OSError:
+            key = None  # `read` says what is wrong with the path
+        if key is None or key not in _OPENED:
+            table = read(path)
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+            if key is not None:
+                if len(_OPENED) >= OPENED_TABLES:
+                    _OPENED.pop(next(iter(_OPENED)))
+                _OPENED[key] = (table, digest)
+        else:
+            table, digest = _OPENED[key]
         executor = cls(table, workers)
         executor.fingerprint = f"{table.name} {digest}"
         return executor

@@ -200,7 +200,7 @@ def _drive(space: SearchSpace, options: SearchOptions, store: Store, run: RunRec
                 reporter.stop(state)
             finally:
                 _end_run(store, run.id, loop, status, message, state.elapsed())
-    if not database_error:
+    if not database_error and space.config.search.evaluate is None:  # a replay: no copy
         write_optuna_copy(store, store.run(run.id), space,
                           population_size=space.config.search.population_size)
     if database_error:

@@ -143,3 +143,20 @@ def test_a_measured_table_replays_latency_objectives(table_file, tmp_path):
     for trial in trials:
         assert trial.values["latency_prefill_ms"] == pytest.approx(
             timed.entries[trial.config_hash].costs["latency_prefill_ms"])
+
+
+@pytest.mark.parametrize("strategy", ["evolution", "local", "predictor"])
+def test_graph_strategies_replay_through_the_loop_and_store_their_lineage(table_file, strategy):
+    """After `population_size` random trials, a child names its parent and mutation in the
+    trial's strategy state; a resumed run's strategy is rebuilt from it."""
+    path, _ = table_file
+    text = replay_space(path, strategy, extra=", population_size: 2")
+    outcome, store = search(text, path.parent / f"g-{strategy}", "100trials")
+    run = store.run(outcome.run_name)
+    trials = store.trials(outcome.run_name)
+    assert sum(t.state == COMPLETE for t in trials) == 4  # the whole table, then duplicates
+    states = {number: decision.state for number, decision in store.decisions(run.id)
+              if decision is not None}
+    children = {n: s for n, s in states.items() if s.get("parent") is not None}
+    assert children and all(s["parent"] < n for n, s in children.items())
+    assert all(s["mutation"] in ("decision", "predicted") for s in children.values())
