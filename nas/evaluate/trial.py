@@ -84,6 +84,10 @@ class TrialRequest:
     # Seconds of training this segment may take (what is left of `search.trial_timeout`);
     # past it training raises TrialTimedOut. None: no limit.
     time_limit: float | None = None
+    # weight inheritance (nas.evaluate.inherit): the parent trial's number, spec and weights
+    parent: int | None = None
+    parent_spec_json: str | None = None
+    parent_weights: str | None = None
     # The user's permission to import and run the code the request names (a python task's
     # entrypoint, its proxies', a mixer given by import path): `--allow-code`, given to the
     # driver and carried here explicitly, so a worker never imports user code for a run that
@@ -151,6 +155,8 @@ def run_trial(request: TrialRequest) -> TrialResult:
         model, timings, vocab_size=spec.vocab_size, seed=request.seed,
         fingerprint_key=fingerprint_hash(fingerprint), cache_rows=request.latency_cache)
     metrics.update(found)
+    if resume is None and request.parent_weights is not None:
+        metrics.update(_inherit_from_parent(model, spec, request))
 
     trained = train(model, task, **recipe, seed=request.seed, stop_step=request.stop_step,
                     resume=resume, time_limit=request.time_limit)
@@ -232,6 +238,20 @@ def refuse_user_code(request: TrialRequest, spec: ArchSpec, tasks: bool = True) 
     for config in configs if tasks else ():
         if isinstance(config, Mapping) and config.get("kind") == PYTHON_TASK:
             raise ValueError(code_not_allowed(config.get("entrypoint"), config.get("path")))
+
+
+def _inherit_from_parent(model: torch.nn.Module, spec: ArchSpec,
+                         request: TrialRequest) -> dict[str, float]:
+    """Start `model` from the parent's weights where layers match (nas.evaluate.inherit); the
+    metrics that say so. A parent whose file is gone (pruned, another host) gives nothing."""
+    from nas.evaluate.inherit import inherit
+
+    metrics = {"inherited_from": float(request.parent)} if request.parent is not None else {}
+    if request.parent_spec_json is None or not os.path.isfile(request.parent_weights):
+        return {**metrics, "inherited_share": 0.0, "inherited_layers": 0.0}
+    got = inherit(model, spec, ArchSpec.from_json(request.parent_spec_json),
+                  request.parent_weights)
+    return {**metrics, "inherited_share": got.share, "inherited_layers": float(len(got.layers))}
 
 
 def _train_proxy(spec: ArchSpec, proxy: Mapping[str, Any], recipe: dict[str, Any],

@@ -35,7 +35,9 @@ import os
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
+from typing import Any
 
+from nas.errors import StoreError
 from nas.evaluate.measurement import cacheable
 from nas.evaluate.trial import TrialRequest
 from nas.failures import CANCELLED, ERROR, INFEASIBLE_FAILURES, LOST
@@ -299,6 +301,7 @@ class SearchLoop:
         last = self.fidelity is None or rung == len(self.fidelity.rungs) - 1
         checkpoint = None if self.fidelity is None else self._checkpoint_file(number)
         elsewhere = self.measurer is not None  # latency is timed by the measurement worker
+        parent = self._parent_of(pending) if rung == 0 else None
         request = TrialRequest(
             spec_json=pending.spec.to_json(), task=self.space.task,
             latency=() if elsewhere else self.space.latency_requests(), seed=self.seed,
@@ -309,6 +312,7 @@ class SearchLoop:
             latency_cache=() if rung > 0 or elsewhere else self._steady_timings(pending.spec),
             proxies=self.space.proxy_requests(), allow_code=self.space.allow_code,
             time_limit=self._time_left(pending),
+            **(parent or {}),
         )
         pending.rung, pending.started = rung, time.monotonic()
         future = self.executor.submit(request)
@@ -316,6 +320,20 @@ class SearchLoop:
             future = join(future, self._latency_future(pending))
         self.pending[future] = pending
         self.state.running = len(self.pending)
+
+    def _parent_of(self, pending: _Pending) -> dict[str, Any] | None:
+        """With `search.inherit`, what the worker needs to start `pending` from its parent's
+        weights (the trial its strategy mutated, named in the proposal's strategy state): the
+        parent's number, spec and weights file; None without a parent or inheritance."""
+        parent = pending.proposal.private.get("parent")
+        if not self.space.config.search.inherit or not isinstance(parent, int):
+            return None
+        try:
+            spec = self.store.trial(self.run_id, parent).arch
+        except StoreError:
+            return None
+        return {"parent": parent, "parent_spec_json": spec.to_json(),
+                "parent_weights": str(self.artifacts_root / self._weights_path(parent))}
 
     def _screen_known(self, proposal: Proposal) -> Proposal:
         """`proposal`, answered Infeasible (and the strategy told) where its architecture's

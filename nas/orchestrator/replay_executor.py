@@ -64,6 +64,7 @@ def check_replay(space: SearchSpace, budget_unit: str, ray_address: str | None) 
                        "measure the replay, not the trainings; fix: give the budget in trials "
                        "or device-hours (--budget 200trials, --budget 2cpuh)")
     for present, what in ((space.config.search.fidelity, "search.fidelity"),
+                          (space.config.search.inherit, "search.inherit"),
                           (ray_address or space.config.search.ray_address, "Ray"),
                           (space.config.search.measure, "search.measure")):
         if present:

@@ -32,10 +32,13 @@ from nas.store import Store, TrialRecord
 def front_unsettled(space: SearchSpace) -> bool:
     """Whether an end-of-search re-measurement of latency may still reorder the front: then
     `keep_weights: front` prunes only at the end, since re-measured values can move any
-    trial onto the front (sessions drift well beyond one session's spread)."""
+    trial onto the front (sessions drift well beyond one session's spread). Likewise with
+    replicates (their means move the front) and with weight inheritance (a child's parent
+    may be off the front, and its weights are what the child starts from)."""
     return bool(space.config.search.remeasure
                 and space.latency_requests(timed_only=True)) or \
-        space.config.search.replicates is not None  # means move the front too
+        space.config.search.replicates is not None or \
+        space.config.search.inherit  # means move the front too; parents need their weights
 
 
 class FrontSettling:

@@ -39,6 +39,11 @@ def check_parallelism(space: SearchSpace, options: SearchOptions) -> None:
     if options.threads is not None and options.threads > MAX_THREADS:
         raise NasError(f"--threads {options.threads:,} is too many (at most {MAX_THREADS}); "
                        f"fix: pass --threads {os.cpu_count() or 1} or fewer")
+    keep = options.keep_weights or space.config.search.keep_weights
+    if space.config.search.inherit and keep == "none":
+        raise NasError(f"{space.path}: search.inherit needs the trained weights of the parents, "
+                       "but keep_weights is none; fix: keep_weights: front (parents' weights "
+                       "stay until the search ends) or remove search.inherit")
 
 
 def make_executor(space: SearchSpace, options: SearchOptions) -> Executor:

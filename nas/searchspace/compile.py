@@ -215,6 +215,8 @@ class SearchSpace:
             search.pop("replicates", None)
         if search.get("evaluate") is None:  # nor spaces that train (no replay)
             search.pop("evaluate", None)
+        if not search.get("inherit"):  # nor spaces without weight inheritance
+            search.pop("inherit", None)
         return hashlib.sha256(canonical_json(content).encode()).hexdigest()[:16]
 
     def latency_requests(self, timed_only: bool = False) -> tuple[dict[str, Any], ...]:

@@ -224,6 +224,9 @@ class SearchConfig(_Strict):
     replicates: ReplicatesConfig | None = None
     # answer trials from a tabular benchmark instead of training them
     evaluate: EvaluateConfig | None = None
+    # a child of a trained candidate (evolution, local, predictor) starts from its parent's
+    # weights where layers match (nas.evaluate.inherit)
+    inherit: bool = False
 
     @field_validator("trial_timeout", mode="before")
     @classmethod
