@@ -123,6 +123,7 @@ def commands(url: str) -> dict[str, list[str]]:
         "nas trials demo": [*nas, "trials", "demo", *storage],
         "nas pareto demo": [*nas, "pareto", "demo", *storage],
         "nas pareto tri --format json": [*nas, "pareto", "tri", "--format", "json", *storage],
+        "nas pareto demo tri": [*nas, "pareto", "demo", "tri", *storage],
         "nas show demo/3": [*nas, "show", "demo/3", *storage],
         "nas report tri --out DIR": [*nas, "report", "tri", "--out", "report", *storage],
     }

@@ -13,7 +13,8 @@
     nas.cli.table_cmds   table export|show (tabular benchmarks)
 
 and below them what they draw with: nas.cli.render (tables, JSON, csv), nas.cli.untrusted (text
-from a database made safe to print), nas.cli.plots and nas.cli.report (figures and pages).
+from a database made safe to print), nas.cli.fronts (runs compared on their shared objectives),
+nas.cli.plots and nas.cli.report (figures and pages).
 
 Errors a user can cause (a bad space file, budget, storage URL or run name) print as one line on
 stderr with exit code 2 — never a traceback. Query commands take `--format table|json|csv`.

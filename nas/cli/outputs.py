@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -90,9 +91,10 @@ def report(
 
 @user_errors
 def plot(
-    run: str = typer.Argument(..., help="Run name (or id)."),
+    runs: list[str] = typer.Argument(..., metavar="RUN", help="Run name (or id); "
+                                     "several to overlay their fronts."),
     out: Path = typer.Option(..., "--out", "-o", help="front.png, or front.html (the figure "
-                             "inline plus a table of the front)."),
+                             "inline plus a table of the front, or of the runs compared)."),
     x: str = typer.Option(None, "--x", help="Objective on the x axis (default, two "
                           "objectives: the run's second; three or more: every pair)."),
     y: str = typer.Option(None, "--y", help="Objective on the y axis (default, two "
@@ -100,11 +102,11 @@ def plot(
     storage: str = StorageOpt,
 ) -> None:
     """Draw RUN: its front (a scatter matrix for three or more objectives), the hypervolume over
-    all objectives against device-hours, and the mixers along the front."""
-    from nas.cli.plots import write_plot
-
+    all objectives against device-hours, and the mixers along the front. Several runs: their
+    fronts overlaid over the objectives they share, and each one's hypervolume against its
+    device-hours on one common reference point (as `nas pareto RUN RUN ...` reports it)."""
     store = open_store(storage)
-    record = store.run(run)
+    records = [store.run(run) for run in runs[:1]]  # a missing run is named before matplotlib
     try:
         import matplotlib  # noqa: F401  (drawn in nas.cli.plots; checked here to say how to get it)
     except ImportError:
@@ -112,7 +114,24 @@ def plot(
         errors.print("[bold red]error:[/] matplotlib is not installed: pip install 'nas\\[plot]'",
                      highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+    if len(runs) > 1:
+        _plot_runs(store, runs, out, x, y)
+        return
+    from nas.cli.plots import write_plot
+
+    (record,) = records
     data = write_plot(record, store.trials(record.id), out, x, y,
                       store.ledger_entries(record.id))
     console.print(f"wrote {out} ({len(data.complete)} trials, {len(data.front)} on the front)",
                   highlight=False)
+
+
+def _plot_runs(store: Any, runs: list[str], out: Path, x: str | None, y: str | None) -> None:
+    from nas.cli.fronts import load_comparison
+    from nas.cli.plots import write_compare_plot
+    from nas.cli.untrusted import markup
+
+    data = write_compare_plot(load_comparison(store, runs), out, x, y)
+    summary = "; ".join(f"{markup(f.run.name)}: hypervolume {f.hypervolume:.3f}, "
+                        f"{f.combined} on the combined front" for f in data.comparison.runs)
+    console.print(f"wrote {markup(out)} ({summary})", highlight=False)

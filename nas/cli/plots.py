@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nas.cli.fronts import REFERENCE_RULE as COMMON_REFERENCE
+from nas.cli.fronts import Comparison, charges, hypervolume_progress
 from nas.errors import NasError
 from nas.formatting import format_value
 from nas.spec import MIXER_LETTERS
 from nas.store import COMPLETE, LedgerEntry, RunRecord, TrialRecord
-from nas.strategies.pareto import dominates, hypervolume
 
 SUFFIXES = (".png", ".html")
 INSTALL_HINT = "matplotlib is not installed: pip install 'nas[plot]'"
@@ -94,15 +95,21 @@ def choose_pairs(run: RunRecord, x: str | None, y: str | None) -> list[tuple[str
     one panel, default x = the second, y = the first. Three or more: every pair (y = the earlier
     objective, x = the later: the first row of the matrix is the first objective against each
     other one); --x and --y pick one pair, either alone pairs it with every other objective."""
-    names = list(run.objective_names)
+    return objective_pairs(list(run.objective_names), x, y, f"run {run.name!r} has",
+                           "trial number")
+
+
+def objective_pairs(names: list[str], x: str | None, y: str | None, whose: str,
+                    over: str) -> list[tuple[str, str]]:
+    """`choose_pairs` over objectives `names`; errors say "{whose} objectives …" and, for one
+    objective, that it is plotted over `over`."""
     for flag, value in (("--x", x), ("--y", y)):
         if value is not None and value not in names:
-            raise NasError(f"unknown {flag} {value!r}; run {run.name!r} has objectives "
-                           f"{', '.join(names)}")
+            raise NasError(f"unknown {flag} {value!r}; {whose} objectives {', '.join(names)}")
     if len(names) == 1:
         if x is not None:
-            raise NasError(f"run {run.name!r} has one objective ({names[0]}); --x does not "
-                           "apply (it is plotted over trial number)")
+            raise NasError(f"{whose} one objective ({names[0]}); --x does not apply (it is "
+                           f"plotted over {over})")
         return []
     if x is not None and x == y:
         raise NasError(f"--x and --y are both {x!r}; choose two different objectives")
@@ -153,7 +160,7 @@ def progress_curve(run: RunRecord, trials: Sequence[TrialRecord],
     hours = 0.0
     if len(names) == 1:
         (name,) = names
-        for seconds, number in _charges(trials, ledger):
+        for seconds, number in charges(trials, ledger):
             hours += seconds / 3600
             if (t := by_number.get(number)) is None:
                 continue
@@ -164,40 +171,8 @@ def progress_curve(run: RunRecord, trials: Sequence[TrialRecord],
         return progress
     low = {n: min(t.values[n] for t in complete) for n in names}
     high = {n: max(t.values[n] for t in complete) for n in names}
-    used = [n for n in names if high[n] > low[n]]
-    dirs = [directions[n] for n in used]
-    worst = [high[n] if directions[n] == "minimize" else low[n] for n in used]
-    box = 1.0
-    for n in used:
-        box *= high[n] - low[n]
-    front: list[list[float]] = []  # non-dominated points seen so far, in `used` order
-    volume = 0.0
-    for seconds, number in _charges(trials, ledger):
-        hours += seconds / 3600
-        if (t := by_number.get(number)) is None:
-            continue
-        point = [float(t.values[n]) for n in used]
-        if used and not any(dominates(q, point, dirs) or q == point for q in front):
-            # What the new point adds: its own box less the part the front already covers,
-            # which is the volume of the front with every point made no better than it.
-            limited = [[max(a, b) if d == "minimize" else min(a, b)
-                        for a, b, d in zip(q, point, dirs, strict=True)] for q in front]
-            volume += (hypervolume([point], dirs, worst)
-                       - hypervolume(limited, dirs, worst)) / box
-            front = [q for q in front if not dominates(point, q, dirs)] + [point]
-        progress.append((hours, volume))
-    return progress
-
-
-def _charges(trials: Sequence[TrialRecord],
-             ledger: Sequence[LedgerEntry] | None) -> list[tuple[float, int | None]]:
-    """(device-seconds, number of the trial completing then, else None) in spending order."""
-    if ledger:
-        return [(e.device_seconds, e.trial_number if e.note == "complete" else None)
-                for e in ledger]
-    finished = sorted((t for t in trials if t.finished_at is not None),
-                      key=lambda t: (t.finished_at, t.number))
-    return [(t.device_seconds or 0.0, t.number) for t in finished]
+    return hypervolume_progress(charges(trials, ledger), complete, names, run.directions, low,
+                                high)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -267,20 +242,8 @@ def build_figure(data: PlotData) -> Any:
 def _build_figure(data: PlotData) -> Any:
     import matplotlib.pyplot as plt
 
-    n_pairs = len(data.pairs)
-    if data.matrix:
-        side = len(data.objectives) - 1
-        rows, cols = side, side
-        cells = [(i, j - 1) for i, j in itertools.combinations(range(len(data.objectives)), 2)]
-    else:
-        cols = 1 if n_pairs <= 1 else 2
-        rows = max(1, -(-n_pairs // cols))
-        cells = [divmod(k, cols) for k in range(n_pairs)]
-    height = 7.5 if rows == 1 else max(7.5, 3.6 * rows)
-    fig = plt.figure(figsize=(15 if cols == 1 else 17, height), dpi=110, layout="constrained")
-    outer = fig.add_gridspec(1, 2, width_ratios=[1.75 if cols == 1 else 2.2, 1])
-    left = outer[0].subgridspec(rows, cols)
-    right = outer[1].subgridspec(2, 1)
+    rows, cols, cells = _panel_cells(len(data.objectives), len(data.pairs), data.matrix)
+    fig, left, right = _figure(rows, cols)
     ax_progress = fig.add_subplot(right[0])
     ax_share = fig.add_subplot(right[1])
     families = sorted({mixer_family(t.short_form) for t in data.complete},
@@ -300,15 +263,7 @@ def _build_figure(data: PlotData) -> Any:
             ax.nas_objectives = (x, y)
             _draw_pair(ax, data, x, y, colors, full=len(data.pairs) == 1)
             panels.append(ax)
-        handles, labels = panels[0].get_legend_handles_labels()
-        if data.matrix and rows > 1:  # the empty lower-left cell holds the legend
-            holder = fig.add_subplot(left[rows - 1, 0])
-            holder.axis("off")
-            holder.legend(handles, labels, title="mixers in the stack", loc="center",
-                          fontsize=9, title_fontsize=9)
-        else:
-            panels[0].legend(title="mixers in the stack", loc="best", fontsize=9,
-                             title_fontsize=9, framealpha=0.9)
+        _legend(fig, left, panels, data.matrix and rows > 1, "mixers in the stack")
     # progress panel
     hours = [h for h, _ in data.progress]
     values = [v for _, v in data.progress]
@@ -349,6 +304,46 @@ def _build_figure(data: PlotData) -> Any:
     return fig
 
 
+def _panel_cells(n_objectives: int, n_pairs: int,
+                 matrix: bool) -> tuple[int, int, list[tuple[int, int]]]:
+    """(rows, columns, the (row, column) of each pair's panel) of the left part of a figure:
+    the upper triangle of a scatter matrix, else the pairs two to a row (one: a single panel)."""
+    if matrix:
+        side = n_objectives - 1
+        return side, side, [(i, j - 1) for i, j in itertools.combinations(range(n_objectives), 2)]
+    cols = 1 if n_pairs <= 1 else 2
+    rows = max(1, -(-n_pairs // cols))
+    return rows, cols, [divmod(k, cols) for k in range(n_pairs)]
+
+
+def _figure(rows: int, cols: int) -> tuple[Any, Any, Any]:
+    """(figure, grid of the left part's rows × cols, grid of the right part's two rows)."""
+    import matplotlib.pyplot as plt
+
+    height = 7.5 if rows == 1 else max(7.5, 3.6 * rows)
+    fig = plt.figure(figsize=(15 if cols == 1 else 17, height), dpi=110, layout="constrained")
+    outer = fig.add_gridspec(1, 2, width_ratios=[1.75 if cols == 1 else 2.2, 1])
+    return fig, outer[0].subgridspec(rows, cols), outer[1].subgridspec(2, 1)
+
+
+def _legend(fig: Any, left: Any, panels: list[Any], in_corner: bool, title: str) -> None:
+    """The first panel's legend: in the empty lower-left cell of a scatter matrix
+    (`in_corner`), else on the panel."""
+    if in_corner:
+        handles, labels = panels[0].get_legend_handles_labels()
+        holder = fig.add_subplot(left[left.nrows - 1, 0])
+        holder.axis("off")
+        holder.legend(handles, labels, title=title, loc="center", fontsize=9, title_fontsize=9)
+    else:
+        panels[0].legend(title=title, loc="best", fontsize=9, title_fontsize=9, framealpha=0.9)
+
+
+def _step_where(direction_x: str) -> str:
+    """How a front's staircase steps with its points sorted by x: a minimized x keeps each
+    point's y until the next point (post), a maximized one from the previous point (pre)."""
+    return "post" if direction_x == "minimize" else "pre"
+
+
 def _draw_pair(ax: Any, data: PlotData, x: str, y: str, colors: dict[str, Any],
                full: bool) -> None:
     """One panel: every completed trial over (x, y) by mixer family, the front's trials circled.
@@ -365,7 +360,7 @@ def _draw_pair(ax: Any, data: PlotData, x: str, y: str, colors: dict[str, Any],
     fy = [t.values[y] for t in front]
     n = len(data.objectives)
     if data.front_line:
-        ax.step(fx, fy, where="post" if _goal(run, x) == "minimize" else "pre", color="black",
+        ax.step(fx, fy, where=_step_where(_goal(run, x)), color="black",
                 lw=1.4, zorder=3, label="Pareto front", gid="front-line")
         ring = "_front"  # the line's legend entry names the front
     else:
@@ -514,11 +509,258 @@ def write_plot(run: RunRecord, trials: Sequence[TrialRecord], out: Path, x: str 
         raise NasError(f"unsupported --out suffix {out.suffix or '(none)'!r}; use .png or .html")
     data = collect(run, trials, x, y, ledger)
     png = render_png(data)
+    _write(out, png if suffix == ".png" else render_html(data, png))
+    return data
+
+
+# ------------------------------------------------------------------------------------------------
+# comparing runs (`nas plot RUN RUN ...`; the numbers: nas.cli.fronts)
+# ------------------------------------------------------------------------------------------------
+
+RUN_MARKERS = "osD^vPX*ph"
+
+
+@dataclass(frozen=True)
+class ComparePlot:
+    comparison: Comparison
+    pairs: list[tuple[str, str]]  # as PlotData.pairs, over the shared objectives
+    matrix: bool = False
+
+    def label(self, index: int) -> str:
+        """Run `index`'s legend entry: its name (plain characters) and hypervolume."""
+        from nas.cli.untrusted import plain
+
+        front = self.comparison.runs[index]
+        return f"{plain(front.run.name, 60)} (hv {front.hypervolume:.3f})"
+
+    def goal(self, name: str) -> str:
+        return dict(zip(self.comparison.names, self.comparison.directions, strict=True))[name]
+
+
+def collect_comparison(comparison: Comparison, x: str | None = None,
+                       y: str | None = None) -> ComparePlot:
+    """What `nas plot RUN RUN …` draws; `x` and `y` as --x and --y, over the shared
+    objectives."""
+    from nas.store.untrusted import shown
+
+    names = comparison.names
+    runs = ", ".join(shown(f.run.name) for f in comparison.runs)
+    pairs = objective_pairs(names, x, y, f"runs {runs} share", "device-hours")
+    return ComparePlot(comparison, pairs, len(names) >= 3 and x is None and y is None)
+
+
+def build_compare_figure(data: ComparePlot) -> Any:
+    """The figure of a comparison (close it with matplotlib.pyplot.close). Gids: "trials" (a
+    run's completed trials, faint), "front" (its front's points), "front-line" (its staircase,
+    two shared objectives only), "progress" (its hypervolume over device-hours), "reach" (the
+    target line), "shares" (the combined front's bars); each run's artists carry `nas_run`
+    (its index in the comparison), each panel `nas_objectives`."""
+    matplotlib = _matplotlib()
+    with matplotlib.rc_context({"text.parse_math": False}):
+        return _build_compare_figure(data)
+
+
+def _build_compare_figure(data: ComparePlot) -> Any:
+    import matplotlib.pyplot as plt
+
+    comparison = data.comparison
+    rows, cols, cells = _panel_cells(len(comparison.names), len(data.pairs), data.matrix)
+    fig, left, right = _figure(rows, cols)
+    cmap = plt.get_cmap("tab10" if len(comparison.runs) <= 10 else "tab20")
+    styles = [(cmap(i % cmap.N), RUN_MARKERS[i % len(RUN_MARKERS)])
+              for i in range(len(comparison.runs))]
+    panels = []
+    if not data.pairs:
+        ax = fig.add_subplot(left[0, 0])
+        _draw_runs_single(ax, data, styles)
+        panels.append(ax)
+    for (x, y), (r, c) in zip(data.pairs, cells, strict=True):
+        ax = fig.add_subplot(left[r, c])
+        ax.nas_objectives = (x, y)
+        _draw_runs_pair(ax, data, x, y, styles, full=len(data.pairs) == 1)
+        panels.append(ax)
+    _legend(fig, left, panels, data.matrix and rows > 1, "run (hypervolume)")
+    _draw_runs_progress(fig.add_subplot(right[0]), data, styles)
+    _draw_runs_shares(fig.add_subplot(right[1]), data, styles)
+    fig.suptitle(f"{len(comparison.runs)} runs over "
+                 + ", ".join(_axis_label_of(data, n, short=True) for n in comparison.names),
+                 fontsize=13)
+    return fig
+
+
+def _axis_label_of(data: ComparePlot, name: str, short: bool = False) -> str:
+    minimize = data.goal(name) == "minimize"
+    if short:
+        return f"{name} {'↓' if minimize else '↑'}"
+    return f"{name}  {'↓ lower' if minimize else '↑ higher'} is better"
+
+
+def _draw_runs_pair(ax: Any, data: ComparePlot, x: str, y: str, styles: list[Any],
+                    full: bool) -> None:
+    """Every run's completed trials (faint) and front over (x, y), each in its colour and
+    marker; with two shared objectives each front joined by its staircase."""
+    line = len(data.comparison.names) == 2
+    for index, front in enumerate(data.comparison.runs):
+        color, marker = styles[index]
+        trials = ax.scatter([t.values[x] for t in front.complete],
+                            [t.values[y] for t in front.complete], s=14, color=color,
+                            marker=marker, alpha=0.25, zorder=2, gid="trials")
+        members = sorted(front.front, key=lambda t: (t.values[x], t.values[y]))
+        fx, fy = [t.values[x] for t in members], [t.values[y] for t in members]
+        points = ax.scatter(fx, fy, s=60 if full else 34, color=color, marker=marker,
+                            edgecolors="black", lw=0.6, zorder=4, gid="front",
+                            label=data.label(index))
+        artists = [trials, points]
+        if line:
+            artists += ax.step(fx, fy, where=_step_where(data.goal(x)), color=color, lw=1.6,
+                               zorder=3, gid="front-line")
+        for artist in artists:
+            artist.nas_run = index
+    ax.set_xlabel(_axis_label_of(data, x, short=not full), fontsize=None if full else 9)
+    ax.set_ylabel(_axis_label_of(data, y, short=not full), fontsize=None if full else 9)
+    if full:
+        ax.set_title(f"{y} vs {x}: each run's front (faint: its other completed trials)",
+                     fontsize=11)
+    elif not line:
+        ax.tick_params(labelsize=8)
+    ax.grid(True, alpha=0.3)
+    ax.margins(x=0.08, y=0.08)
+
+
+def _draw_runs_single(ax: Any, data: ComparePlot, styles: list[Any]) -> None:
+    """One shared objective: each run's trials over the device-hours at which they completed,
+    with the running best."""
+    (name,) = data.comparison.names
+    minimize = data.goal(name) == "minimize"
+    for index, front in enumerate(data.comparison.runs):
+        color, marker = styles[index]
+        done = sorted(front.complete, key=lambda t: (front.hours.get(t.number, 0.0), t.number))
+        hours = [front.hours.get(t.number, 0.0) for t in done]
+        values = [t.values[name] for t in done]
+        best = list(itertools.accumulate(values, min if minimize else max))
+        trials = ax.scatter(hours, values, s=22, color=color, marker=marker, alpha=0.4,
+                            zorder=2, gid="trials")
+        (line,) = ax.step(hours, best, where="post", color=color, lw=1.6, zorder=3,
+                          gid="front-line", label=data.label(index))
+        trials.nas_run = line.nas_run = index
+    ax.set_xlabel("device-hours of the run when the trial completed")
+    ax.set_ylabel(_axis_label_of(data, name))
+    ax.set_title(f"{name} per trial, with each run's running best", fontsize=11)
+    ax.grid(True, alpha=0.3)
+
+
+def _draw_runs_progress(ax: Any, data: ComparePlot, styles: list[Any]) -> None:
+    """Each run's hypervolume in the common box against its device-hours, and the target line
+    of `reach` × the best final hypervolume."""
+    comparison = data.comparison
+    for index, front in enumerate(comparison.runs):
+        hours = [h for h, _ in front.progress]
+        values = [v for _, v in front.progress]
+        spent = front.run.device_seconds / 3600
+        if hours and spent > hours[-1]:  # the line runs on to all the run spent
+            hours, values = [*hours, spent], [*values, values[-1]]
+        color = styles[index][0]
+        (line,) = ax.step(hours, values, where="post", color=color, lw=1.8, gid="progress",
+                          label=data.label(index))
+        ax.plot(hours[:len(front.progress)], values[:len(front.progress)], "o", ms=3,
+                color=color)
+        line.nas_run = index
+    target = comparison.reach * comparison.best_hypervolume
+    ax.axhline(target, color="0.4", ls="--", lw=1, gid="reach",
+               label=f"{comparison.reach:.0%} of the best")
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("cumulative device-hours of each run")
+    ax.set_ylabel("hypervolume (share of the common box)")
+    ax.set_title("hypervolume, one reference for all runs: each objective scaled\nbetween its "
+                 "best and worst over all their trials; reference: the worst", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(True, alpha=0.3)
+    ax.ticklabel_format(axis="x", style="plain", useOffset=False)
+
+
+def _draw_runs_shares(ax: Any, data: ComparePlot, styles: list[Any]) -> None:
+    """Each run's share of the combined front (the front of all the runs' trials together)."""
+    from nas.cli.untrusted import plain
+
+    comparison = data.comparison
+    shares = [100 * comparison.share(i) for i in range(len(comparison.runs))]
+    names = [plain(f.run.name, 30) for f in comparison.runs]
+    bars = ax.bar(range(len(names)), shares, color=[c for c, _ in styles],
+                  edgecolor="black", lw=0.6, gid="shares")
+    for bar, front in zip(bars, comparison.runs, strict=True):
+        ax.annotate(f"{front.combined}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center", va="bottom", fontsize=9, xytext=(0, 2),
+                    textcoords="offset points")
+    ax.set_xticks(range(len(names)), names, fontsize=9, rotation=20 if len(names) > 4 else 0)
+    ax.set_ylim(0, 115)
+    ax.set_ylabel("% of the combined front")
+    size = comparison.combined_size
+    ax.set_title(f"share of the combined front ({size} trial{'s' if size != 1 else ''}: the "
+                 "front of all runs together)", fontsize=10)
+    ax.grid(True, axis="y", alpha=0.3)
+
+
+def render_compare_html(data: ComparePlot, png: bytes) -> str:
+    """A self-contained page: the figure inline and the runs' summary as a table."""
+    comparison = data.comparison
+    head = ["run", "strategy", "trials", "device-hours", "front", "hypervolume",
+            "combined front"]
+    rows = []
+    for index, front in enumerate(comparison.runs):
+        run = front.run
+        cells = [run.name, run.strategy, f"{run.trials_complete}",
+                 f"{run.device_seconds / 3600:.3g}", str(len(front.front)),
+                 f"{front.hypervolume:.4f}", f"{comparison.share(index):.0%}"]
+        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    image = base64.b64encode(png).decode("ascii")
+    names = ", ".join(f.run.name for f in comparison.runs)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(f"nas plot: {names}")}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+img {{ max-width: 100%; border: 1px solid #ddd; }}
+table {{ border-collapse: collapse; margin-top: 1em; }}
+th, td {{ border: 1px solid #bbb; padding: 0.3em 0.7em; text-align: right; }}
+th {{ background: #f0f0f0; }}
+</style></head><body>
+<h1>{html.escape(names)}</h1>
+<p>Hypervolume over {html.escape(", ".join(comparison.names))}, {html.escape(COMMON_REFERENCE)}.</p>
+<img alt="fronts of {html.escape(names)}" src="data:image/png;base64,{image}">
+<table><thead><tr>{"".join(f"<th>{html.escape(h)}</th>" for h in head)}</tr></thead>
+<tbody>
+{chr(10).join(rows)}
+</tbody></table>
+</body></html>
+"""
+
+
+def write_compare_plot(comparison: Comparison, out: Path, x: str | None,
+                       y: str | None) -> ComparePlot:
+    """Draw a comparison of runs into `out` (.png or .html); the data drawn."""
+    suffix = out.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise NasError(f"unsupported --out suffix {out.suffix or '(none)'!r}; use .png or .html")
+    data = collect_comparison(comparison, x, y)
+    matplotlib = _matplotlib()
+    import matplotlib.pyplot as plt
+
+    with matplotlib.rc_context({"text.parse_math": False}):
+        fig = _build_compare_figure(data)
+        try:
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png")
+        finally:
+            plt.close(fig)
+    _write(out, buffer.getvalue() if suffix == ".png"
+           else render_compare_html(data, buffer.getvalue()))
+    return data
+
+
+def _write(out: Path, content: bytes | str) -> None:
     try:
-        if suffix == ".png":
-            out.write_bytes(png)
+        if isinstance(content, bytes):
+            out.write_bytes(content)
         else:
-            out.write_text(render_html(data, png), encoding="utf-8")
+            out.write_text(content, encoding="utf-8")
     except OSError as exc:
         raise NasError(f"cannot write {out}: {exc.strerror or exc}") from None
-    return data

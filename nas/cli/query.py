@@ -1,5 +1,6 @@
 """Commands that read results and print them: `nas runs`, `trials`, `pareto`, `show` and
-`compare`, each as a table, JSON or csv (`--format`).
+`compare`, each as a table, JSON or csv (`--format`). `pareto` and `compare` given several runs
+compare them (nas.cli.fronts).
 
 They only read (the store is opened with `open_store`, which never creates anything) and stay
 light: no torch, Optuna, numpy or pandas is imported (tests/cli/test_import_hygiene.py). Strings
@@ -21,6 +22,7 @@ from nas.cli.common import (
     trial_ref,
     user_errors,
 )
+from nas.cli.fronts import REACH
 from nas.errors import NasError
 from nas.store import TRIAL_STATES
 
@@ -68,12 +70,55 @@ def trials(
                  where=where)
 
 
+ReachOpt = typer.Option(None, "--reach", min=0.0, max=1.0, help="Comparing runs: count the "
+                        "device-hours each took to reach this share of a final hypervolume "
+                        f"(default {REACH}).")
+
+
 @user_errors
-def pareto(run: str = typer.Argument(..., help="Run name (or id)."),
-           storage: str = StorageOpt, fmt: str = QueryFormatOpt) -> None:
+def pareto(runs: list[str] = typer.Argument(..., metavar="RUN",
+                                            help="Run name (or id); several to compare them."),
+           storage: str = StorageOpt, fmt: str = QueryFormatOpt,
+           reach: float = ReachOpt) -> None:
     """The Pareto front of RUN over its objectives, then (≈) the trials within measurement noise
-    of it: dominated, but not beyond their latency spreads or replicate intervals."""
-    _list_trials(run, storage, fmt, front_only=True)
+    of it: dominated, but not beyond their latency spreads or replicate intervals. With several
+    runs: their fronts over the objectives they share, side by side, and per run its
+    hypervolume on one common reference point, its share of the combined front and the
+    device-hours it took to reach --reach of the best final hypervolume and of its own."""
+    if len(runs) > 1:
+        compare_runs(runs, storage, fmt, reach)
+        return
+    if reach is not None:
+        raise NasError("--reach applies when comparing runs: name two or more")
+    _list_trials(runs[0], storage, fmt, front_only=True)
+
+
+def compare_runs(refs: list[str], storage: str | None, fmt: str, reach: float | None) -> None:
+    """Print the comparison of runs `refs` (`nas pareto RUN RUN …`, `nas compare RUN RUN …`)."""
+    from nas.cli.fronts import load_comparison
+    from nas.cli.render import (
+        FORMATS,
+        comparison_columns,
+        comparison_rows,
+        comparison_to_dict,
+        fronts_table,
+        print_csv,
+        print_json,
+        runs_summary_table,
+    )
+
+    check_format(fmt, FORMATS)
+    comparison = load_comparison(open_store(storage), refs, REACH if reach is None else reach)
+    if fmt == "json":
+        print_json(console, comparison_to_dict(comparison))
+    elif fmt == "csv":
+        from nas.cli.untrusted import csv_cells
+
+        print_csv(console, comparison_columns(comparison),
+                  [csv_cells(row) for row in comparison_rows(comparison)])
+    else:
+        console.print(fronts_table(comparison))
+        console.print(runs_summary_table(comparison))
 
 
 def _list_trials(run_ref: str, storage: str | None, fmt: str, front_only: bool,
@@ -215,12 +260,31 @@ def show(ref: str = typer.Argument(..., metavar="RUN/NUMBER", help="e.g. quickst
 
 @user_errors
 def compare(
-    a: str = typer.Argument(..., metavar="RUN/A", help="The first trial, e.g. quickstart-1/3."),
-    b: str = typer.Argument(..., metavar="RUN/B", help="The second, of the same run or another."),
+    refs: list[str] = typer.Argument(..., metavar="RUN/A RUN/B | RUN RUN",
+                                     help="Two trials (e.g. quickstart-1/3 quickstart-2/5), or "
+                                     "two or more runs."),
     storage: str = StorageOpt,
     fmt: str = QueryFormatOpt,
+    reach: float = ReachOpt,
 ) -> None:
-    """Two trials side by side: layers, width, params, recipe, objectives, metrics, B − A."""
+    """Two trials side by side: layers, width, params, recipe, objectives, metrics, B − A. Given
+    runs (no /NUMBER), their fronts compared, as `nas pareto RUN RUN ...` does."""
+    if all("/" not in ref for ref in refs):
+        if len(refs) < 2:
+            raise NasError("compare takes two trials (RUN/A RUN/B) or two or more runs, got "
+                           f"one: {refs[0]!r}")
+        compare_runs(refs, storage, fmt, reach)
+        return
+    if len(refs) != 2:
+        count = f"{len(refs)} reference{'s' if len(refs) != 1 else ''}"
+        raise NasError(f"compare takes two trials (RUN/A RUN/B), got {count}; to compare runs, "
+                       "name them without /NUMBER")
+    if reach is not None:
+        raise NasError("--reach applies when comparing runs, not trials")
+    _compare_trials(*refs, storage, fmt)
+
+
+def _compare_trials(a: str, b: str, storage: str | None, fmt: str) -> None:
     from nas.cli.render import (
         FORMATS,
         compare_table,

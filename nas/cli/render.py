@@ -198,14 +198,9 @@ def trials_table(title: str, run: RunRecord, trials: Sequence[TrialRecord],
         table.add_column(f"{objective['name']} {arrow}", justify="right")
     table.add_column("time", justify="right")
     table.add_column("front", justify="center")
-    flagged = replicates = False
     for t in trials:
         values, metrics = t.values or {}, t.metrics or {}
         cells = [objective_cell(n, values.get(n), metrics) for n in run.objective_names]
-        flagged = flagged or any(values.get(n) is not None and any(timing_flags(n, metrics))
-                                 for n in run.objective_names)
-        replicates = replicates or any(replicate_interval(n, metrics) is not None
-                                       for n in run.objective_names)
         state = {"COMPLETE": "[green]complete[/]", "FAIL": "[red]failed[/]",
                  "RUNNING": "[yellow]running[/]"}.get(t.state, f"[dim]{t.state.lower()}[/]")
         if t.duplicate_of is not None:
@@ -220,16 +215,30 @@ def trials_table(title: str, run: RunRecord, trials: Sequence[TrialRecord],
             format_seconds(t.device_seconds) if t.device_seconds else "-",
             "★" if t.pareto else ("≈" if t.number in near else ""),
         )
+    notes = value_notes(trials, run.objective_names)
+    if notes:
+        table.caption = "\n".join(notes)
+        table.caption_justify = "left"
+    return table
+
+
+def value_notes(trials: Sequence[TrialRecord], names: Sequence[str]) -> list[str]:
+    """The caption lines that explain how `objective_cell` marked the objectives `names` of
+    `trials`: a noisy or contended timing, a replicated value."""
+    flagged = replicates = False
+    for t in trials:
+        values, metrics = t.values or {}, t.metrics or {}
+        flagged = flagged or any(values.get(n) is not None and any(timing_flags(n, metrics))
+                                 for n in names)
+        replicates = replicates or any(replicate_interval(n, metrics) is not None
+                                       for n in names)
     notes = []
     if flagged:
         notes.append(f"±: the timing's spread, shown above {NOISY_SPREAD:.0%}; {CONTENDED_NOTE}")
     if replicates:
         notes.append("mean ± half-width: the 95 % interval of the mean over the seeds a "
                      "trial was trained with (search.replicates); ≈ where intervals overlap")
-    if notes:
-        table.caption = "\n".join(notes)
-        table.caption_justify = "left"
-    return table
+    return notes
 
 
 def run_status(run: RunRecord) -> str:
@@ -432,3 +441,143 @@ def print_notes(space: Any, out: Console) -> None:
     for note in space.notes:
         out.print(f"[yellow]note:[/] {space.path}: {escape(note)}", highlight=False,
                   soft_wrap=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# comparing runs (`nas pareto RUN RUN ...`): nas.cli.fronts computes, these lay it out
+# ------------------------------------------------------------------------------------------------
+
+COMPARED_RUN_COLUMNS = ("run_hypervolume", "run_combined_front_share")
+
+
+def _arrowed(objectives: Sequence[dict[str, str]]) -> str:
+    return ", ".join(f"{o['name']} {'↑' if o['direction'] == 'maximize' else '↓'}"
+                     for o in objectives)
+
+
+def fronts_table(comparison: Any) -> Table:
+    """Every run's front over the shared objectives, one section per run; ★ marks the members
+    of the combined front (the front of all the runs' trials together)."""
+    from nas.cli.untrusted import markup, shown_run, shown_trial
+
+    names = comparison.names
+    runs = [shown_run(f.run) for f in comparison.runs]
+    objectives = [{**o, "name": markup(o["name"])} for o in comparison.objectives]
+    title = (f"Pareto fronts of {', '.join(r.name for r in runs)} over "
+             f"{_arrowed(objectives)}")
+    left = [f"{run.name}: " + _arrowed([o for o in run.objectives
+                                         if o["name"] in {markup(n) for n in f.left_out}])
+            for run, f in zip(runs, comparison.runs, strict=True) if f.left_out]
+    if left:
+        title += f" (not shared, left out: {'; '.join(left)})"
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for column, justify in (("run", "left"), ("trial", "right"), ("mixers", "left"),
+                            ("d_model", "right"), ("layers", "right"), ("params", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for o in objectives:
+        table.add_column(_arrowed([o]), justify="right")
+    table.add_column("time", justify="right")
+    table.add_column("combined", justify="center")
+    shown = [[shown_trial(t) for t in front.front] for front in comparison.runs]
+    for index, (run, members) in enumerate(zip(runs, shown, strict=True)):
+        if index:
+            table.add_section()
+        for t in members:
+            values, metrics = t.values or {}, t.metrics or {}
+            table.add_row(
+                run.name, str(t.number), t.short_form, str(t.d_model), str(t.n_layers),
+                format_value("params", t.params),
+                *(objective_cell(markup(n), values.get(markup(n)), metrics) for n in names),
+                format_seconds(t.device_seconds) if t.device_seconds else "-",
+                "★" if (index, t.number) in comparison.combined else "")
+    notes = value_notes([t for members in shown for t in members], [markup(n) for n in names])
+    table.caption = "\n".join(["★: on the combined front, the Pareto front of all these runs' "
+                               "trials together", *notes])
+    table.caption_justify = "left"
+    return table
+
+
+def runs_summary_table(comparison: Any) -> Table:
+    """Per run: strategy, trials, device time, front size, hypervolume on the common reference,
+    share of the combined front, device time to reach `reach` of the best and of its own
+    hypervolume; the caption says how the hypervolume was measured."""
+    from nas.cli.fronts import REFERENCE_RULE
+    from nas.cli.untrusted import markup, shown_run
+
+    reach = f"{comparison.reach:.0%}"
+    table = Table(title="runs compared", title_justify="left", header_style="bold")
+    for column in ("run", "strategy", "trials", "device time", "front", "hypervolume",
+                   "combined front", f"to {reach} of best", f"to {reach} of own"):
+        table.add_column(column, justify="left" if column in ("run", "strategy") else "right")
+    for index, front in enumerate(comparison.runs):
+        run = shown_run(front.run)
+        to_best, to_own = comparison.hours_to_best(index), comparison.hours_to_own(index)
+        table.add_row(
+            run.name, run.strategy, f"{run.trials_complete} complete / {run.trials_total}",
+            format_seconds(run.device_seconds), str(len(front.front)),
+            f"{front.hypervolume:.4f}",
+            f"{front.combined} of {comparison.combined_size} ({comparison.share(index):.0%})",
+            "-" if to_best is None else format_seconds(3600 * to_best),
+            "-" if to_own is None else format_seconds(3600 * to_own))
+    reference = ", ".join(f"{markup(n)} {format_value(n, comparison.worst[n])}"
+                          for n in comparison.names)
+    table.caption = (f"hypervolume: over {', '.join(markup(n) for n in comparison.names)}, "
+                     f"{REFERENCE_RULE} ({reference}); 1 would mean one trial best at "
+                     f"everything.\nto {reach} of best / own: device time the run spent until "
+                     f"its hypervolume first reached {reach} of the best run's final one / of "
+                     "its own (-: never).")
+    table.caption_justify = "left"
+    return table
+
+
+def comparison_to_dict(comparison: Any) -> dict[str, Any]:
+    """JSON of a comparison: the shared objectives, the common reference (`worst`) and the
+    other end of each scale (`best`), per run its summary and hypervolume curve, and the front
+    members with their run."""
+    from nas.cli.fronts import REFERENCE_RULE
+
+    runs = []
+    for index, front in enumerate(comparison.runs):
+        to_best, to_own = comparison.hours_to_best(index), comparison.hours_to_own(index)
+        run = front.run
+        runs.append({
+            "name": run.name, "strategy": run.strategy, "seed": run.seed,
+            "space_path": run.space_path, "status": run.status,
+            "trials_complete": run.trials_complete, "trials_total": run.trials_total,
+            "device_seconds": run.device_seconds, "objectives_left_out": front.left_out,
+            "front_size": len(front.front), "hypervolume": front.hypervolume,
+            "combined_front": front.combined, "combined_front_share": comparison.share(index),
+            "device_seconds_to_reach_best": None if to_best is None else 3600 * to_best,
+            "device_seconds_to_reach_own": None if to_own is None else 3600 * to_own,
+            "hypervolume_curve": [{"device_seconds": 3600 * h, "hypervolume": v}
+                                  for h, v in front.progress],
+        })
+    members = [{"run": front.run.name, **t.to_dict(),
+                "combined_front": (index, t.number) in comparison.combined}
+               for index, front in enumerate(comparison.runs) for t in front.front]
+    return {"objectives": comparison.objectives, "reference": comparison.worst,
+            "best": comparison.best, "reference_rule": REFERENCE_RULE,
+            "reach": comparison.reach, "combined_front_size": comparison.combined_size,
+            "runs": runs, "front": members}
+
+
+def comparison_columns(comparison: Any) -> list[str]:
+    """The csv columns of a comparison: one row per front member, its run's summary repeated."""
+    return ["run", "number", "short_form", "d_model", "n_layers", "params", *comparison.names,
+            "device_seconds", "combined_front", "arch_hash", *COMPARED_RUN_COLUMNS]
+
+
+def comparison_rows(comparison: Any) -> list[dict[str, Any]]:
+    rows = []
+    for index, front in enumerate(comparison.runs):
+        for t in front.front:
+            values = t.values or {}
+            rows.append({
+                "run": front.run.name, "number": t.number, "short_form": t.short_form,
+                "d_model": t.d_model, "n_layers": t.n_layers, "params": t.params,
+                **{n: values.get(n) for n in comparison.names},
+                "device_seconds": t.device_seconds,
+                "combined_front": (index, t.number) in comparison.combined,
+                "arch_hash": t.arch_hash, "run_hypervolume": front.hypervolume,
+                "run_combined_front_share": comparison.share(index)})
+    return rows

@@ -46,6 +46,11 @@ def url(tmp_path_factory):
                              curve=[(10, "loss", 1.0)], device="cpu", device_seconds=1.0,
                              wall_seconds=1.0)
     store.finish_run(run.id, "finished")
+    other = new_run(store, "other", OBJECTIVES)  # to compare with demo
+    store.start_trial(other.id, 0, spec("A-A", 32), worker="w")
+    values = {"accuracy": 0.7, "latency_ms": 1.5}
+    store.complete_trial(other.id, 0, values=values, metrics=values, curve=[], device="cpu",
+                         device_seconds=2.0, wall_seconds=2.0)
     store.close()
     return url
 
@@ -63,7 +68,8 @@ def test_query_commands_import_nothing_heavy(url):
     commands = [[], ["runs"], ["runs", "--format", "json"], ["trials", "demo"],
                 ["trials", "demo", "--format", "csv", "--sort", "latency_ms"],
                 ["pareto", "demo"], ["pareto", "demo", "--format", "json"],
-                ["show", "demo/1"], ["compare", "demo/0", "demo/1"]]
+                ["show", "demo/1"], ["compare", "demo/0", "demo/1"],
+                ["pareto", "demo", "other"], ["compare", "demo", "other", "--format", "json"]]
     env = {k: v for k, v in os.environ.items() if k != "NAS_STORAGE"}
     proc = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(commands), url],
                           capture_output=True, text=True, timeout=300, env=env)
