@@ -1,7 +1,8 @@
 """Building blocks of the searchable models: token mixers, channel mixers, norms, the model.
 
 Importing this package registers every built-in block (attention, linear_attention, short_conv,
-mlp, swiglu); `build_model` turns an ArchSpec into a LanguageModel.
+mlp, swiglu, ...) and the presets that give them the literature's names (gla, retnet, swa, gqa,
+...: nas/blocks/presets.py); `build_model` turns an ArchSpec into a LanguageModel.
 """
 
 from nas.blocks import (  # noqa: F401 (register)
@@ -14,11 +15,22 @@ from nas.blocks import (  # noqa: F401 (register)
     long_conv,
     mamba2,
     moe,
+    presets,
 )
 from nas.blocks.base import ChannelMixer, TokenMixer
 from nas.blocks.model import Block, LanguageModel, build_model
 from nas.blocks.norm import make_norm
-from nas.blocks.registry import BlockInfo, Knob, get_block, list_blocks, register_block
+from nas.blocks.registry import (
+    BlockInfo,
+    Knob,
+    Preset,
+    get_block,
+    get_preset,
+    list_blocks,
+    list_presets,
+    register_block,
+    register_preset,
+)
 
 __all__ = [
     "build_model",
@@ -31,5 +43,9 @@ __all__ = [
     "list_blocks",
     "Knob",
     "BlockInfo",
+    "register_preset",
+    "get_preset",
+    "list_presets",
+    "Preset",
     "make_norm",
 ]

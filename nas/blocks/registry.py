@@ -11,6 +11,12 @@ for (in the driver, and again in each worker process, which finds it on the same
 class must subclass the role's base class (nas.blocks.base.TokenMixer or ChannelMixer). Its
 knobs are its class attribute `knobs` (a sequence of Knob) when it has one, else the keyword
 parameters of its `__init__` after (d_model, layer_idx), each of which needs a default.
+
+A *preset* is a literature name for a block with some knobs set (`gla` is linear_attention with
+decay gla, an identity feature map, per-head RMSNorm and an output gate). It is no block of its
+own: a space may declare it as a token mixer, and what a model records is the block and every
+knob, so a preset and the block with the same knobs are one architecture. `register_preset`
+adds one (nas/blocks/presets.py holds nas's); `get_preset` and `list_presets` read them.
 """
 
 from __future__ import annotations
@@ -19,10 +25,11 @@ import fnmatch
 import importlib
 import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Literal
 
-from nas.spec import Scalar
+from nas.spec import MIXER_LETTERS, Scalar
 
 Role = Literal["token_mixer", "channel_mixer"]
 MAX_INT_KNOB = 1 << 20  # no integer knob (heads, kernel size, experts, ...) is built beyond this
@@ -81,8 +88,8 @@ def register_block(name: str, role: Role, knobs: Sequence[Knob] = ()) -> Callabl
     """Class decorator: register `cls` under `name` with its declared knobs."""
 
     def decorate(cls: type) -> type:
-        if name in _REGISTRY:
-            raise ValueError(f"block {name!r} is already registered")
+        if name in _REGISTRY or name in _PRESETS:
+            raise ValueError(f"block {name!r} is already registered (as a block or a preset)")
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         _REGISTRY[name] = BlockInfo(name, role, cls, tuple(knobs), doc)
         cls.block_name = name
@@ -171,7 +178,10 @@ def get_block(name: str, role: Role | None = None) -> BlockInfo:
     info = _REGISTRY.get(name)
     if info is None or (role is not None and info.role != role):
         known = ", ".join(list_blocks(role=role))
-        raise KeyError(f"unknown {role or 'block'} {name!r}; known: {known}")
+        preset = _PRESETS.get(name)
+        also = (f" ({name} is a preset of {preset.block}, which is what a model records)"
+                if preset is not None else "")
+        raise KeyError(f"unknown {role or 'block'} {name!r}{also}; known: {known}")
     return info
 
 
@@ -181,3 +191,106 @@ def list_blocks(pattern: str = "*", role: Role | None = None) -> list[str]:
         n for n, info in _REGISTRY.items()
         if fnmatch.fnmatch(n, pattern) and (role is None or info.role == role)
     )
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A literature name for block `block` with knobs set: `fixed` ones the name means (a space
+    may not change them under this name), `defaults` it may change, `required` ones it must
+    give (the name has no default that suits every task; the value is an example for
+    messages). `letter` stands for it in a layout pattern; `paper` is the work it follows,
+    `doc` what it is and how it differs from it."""
+
+    name: str
+    block: str
+    doc: str
+    paper: str
+    letter: str
+    fixed: dict[str, Scalar] = field(default_factory=dict)
+    defaults: dict[str, Scalar] = field(default_factory=dict)
+    required: dict[str, Scalar] = field(default_factory=dict)
+
+    @property
+    def role(self) -> Role:
+        return get_block(self.block).role
+
+    @cached_property
+    def info(self) -> BlockInfo:
+        """The block as this preset declares it: its knobs' defaults are the preset's values
+        (fixed or default); `name` is the block's, which is what a model records."""
+        base = get_block(self.block)
+        values = {**self.defaults, **self.fixed}
+        knobs = tuple(replace(k, default=values[k.name]) if k.name in values else k
+                      for k in base.knobs)
+        return BlockInfo(base.name, base.role, base.cls, knobs, self.doc)
+
+    def settings(self) -> str:
+        """The preset in one line of YAML-like text: `decay: gla, ... (fixed); kv_heads: 2
+        (default); window (required)`."""
+        parts = []
+        for values, label in ((self.fixed, "fixed"), (self.defaults, "default")):
+            if values:
+                parts.append(", ".join(f"{k}: {_yaml_scalar(v)}" for k, v in values.items())
+                             + f" ({label})")
+        if self.required:
+            parts.append(", ".join(self.required) + " (required)")
+        return "; ".join(parts)
+
+
+_PRESETS: dict[str, Preset] = {}
+
+
+def _yaml_scalar(value: Scalar) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def register_preset(name: str, block: str, *, doc: str, paper: str, letter: str,
+                    fixed: dict[str, Scalar] | None = None,
+                    defaults: dict[str, Scalar] | None = None,
+                    required: dict[str, Scalar] | None = None) -> Preset:
+    """Register the preset `name` of the registered block `block`; every knob it names must be
+    one of the block's and take the value given (ValueError otherwise), and its name and
+    letter must be free (no block, no other preset has them)."""
+    info = get_block(block)
+    taken = {p.letter: p.name for p in _PRESETS.values()} | {
+        letter: kind for kind, letter in MIXER_LETTERS.items()}
+    if name in _REGISTRY or name in _PRESETS or is_import_path(name):
+        raise ValueError(f"preset name {name!r} is taken (or is an import path)")
+    if len(letter) != 1 or letter in taken:
+        raise ValueError(f"preset {name!r}: letter {letter!r} is not one free character"
+                         + (f" (it is {taken[letter]}'s)" if letter in taken else ""))
+    fixed, defaults, required = dict(fixed or {}), dict(defaults or {}), dict(required or {})
+    named = [*fixed, *defaults, *required]
+    if len(named) != len(set(named)):
+        raise ValueError(f"preset {name!r} names a knob twice")
+    for knob_name in named:
+        knob = info.knob(knob_name)
+        if knob is None:
+            raise ValueError(f"preset {name!r}: {block} has no knob {knob_name!r}")
+        value = {**fixed, **defaults, **required}[knob_name]
+        if value is None or knob.check(value) is not None:
+            raise ValueError(f"preset {name!r}: {knob_name}={value!r} is not a value of "
+                             f"{block}.{knob_name}")
+    preset = Preset(name, block, doc, paper, letter, fixed, defaults, required)
+    _PRESETS[name] = preset
+    return preset
+
+
+def get_preset(name: str) -> Preset | None:
+    """The preset `name`, or None when there is none by that name."""
+    return _PRESETS.get(name)
+
+
+def list_presets(pattern: str = "*", role: Role | None = None) -> list[str]:
+    """Registered preset names matching a glob, optionally of one role, sorted."""
+    return sorted(n for n, p in _PRESETS.items()
+                  if fnmatch.fnmatch(n, pattern) and (role is None or p.role == role))
+
+
+def preset_letters() -> dict[str, str]:
+    """Letter -> preset name, for layout patterns."""
+    return {p.letter: p.name for p in _PRESETS.values()}

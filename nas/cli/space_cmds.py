@@ -70,35 +70,57 @@ def blocks_list(
                                   "found anywhere in one."),
     role: str = typer.Option(None, "--role", help="Only token_mixer or channel_mixer blocks."),
 ) -> None:
-    """List the registered blocks matching PATTERN, with their knobs."""
+    """List the registered blocks matching PATTERN, with their knobs, then the presets (the
+    literature's names for blocks with knobs set, e.g. gla, swa, gqa) matching it by their
+    name or their block's."""
     from rich.table import Table
 
-    from nas.blocks import get_block, list_blocks
+    from nas.blocks import get_block, get_preset, list_blocks, list_presets
 
     if role is not None and role not in BLOCK_ROLES:
         raise NasError(f"unknown --role {role!r}; use one of {', '.join(BLOCK_ROLES)}")
     if not any(ch in pattern for ch in "*?["):
         pattern = f"*{pattern}*"  # a plain word matches anywhere in the name
     names = list_blocks(pattern, role=role)  # type: ignore[arg-type]
-    if not names:
-        known = ", ".join(list_blocks(role=role))  # type: ignore[arg-type]
+    presets = sorted(set(list_presets(pattern, role=role)) | {  # type: ignore[arg-type]
+        p for p in list_presets(role=role)  # type: ignore[arg-type]
+        if get_preset(p).block in names})
+    if not names and not presets:
+        known = ", ".join(list_blocks(role=role) + list_presets(role=role))  # type: ignore
         raise NasError(f"no {role or 'block'} matches {pattern!r}; known: {known}")
-    table = Table(title=f"blocks matching {pattern!r}", title_justify="left",
-                  header_style="bold", show_lines=True)
-    for column in ("name", "role", "knobs (type = default, allowed)", "what it is"):
-        table.add_column(column)
-    for name in names:
-        info = get_block(name)
-        knobs = []
-        for knob in info.knobs:
-            text = f"{knob.name}: {knob.type.__name__} = {knob.default!r}"
-            if knob.choices is not None:
-                text += " {" + ", ".join(map(str, knob.choices)) + "}"
-            if knob.minimum is not None:
-                text += f" (>= {knob.minimum:g})"
-            knobs.append(text)
-        table.add_row(name, info.role, "\n".join(knobs) or "(none)", info.doc)
-    console.print(table)
+    if names:
+        table = Table(title=f"blocks matching {pattern!r}", title_justify="left",
+                      header_style="bold", show_lines=True)
+        for column in ("name", "role", "knobs (type = default, allowed)", "what it is"):
+            table.add_column(column)
+        for name in names:
+            info = get_block(name)
+            knobs = []
+            for knob in info.knobs:
+                text = f"{knob.name}: {knob.type.__name__} = {knob.default!r}"
+                if knob.choices is not None:
+                    text += " {" + ", ".join(map(str, knob.choices)) + "}"
+                if knob.minimum is not None:
+                    text += f" (>= {knob.minimum:g})"
+                knobs.append(text)
+            table.add_row(name, info.role, "\n".join(knobs) or "(none)", info.doc)
+        console.print(table)
+    if presets:
+        table = Table(title=f"presets matching {pattern!r} (declare them like blocks: "
+                      "`gla: {heads: 4}`; a model records the block)", title_justify="left",
+                      header_style="bold", show_lines=True)
+        for column in ("name", "role", "letter", "is the block", "what it is (follows)"):
+            table.add_column(column)
+        for name in presets:
+            preset = get_preset(name)
+            searchable = [k.name for k in get_block(preset.block).knobs
+                          if k.name not in preset.fixed]
+            resolves = f"{preset.block}\n{preset.settings()}"
+            if searchable:
+                resolves += "\nyours to set: " + ", ".join(searchable)
+            table.add_row(name, preset.role, preset.letter, resolves,
+                          f"{preset.doc} ({preset.paper})")
+        console.print(table)
 
 
 space_app = typer.Typer(name="space", help="Inspect a search space: its decisions, its size, "

@@ -20,6 +20,10 @@ Sampling walks the DAG in a fixed topological order, asking an Optuna trial (def
 each active decision, and assembles a canonical ArchSpec: every knob explicit (registry defaults
 filled in, whole-number floats of integer knobs made ints, spellings such as `kv_heads: full`
 resolved), so equal architectures hash equally.
+
+A token mixer's key (`model.token_mixers.<key>`) is its name everywhere in the space (layouts,
+pattern letters, decision names); it is a block, a user mixer's import path, or a preset
+(`gla`, `swa`: nas.blocks.presets), which the ArchSpec records as its block with every knob.
 """
 
 from __future__ import annotations
@@ -31,10 +35,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
+import yaml
 
 from nas import usercode
 from nas.blocks import get_block, list_blocks
-from nas.blocks.registry import BlockImportError, BlockInfo, Knob, is_import_path
+from nas.blocks.presets import literature_hint
+from nas.blocks.registry import (
+    BlockImportError,
+    BlockInfo,
+    Knob,
+    Preset,
+    get_preset,
+    is_import_path,
+    list_presets,
+    preset_letters,
+)
 from nas.errors import SpaceError, brief, did_you_mean
 from nas.evaluate.measurement import TIMED
 from nas.evaluate.training import DECAY_SCOPES, SCHEDULES
@@ -163,6 +178,8 @@ class SearchSpace:
     # loaded with the user's permission to import the code it names (`--allow-code`): the
     # trials a search sends carry it to their workers (TrialRequest.allow_code)
     allow_code: bool = False
+    # token mixer key -> the block its layers record (a preset's block; else the key itself)
+    mixer_blocks: Mapping[str, str] = field(default_factory=dict)
 
     # -- facts about the space ---------------------------------------------------------------
     @property
@@ -355,15 +372,24 @@ def knob_prefix(kind: str, role: str) -> str:
     return "model.channel_mixer" if role == "channel_mixer" else f"model.token_mixers.{kind}"
 
 
+def block_info(kind: str, role: str, static: Mapping[str, BlockInfo]) -> BlockInfo:
+    """The block a space's `kind` declares: a user mixer known from its source (`static`), a
+    preset (its block, with the preset's values as knob defaults), or a registered block."""
+    if kind in static:
+        return static[kind]
+    preset = get_preset(kind) if role == "token_mixer" else None
+    return preset.info if preset is not None else get_block(kind, role)
+
+
 def _module(values: Mapping[str, Scalar], kind: str, role: str,
             static: Mapping[str, BlockInfo]) -> ModuleSpec:
     """A ModuleSpec with every registered knob explicit: sampled, else the registry default
-    (`static`: user mixers known from their source only)."""
-    info = static.get(kind) or get_block(kind, role)
+    (`static`: user mixers known from their source only); a preset becomes its block."""
+    info = block_info(kind, role, static)
     base = knob_prefix(kind, role)
     knobs = {k.name: _coerce(k.type, values.get(f"{base}.{k.name}", k.default))
              for k in info.knobs}
-    return ModuleSpec.make(kind, **info.cls.canonicalize(knobs))
+    return ModuleSpec.make(info.name, **info.cls.canonicalize(knobs))
 
 
 def _coerce(kind: type, value: Scalar) -> Scalar:
@@ -513,7 +539,9 @@ class _Compiler:
         return SearchSpace(self.path, self.text, self.config, self.graph, vocab_size, order,
                            constraints, self.layer_mixers, self.channel_per_layer,
                            tuple(self.notes), self.static_blocks, self._code_refusal(),
-                           self.allow_code)
+                           self.allow_code,
+                           {kind: self.block(kind, "token_mixer").name
+                            for kind in self.config.model.token_mixers})
 
     def _strategy(self) -> None:
         """search.strategy names a registered strategy (nas.strategies.register_strategy)."""
@@ -536,8 +564,9 @@ class _Compiler:
                           "permission", f"if you trust {code.file}, rerun with --allow-code")
 
     def block(self, kind: str, role: str) -> BlockInfo:
-        """The registered block `kind`, or a user mixer as read from its source."""
-        return self.static_blocks.get(kind) or get_block(kind, role)
+        """The registered block `kind`, a preset's block, or a user mixer as read from its
+        source."""
+        return block_info(kind, role, self.static_blocks)
 
     # -- sections ----------------------------------------------------------------------------
     def _task(self) -> int:
@@ -629,17 +658,23 @@ class _Compiler:
                                  "check for a typo")
 
     def _mixers_known(self) -> None:
-        """Every declared token mixer is registered, or an import path that imports to one."""
+        """Every declared token mixer is registered, a preset, or an import path that imports
+        to one. An unknown name the literature uses says what nas has instead."""
         known = list_blocks(role="token_mixer")
+        presets = list_presets(role="token_mixer")
         for kind, raw in self.config.model.token_mixers.items():
             key = f"model.token_mixers.{kind}"
             if is_import_path(kind):
                 self._user_mixer(key, kind)
-            elif kind not in known:
+            elif kind not in known and kind not in presets:
+                hint = literature_hint(kind)
+                if hint is not None:
+                    raise self.error(key, f"unknown token mixer {brief(kind)}: {hint[0]}",
+                                     hint[1])
                 raise self.error(
                     key,
-                    f"unknown token mixer {brief(kind)}{did_you_mean(kind, known)}",
-                    f"use one of {', '.join(known)}",
+                    f"unknown token mixer {brief(kind)}{did_you_mean(kind, known + presets)}",
+                    f"use one of {', '.join(known)}, or a preset: {', '.join(presets)}",
                 )
             if raw is not None and not isinstance(raw, dict):
                 raise self.error(key, "expected a mapping of knobs",
@@ -720,8 +755,9 @@ class _Compiler:
                 raise self.error(RATIO, f"must be a number in [0, 1], got {brief(value)}",
                                  fix or "write a share of the layers from 0 to 1, e.g. 0.25")
             if value > 0 and ATTENTION not in mixers:
-                raise self.error(RATIO, f"{value} needs attention", "declare `attention:` under "
-                                 "model.token_mixers, or use ratio 0")
+                raise self.error(RATIO, f"{value} needs attention",
+                                 "declare `attention:` under model.token_mixers, or use ratio 0"
+                                 + _attention_presets(mixers))
             if value < 1 and not others:
                 raise self.error(RATIO, f"{value} leaves layers for a non-attention mixer, but "
                                  "only attention is declared", "declare another token mixer")
@@ -788,7 +824,8 @@ class _Compiler:
         return self.graph.nodes[name]["domain"]
 
     def _letters(self) -> dict[str, str]:
-        """Letter -> declared mixer: the defaults (nas.spec.MIXER_LETTERS) and `letters:`."""
+        """Letter -> declared mixer: the defaults (nas.spec.MIXER_LETTERS, then the presets'
+        letters) and `letters:`."""
         overrides = self.config.model.layout.letters or {}
         mixers = self.config.model.token_mixers
         for letter, kind in overrides.items():
@@ -800,7 +837,7 @@ class _Compiler:
                 raise self.error(key, f"{brief(kind)} is not declared under model.token_mixers"
                                  f"{did_you_mean(kind, mixers)}",
                                  f"declare it, or use one of {', '.join(mixers)}")
-        return letter_table(overrides)
+        return letter_table({**preset_letters(), **overrides})
 
     def _check_pattern(self, pattern: Scalar, letters: Mapping[str, str]) -> None:
         mixers = self.config.model.token_mixers
@@ -940,12 +977,36 @@ class _Compiler:
                     f"unknown knob of {kind}{did_you_mean(knob, [k.name for k in info.knobs])}",
                     f"known knobs: {known}",
                 )
+        preset = get_preset(kind) if kind not in self.static_blocks else None
+        if preset is not None:
+            self._preset_knobs(preset, key, raw)
         for knob in info.knobs:
             if knob.name in raw:
                 self.knob(f"{key}.{knob.name}", raw[knob.name], gates)
             else:
                 self._constants[f"{key}.{knob.name}"] = knob.default
         self._blocks[kind, "token_mixer"] = {k: f"{key}.{k}" for k in raw}
+
+    def _preset_knobs(self, preset: Preset, key: str, raw: Mapping[str, Any]) -> None:
+        """A preset's fixed knobs keep their values (written again, they must be the same
+        single value), and its required knobs are given."""
+        for name, value in preset.fixed.items():
+            if name in raw and not _is_value(raw[name], preset.info.knob(name), value):
+                block = {**preset.fixed, **raw}
+                raise self.error(
+                    f"{key}.{name}",
+                    f"{preset.name} fixes {name} to {_flow(value)} ({preset.name} is "
+                    f"{preset.block} with {_flow(preset.fixed)}), got {_flow(raw[name])}",
+                    f"remove `{name}` here, or declare the block itself to choose it: "
+                    f"`{preset.block}: {_flow(block)}`",
+                )
+        missing = [name for name in preset.required if name not in raw]
+        if missing:
+            example = {**{k: v for k, v in raw.items() if k not in preset.required},
+                       **preset.required}
+            raise self.error(key, f"{preset.name} needs {' and '.join(missing)}: the preset "
+                             "has no default, as no value suits every task",
+                             f"write e.g. `{preset.name}: {_flow(example)}`")
 
     def _channel_mixer(self, depths: list[int]) -> None:
         raw = dict(self.config.model.channel_mixer)
@@ -1206,6 +1267,44 @@ class _Compiler:
                 where = "" if "d_model" in problems[0] else f" at d_model={d_model}"
                 raise self.error(key, f"{problems[0]}{where} (searched knobs {picked})",
                                  "choose values that work with every d_model in the space")
+
+
+def _is_value(raw: Any, knob: Knob | None, value: Scalar) -> bool:
+    """Whether `raw`, as written in the file, is the single value `value` of `knob`."""
+    try:
+        if knob is None or parse_reference(raw) is not None:
+            return False
+        domain = parse_domain(raw)
+    except DomainError:
+        return False
+    if not isinstance(domain, Fixed):
+        return False
+    written = _coerce(knob.type, domain.value)
+    return written == value and type(written) is type(value)
+
+
+def _flow(value: Any, limit: int = 200) -> str:
+    """A value as one line of YAML flow style: `gla`, `true`, `{decay: none, heads: 4}`; a
+    user's value too large for a message is summarised (errors.brief) instead."""
+    shown = brief(value, limit)
+    if len(shown) >= limit or shown.startswith("<"):
+        return shown
+    return yaml.safe_dump(value, default_flow_style=True, sort_keys=False,
+                          width=1_000_000).removesuffix("\n...\n").strip()
+
+
+def _attention_presets(mixers: Iterable[str]) -> str:
+    """For a hybrid without `attention:`: how to make a declared attention preset its
+    attention layers ('' when none is declared)."""
+    for kind in mixers:
+        preset = get_preset(kind)
+        if preset is not None and preset.block == ATTENTION:
+            knobs = {**preset.fixed, **preset.defaults, **preset.required}
+            return (f" (the ratio counts `attention:` layers; {kind} is a mixer like any other "
+                    f"here: to make the attention layers {kind}, declare `attention: "
+                    f"{_flow(knobs)}` instead, or use `layout: {{pattern: ...}}` with its "
+                    f"letter {preset.letter})")
+    return ""
 
 
 class _SourceOnlyBlock:

@@ -121,6 +121,12 @@ def compile_constraints(path: str, texts: Sequence[str], *,
                              f"write {both[0]}(seq_len=N) at every use, or split the "
                              "condition into two constraints")
         for call in expr.calls:
+            preset = _preset_counted(call)
+            if preset is not None:
+                raise SpaceError(path, key, f"{call.text}: {preset.name} is a preset of "
+                                 f"{preset.block}, and a model records the block, not the name",
+                                 f"write count({preset.block}); it counts every {preset.block} "
+                                 f"layer, {preset.name} or not")
             problem = _check_call(call, mixers)
             if problem:
                 fix = ("spell the mixer as in `nas blocks list`" if "unknown token mixer" in problem
@@ -167,6 +173,15 @@ def _check_constant(path: str, key: str, expr: Expr) -> None:
         raise SpaceError(path, key, f"{brief(expr.text)} is always false: no candidate can meet "
                          "it", "remove it, or write a condition over the candidate, e.g. "
                          "`params <= 2e6`")
+
+
+def _preset_counted(call: CallInfo) -> Any:
+    """The preset (nas.blocks.registry.Preset) `count(PRESET)` names, else None."""
+    from nas.blocks import get_preset
+
+    if call.name != "count" or call.kwargs or len(call.args) != 1:
+        return None
+    return get_preset(str(call.args[0]))
 
 
 def _check_call(call: CallInfo, mixers: Sequence[str]) -> str | None:

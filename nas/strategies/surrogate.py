@@ -103,9 +103,10 @@ def _bounds(domain: object) -> tuple[float, float]:
 
 
 def _mixer_kinds(space: SearchSpace) -> list[str]:
-    """Every token mixer a layer of the space can be (the keys of `model.token_mixers`)."""
+    """Every block a layer of the space can record: the keys of `model.token_mixers`, a preset
+    as its block (`gla` is linear_attention in the spec)."""
     mixers = space.config.model.token_mixers or {}
-    return list(mixers)
+    return [space.mixer_blocks.get(kind, kind) for kind in mixers]
 
 
 class Ensemble:

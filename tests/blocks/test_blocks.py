@@ -26,7 +26,9 @@ from nas.blocks import (
     Knob,
     build_model,
     get_block,
+    get_preset,
     list_blocks,
+    list_presets,
     make_norm,
 )
 from nas.blocks.channel import swiglu_hidden
@@ -73,11 +75,23 @@ KNOB_CASES: dict[str, list[dict]] = {
 
 
 
+def knob_sets(name: str) -> list[dict]:
+    """KNOB_CASES of block `name`, plus the settings of each of its presets (gla, swa, ...)
+    that no case covers yet, so a preset gets the block contracts by registering."""
+    sets = list(KNOB_CASES.get(name, [{}]))
+    defaults = get_block(name).defaults
+    for preset in map(get_preset, list_presets()):
+        knobs = {**preset.fixed, **preset.defaults, **preset.required}
+        if preset.block == name and all({**defaults, **knobs} != {**defaults, **k} for k in sets):
+            sets.append(knobs)
+    return sets
+
+
 def cases(role: str) -> list:
     return [
         pytest.param(name, knobs, id=f"{name}-{'-'.join(f'{k}={v}' for k, v in knobs.items())}")
         for name in list_blocks(role=role)
-        for knobs in KNOB_CASES.get(name, [{}])
+        for knobs in knob_sets(name)
     ]
 
 

@@ -45,3 +45,22 @@ def test_blocks_list_errors_are_one_line():
     proc = nas("blocks", "list", "nonexistent*")
     assert proc.returncode == 2
     assert "no block matches 'nonexistent*'; known: attention" in proc.stderr
+
+
+def test_blocks_list_shows_the_presets_and_what_they_resolve_to():
+    proc = nas("blocks", "list")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("gla", "retnet", "gated_deltanet", "swa", "gqa", "mqa"):
+        assert f" {name} " in proc.stdout, name
+    proc = nas("blocks", "list", "gla")  # a preset by its name: its block and what it fixes
+    assert proc.returncode == 0, proc.stderr
+    out = " ".join(proc.stdout.split())
+    assert "presets matching" in out and " gla " in out and "linear_attention" in out
+    assert "decay: gla" in out and "(fixed)" in out and "yours to set: heads" in out
+    proc = nas("blocks", "list", "attention")  # a block's presets come with it
+    assert proc.returncode == 0, proc.stderr
+    for name in ("swa", "gqa", "mqa", "gla", "retnet"):
+        assert f" {name} " in proc.stdout, name
+    assert " gated_deltanet " not in proc.stdout
+    proc = nas("blocks", "list", "--role", "channel_mixer")
+    assert "presets" not in proc.stdout and " gla " not in proc.stdout

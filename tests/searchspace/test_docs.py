@@ -63,7 +63,21 @@ def knob_tables() -> str:
                 rows.append("| " + " | ".join([*cells, f"`{knob.name}`", knob.type.__name__,
                                                 f"`{_yaml(knob.default)}`", allowed]) + " |")
         parts.append("\n".join(rows))
+    parts.append(preset_table())
     return "\n\n".join(parts)
+
+
+def preset_table() -> str:
+    """The presets: name, letter, block, the knobs it sets, the paper it follows."""
+    from nas.blocks import get_preset, list_presets
+
+    rows = ["**Presets** (token mixers by their literature names; a model records the block)", "",
+            "| preset | letter | block | sets | follows |", "|---|---|---|---|---|"]
+    for name in list_presets():
+        preset = get_preset(name)
+        rows.append(f"| `{name}` | `{preset.letter}` | `{preset.block}` | {preset.settings()} | "
+                    f"{preset.paper} |")
+    return "\n".join(rows)
 
 
 def _yaml(value) -> str:

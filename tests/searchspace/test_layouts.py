@@ -132,8 +132,8 @@ def test_mixers_no_layer_can_use_are_noted():
 
 
 @pytest.mark.parametrize("edit, key, words", [
-    ("[LLLA, C-A, LA]|[LLQA]", "model.layout.pattern",
-     "unknown letter 'Q' in pattern 'LLQA' — fix: letters of the declared mixers: A (attention), "
+    ("[LLLA, C-A, LA]|[LLZA]", "model.layout.pattern",
+     "unknown letter 'Z' in pattern 'LLZA' — fix: letters of the declared mixers: A (attention), "
      "C (short_conv), L (linear_attention)"),
     ("[LLLA, C-A, LA]|[LDA]", "model.layout.pattern", "means deltanet, which is not declared"),
     ("[LLLA, C-A, LA]|['']", "model.layout.pattern", "string of mixer letters"),
