@@ -21,7 +21,9 @@ every run and a rerun with the same `--out` skips the (strategy, seed) pairs it 
 so a long run can be stopped and resumed (or extended with more seeds or strategies); it
 refuses a file made from another table or budget. The searches are nas's own, unpatched: the
 table is read once per process (`ReplayExecutor.open` keeps it), and a replayed run writes no
-Optuna copy of its study.
+Optuna copy of its study. With `--charge steady` each replayed trial costs the steady
+training time `nas table measure` timed (the table's `train_seconds_steady`) instead of what its
+training recorded under the load of its moment; the default budget follows.
 
 Reading a run back: its budget ledger, in order (one charge per trial that ran: completed,
 or failed), gives the device-seconds and the number of trials charged when each trial
@@ -163,9 +165,11 @@ def scoring(table: Any) -> Scoring:
     return Scoring(names, directions, means, reference, best)
 
 
-def mean_training_seconds(table: Any) -> float:
+def mean_training_seconds(table: Any, charge: str = "recorded") -> float:
     """Device-seconds of one training of a configuration, averaged over the table's entries
-    (each entry: the mean of its trainings)."""
+    (each entry: the mean of its trainings; with charge "steady", its train_seconds_steady)."""
+    if charge == "steady":
+        return statistics.fmean(e.costs["train_seconds_steady"] for e in table.entries.values())
     return statistics.fmean(statistics.fmean(t.device_seconds for t in e.trainings)
                             for e in table.entries.values())
 
@@ -178,13 +182,14 @@ def file_digest(path: Path) -> str:
 
 
 def space_text(table: Any, table_path: Path, strategy: str, seed: int,
-               population_size: int | None) -> str:
+               population_size: int | None, charge: str = "recorded") -> str:
     """The table's own space, its `search:` section replaced (module docstring)."""
     import yaml
 
     data = yaml.safe_load(table.space)
     search: dict[str, Any] = {"strategy": strategy, "seed": seed,
-                              "evaluate": {"table": str(table_path.resolve())},
+                              "evaluate": {"table": str(table_path.resolve()),
+                                           "charge": charge},
                               "keep_weights": "none", "remeasure": 0}
     if population_size is not None:
         search["population_size"] = population_size
@@ -199,7 +204,7 @@ def budget_of(args: argparse.Namespace, table: Any) -> dict[str, Any]:
         amount = int(args.budget_trials)
         return {"unit": "trials", "amount": float(amount), "text": f"{amount}trials"}
     seconds = args.budget_seconds if args.budget_seconds is not None \
-        else DEFAULT_BUDGET_TRAININGS * mean_training_seconds(table)
+        else DEFAULT_BUDGET_TRAININGS * mean_training_seconds(table, args.charge)
     # device-hours with enough digits that the amount read back is the one asked for
     return {"unit": "device_seconds", "amount": float(seconds),
             "text": f"{seconds / 3600:.12f}cpuh"}
@@ -207,7 +212,7 @@ def budget_of(args: argparse.Namespace, table: Any) -> dict[str, Any]:
 
 def run_one(table: Any, table_path: Path, score: Scoring, strategy: str, seed: int,
             budget: dict[str, Any], folder: Path, workers: int, population_size: int | None,
-            allow_code: bool = False) -> dict[str, Any]:
+            allow_code: bool = False, charge: str = "recorded") -> dict[str, Any]:
     """Replay one search (`strategy`, `seed`) into a fresh database in `folder`; its record
     (see `read_run`) with the wall seconds it took."""
     from nas.budget import parse_budget
@@ -217,7 +222,7 @@ def run_one(table: Any, table_path: Path, score: Scoring, strategy: str, seed: i
 
     name = f"{strategy}-s{seed}"
     url = f"sqlite:///{folder / (name + '.db')}"
-    text = space_text(table, table_path, strategy, seed, population_size)
+    text = space_text(table, table_path, strategy, seed, population_size, charge)
     start = time.monotonic()
     space = loads(text, str(folder / f"{name}.yaml"), allow_code=allow_code)
     options = SearchOptions(budget=parse_budget(budget["text"]), storage=url, name=name,
@@ -317,9 +322,11 @@ def command_run(args: argparse.Namespace) -> None:
         "format": FORMAT, "version": VERSION,
         "table": {"path": str(table_path), "name": table.name, "sha256": file_digest(table_path),
                   "configurations": len(table.entries),
-                  "mean_training_seconds": mean_training_seconds(table), **score.to_json()},
+                  "mean_training_seconds": mean_training_seconds(table, args.charge),
+                  **score.to_json()},
         "budget": budget,
-        "settings": {"workers": args.workers, "population_size": args.population_size},
+        "settings": {"workers": args.workers, "population_size": args.population_size,
+                     "charge": args.charge},
     }
     doc = start_results(args.out, header)
     done = {(r["strategy"], r["seed"]) for r in doc["runs"]}
@@ -335,7 +342,11 @@ def command_run(args: argparse.Namespace) -> None:
             folder = Path(tmp) / f"{strategy}-s{seed}"
             folder.mkdir()
             record = run_one(table, table_path, score, strategy, seed, budget, folder,
-                             args.workers, args.population_size, args.allow_code)
+                             args.workers, args.population_size, args.allow_code, args.charge)
+            if record["status"] == "interrupted":  # Ctrl-C or SIGTERM: stop, record nothing
+                print(f"  {strategy}-s{seed} interrupted: not recorded; the next run with "
+                      f"this --out goes on from here", flush=True)
+                raise SystemExit(130)
             doc["runs"].append(record)
             save_results(args.out, doc)
             s = record["states"]
@@ -581,6 +592,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="trials charged per run instead of device-seconds")
     run.add_argument("--out", type=Path, required=True,
                      help="results JSON (appended to: pairs already in it are skipped)")
+    run.add_argument("--charge", choices=("recorded", "steady"), default="recorded",
+                     help="what a replayed trial costs: its recorded device-seconds, or the "
+                          "steady training time `nas table measure` timed (search.evaluate."
+                          "charge); the default budget follows it")
     run.add_argument("--population-size", type=int, default=None,
                      help="search.population_size of every run (default: the space's default)")
     run.add_argument("--workers", type=int, default=1, help="trials in flight (default 1)")

@@ -19,6 +19,18 @@ table_app = typer.Typer(help="Tabular benchmarks: export a grid run as a table, 
                         no_args_is_help=True)
 
 
+def writable(out: Path, force: bool) -> None:
+    """NasError unless `out` may be written: a new file in an existing folder, or (with
+    `force`) a regular file to replace — never through a symbolic link."""
+    from nas.store.untrusted import shown
+
+    if out.is_symlink() or (out.exists() and not (force and out.is_file())):
+        raise NasError(f"--out {shown(str(out))} already exists; fix: pass --force to replace "
+                       "it, or choose another path")
+    if not out.parent.is_dir():
+        raise NasError(f"--out {shown(str(out))}: its folder does not exist; fix: create it")
+
+
 @table_app.command("export")
 @user_errors
 def table_export(
@@ -33,11 +45,7 @@ def table_export(
     from nas.store.untrusted import shown
     from nas.tabular import export_table, write
 
-    if out.is_symlink() or (out.exists() and not (force and out.is_file())):
-        raise NasError(f"--out {shown(str(out))} already exists; fix: pass --force to replace "
-                       "it, or choose another path")
-    if not out.parent.is_dir():
-        raise NasError(f"--out {shown(str(out))}: its folder does not exist; fix: create it")
+    writable(out, force)
     table = export_table(open_store(storage), run)
     if not table.entries:
         raise NasError(f"run {shown(run)} has no completed trial to export; fix: let the grid "
@@ -117,11 +125,7 @@ def table_measure(
     bad = [p for p in phase if p not in PHASES]
     if bad:
         raise NasError(f"--phase {shown(bad[0])} is not a phase; fix: use {', '.join(PHASES)}")
-    if out.is_symlink() or (out.exists() and not (force and out.is_file())):
-        raise NasError(f"--out {shown(str(out))} already exists; fix: pass --force to replace "
-                       "it, or choose another path")
-    if not out.parent.is_dir():
-        raise NasError(f"--out {shown(str(out))}: its folder does not exist; fix: create it")
+    writable(out, force)
     check_sizes([seq_len] if seq_len else [], 1, threads)
     table = read(path)
     with Progress(console=console, transient=True) as bar:
@@ -148,18 +152,14 @@ def table_card(
     """The table's data card in Markdown, computed from the table: size, cost, software,
     score distribution, seed noise, latency, the best configurations, the true front, the
     space and the commands that rebuild it."""
-    from nas.store.untrusted import shown
     from nas.tabular import read
     from nas.tabular.card import write_card
 
-    if out is not None and (out.is_symlink() or (out.exists() and not (force and out.is_file()))):
-        raise NasError(f"--out {shown(str(out))} already exists; fix: pass --force to replace "
-                       "it, or choose another path")
+    if out is not None:
+        writable(out, force)
     text = write_card(read(path), path.name)
     if out is None:
         print(text)
         return
-    if not out.parent.is_dir():
-        raise NasError(f"--out {shown(str(out))}: its folder does not exist; fix: create it")
     out.write_text(text, encoding="utf-8")
     console.print(f"wrote {out}", highlight=False)

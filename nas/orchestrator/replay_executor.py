@@ -39,6 +39,7 @@ from nas.spec import ArchSpec
 from nas.tabular import Table, read
 
 DEVICE = "replay"
+STEADY = "train_seconds_steady"  # the cost `nas table measure` adds (charge: steady)
 OPENED_TABLES = 4  # tables kept in memory once read, by path, size and modification time
 _OPENED: dict[tuple[str, int, int], tuple[Table, str]] = {}
 
@@ -72,21 +73,29 @@ def check_replay(space: SearchSpace, budget_unit: str, ray_address: str | None) 
                            f"training's final values, measured once); fix: remove {what}")
     executor = ReplayExecutor.open(table_path(space.path, evaluate.table))
     executor.check_objectives([o.name for o in space.objectives], where)
+    missing = [e.spec.short_form() for e in executor.table.entries.values()
+               if STEADY not in e.costs]
+    if evaluate.charge == "steady" and missing:
+        raise NasError(f"{space.path}: search.evaluate.charge: steady needs the table's "
+                       f"{STEADY}, which {len(missing):,} entries lack (e.g. {missing[0]}); fix: "
+                       "time the table with `nas table measure --phase train_step`, or charge: "
+                       "recorded")
     return executor.fingerprint
 
 
 class ReplayExecutor:
     """Answers trial requests from `table`; see the module docstring."""
 
-    def __init__(self, table: Table, workers: int = 1) -> None:
+    def __init__(self, table: Table, workers: int = 1, charge: str = "recorded") -> None:
         self.table = table
+        self.charge = charge  # recorded | steady (see EvaluateConfig)
         self.workers = max(1, workers)
         self.threads = 1
         self.name = f"replay {table.name}"
         self.fingerprint = table.name  # what the run records it replayed (open: + file hash)
 
     @classmethod
-    def open(cls, path: str | Path, workers: int = 1) -> ReplayExecutor:
+    def open(cls, path: str | Path, workers: int = 1, charge: str = "recorded") -> ReplayExecutor:
         """The executor for the table file at `path` (TableError if it is not one). A file this
         process read before and that has not changed since (same size and modification time)
         is not read again: a search checks its table and then opens the executor, and a
@@ -106,7 +115,7 @@ class ReplayExecutor:
                 _OPENED[key] = (table, digest)
         else:
             table, digest = _OPENED[key]
-        executor = cls(table, workers)
+        executor = cls(table, workers, charge)
         executor.fingerprint = f"{table.name} {digest}"
         return executor
 
@@ -163,6 +172,7 @@ class ReplayExecutor:
         kinds = {"params": int, "seq_len": int, "flops_per_token": float, "state_bytes": int}
         costs = ({k: kind(entry.costs[k]) for k, kind in kinds.items()}
                  if all(k in entry.costs for k in kinds) else None)
-        result = TrialResult(metrics, device=DEVICE, wall_seconds=training.device_seconds,
+        seconds = entry.costs[STEADY] if self.charge == "steady" else training.device_seconds
+        result = TrialResult(metrics, device=DEVICE, wall_seconds=seconds,
                              costs=costs)
-        return WorkerOutput(result, self.name, training.device_seconds)
+        return WorkerOutput(result, self.name, seconds)

@@ -55,7 +55,7 @@ def make_executor(space: SearchSpace, options: SearchOptions) -> Executor:
         from nas.orchestrator.replay_executor import ReplayExecutor, table_path
 
         return ReplayExecutor.open(table_path(space.path, search.evaluate.table),
-                                   workers=options.workers or 1)
+                                   workers=options.workers or 1, charge=search.evaluate.charge)
     address = options.ray_address or search.ray_address
     if not address:
         workers = options.workers or default_workers()

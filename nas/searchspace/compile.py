@@ -232,6 +232,8 @@ class SearchSpace:
             search.pop("replicates", None)
         if search.get("evaluate") is None:  # nor spaces that train (no replay)
             search.pop("evaluate", None)
+        elif search["evaluate"].get("charge") == "recorded":  # nor replays at the default
+            search["evaluate"].pop("charge")
         if not search.get("inherit"):  # nor spaces without weight inheritance
             search.pop("inherit", None)
         return hashlib.sha256(canonical_json(content).encode()).hexdigest()[:16]
@@ -282,6 +284,13 @@ class SearchSpace:
     # -- sampling ----------------------------------------------------------------------------
     def sample(self, trial: Suggester) -> ArchSpec:
         """Walk the DAG with `trial` (an optuna.Trial or anything with its suggest_* methods)."""
+        return self.assemble(self.walk(lambda name, domain, values: domain.suggest(trial, name)))
+
+    def walk(self, choose: Callable[[str, Domain, dict[str, Scalar]], Scalar],
+             ) -> dict[str, Scalar]:
+        """Every active decision's value, in the graph's order: a derived one computed, the
+        others `choose(name, domain, values so far)` — a ContextChoice resolved first. What
+        `sample` and nas's own strategies (nas.strategies.mutation) sample with."""
         values: dict[str, Scalar] = {}
         for name in self.order:
             if not self.is_active(name, values):
@@ -292,8 +301,8 @@ class SearchSpace:
                 continue
             if isinstance(domain, ContextChoice):
                 domain = domain.given(values)
-            values[name] = domain.suggest(trial, name)
-        return self.assemble(values)
+            values[name] = choose(name, domain, values)
+        return values
 
     def is_active(self, name: str, values: Mapping[str, Scalar]) -> bool:
         """Whether decision `name` exists given the values chosen so far: its inputs have

@@ -198,6 +198,9 @@ class EvaluateConfig(_Strict):
     written by nas.tabular): nas.orchestrator.replay_executor."""
 
     table: str = Field(min_length=1, max_length=4096)
+    # what a replayed trial costs: the device-seconds its training recorded, or the steady
+    # cost `nas table measure` timed (train_seconds_steady: steps x the undisturbed step time)
+    charge: Literal["recorded", "steady"] = "recorded"
 
 
 class SearchConfig(_Strict):

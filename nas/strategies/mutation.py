@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any
 from nas.searchspace.domains import (
     Choice,
     ContextChoice,
-    Derived,
     Domain,
     Fixed,
     FloatRange,
@@ -76,23 +75,16 @@ def walk(space: SearchSpace, choose: Chooser) -> Candidate:
     """A candidate sampled by `choose`, which is asked only for active, sampled decisions
     (a Choice of one option, a Fixed value and a Derived one are filled in here) and must
     return a value of the domain it is given (a ContextChoice arrives resolved)."""
-    values: Values = {}
     params: dict[str, Any] = {}
-    for name in space.order:
-        if not space.is_active(name, values):
-            continue
-        domain = space.domain(name)
-        if isinstance(domain, Derived):
-            values[name] = domain.compute(values)
-            continue
-        if isinstance(domain, ContextChoice):
-            domain = domain.given(values)
+
+    def ask(name: str, domain: Domain, values: Values) -> Any:
         if isinstance(domain, Fixed | Choice | WeightedChoice) and domain.size == 1:
-            values[name] = next(iter(domain.values()))  # the graph asks nothing: not recorded
-            continue
+            return next(iter(domain.values()))  # the graph asks nothing: not recorded
         value = choose(name, domain, values)
-        values[name] = value
         params[name] = _param(domain, value)
+        return value
+
+    values = space.walk(ask)
     return Candidate(values, params, space.assemble(values))
 
 

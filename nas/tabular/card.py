@@ -125,7 +125,10 @@ def _latency(table: Table) -> list[str]:
 def _describe(entry: Entry, names: Sequence[str]) -> str:
     means = entry_means(entry, names)
     values = ", ".join(f"{n} {format_value(n, v)}" for n, v in zip(names, means, strict=True))
-    return f"`{entry.spec.short_form()}` d={entry.spec.d_model}: {values}"
+    channels = "/".join(dict.fromkeys(layer.channel_mixer.kind for layer in entry.spec.layers))
+    lr = entry.spec.training_config.get("lr")
+    recipe = f" lr={lr:g}" if isinstance(lr, int | float) else ""
+    return f"`{entry.spec.short_form()}` d={entry.spec.d_model} {channels}{recipe}: {values}"
 
 
 def _best(table: Table, names: Sequence[str]) -> list[str]:

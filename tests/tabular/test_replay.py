@@ -143,6 +143,16 @@ def test_a_measured_table_replays_latency_objectives(table_file, tmp_path):
     for trial in trials:
         assert trial.values["latency_prefill_ms"] == pytest.approx(
             timed.entries[trial.config_hash].costs["latency_prefill_ms"])
+    # charge: steady — each trial costs the timed steady training, not the recorded one
+    steady = text.replace("evaluate: {table:", "evaluate: {charge: steady, table:")
+    outcome, store = search(steady, tmp_path / "s", "100trials")
+    for trial in store.trials(outcome.run_name):
+        assert trial.device_seconds == pytest.approx(
+            timed.entries[trial.config_hash].costs["train_seconds_steady"])
+    with pytest.raises(NasError, match="charge: steady needs the table's train_seconds_steady"):
+        search(replay_space(path, "grid").replace("evaluate: {table:",
+                                                  "evaluate: {charge: steady, table:"),
+               tmp_path / "u", "10trials")
 
 
 @pytest.mark.parametrize("strategy", ["evolution", "local", "predictor"])
