@@ -18,7 +18,7 @@ import base64
 import html
 import io
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,14 +213,19 @@ def _matplotlib() -> Any:
 
 
 def render_png(data: PlotData) -> bytes:
-    """The figure as PNG bytes; NasError if matplotlib is missing. Text is drawn as written:
-    `$` starts no math (a run name or metric from a database is not a formula, and a malformed
-    one would make matplotlib raise)."""
+    """The figure as PNG bytes; NasError if matplotlib is missing."""
+    return _png(_build_figure, data)
+
+
+def _png(build: Callable[[Any], Any], data: Any) -> bytes:
+    """`build(data)`'s figure as PNG bytes, closed afterwards; NasError if matplotlib is
+    missing. Text is drawn as written: `$` starts no math (a run name or metric from a database
+    is not a formula, and a malformed one would make matplotlib raise)."""
     matplotlib = _matplotlib()
     import matplotlib.pyplot as plt
 
     with matplotlib.rc_context({"text.parse_math": False}):
-        fig = _build_figure(data)
+        fig = build(data)
         try:
             buffer = io.BytesIO()
             fig.savefig(buffer, format="png")
@@ -741,18 +746,8 @@ def write_compare_plot(comparison: Comparison, out: Path, x: str | None,
     if suffix not in SUFFIXES:
         raise NasError(f"unsupported --out suffix {out.suffix or '(none)'!r}; use .png or .html")
     data = collect_comparison(comparison, x, y)
-    matplotlib = _matplotlib()
-    import matplotlib.pyplot as plt
-
-    with matplotlib.rc_context({"text.parse_math": False}):
-        fig = _build_compare_figure(data)
-        try:
-            buffer = io.BytesIO()
-            fig.savefig(buffer, format="png")
-        finally:
-            plt.close(fig)
-    _write(out, buffer.getvalue() if suffix == ".png"
-           else render_compare_html(data, buffer.getvalue()))
+    png = _png(_build_compare_figure, data)
+    _write(out, png if suffix == ".png" else render_compare_html(data, png))
     return data
 
 

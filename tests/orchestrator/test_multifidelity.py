@@ -95,7 +95,12 @@ def test_fidelity_needs_fixed_steps_below_the_rungs(tiny_space_text):
 
 def test_an_architecture_is_timed_once_per_device(tmp_path, tiny_space_text):
     """Only the learning rate is searched: every trial is the same architecture, so its latency
-    is measured by the first trial and read from the cache by the others."""
+    is measured by the first trial and read from the cache by the others — once a timing fit
+    to reuse exists: one taken while other work competed for the cores is marked contended and
+    timed again by the next trial (a CI run saw this when a server of an earlier test was still
+    stopping), so on a busy machine the reuse starts later."""
+    from nas.evaluate.measurement import CACHEABLE_SPREAD, cacheable
+
     fixed = (tiny_space_text.replace("d_model: {choice: [16, 32]}", "d_model: 16")
              .replace("n_layers: {choice: [2, 3]}", "n_layers: 2")
              .replace("full_attention_ratio: {choice: [0, 0.5, 1]}", "full_attention_ratio: 1")
@@ -108,7 +113,13 @@ def test_an_architecture_is_timed_once_per_device(tmp_path, tiny_space_text):
     store = Store(url)
     trials = store.trials(outcome.run_name)
     assert len({t.config_hash for t in trials}) == 3 and len({t.arch_hash for t in trials}) == 1
-    assert len({t.values["latency_ms"] for t in trials}) == 1
     cached = store.cached_latency(trials[0].arch_hash)
-    assert len(cached) == 1 and cached[0]["median_ms"] == trials[0].values["latency_ms"]
-    assert cached[0]["fingerprint"]["threads"] == 1
+    assert len(cached) == 1 and cached[0]["fingerprint"]["threads"] == 1
+    latencies = [t.values["latency_ms"] for t in sorted(trials, key=lambda t: t.number)]
+    if not cacheable(cached):
+        pytest.skip("every timing was contended or unsteady (a busy machine): nothing to reuse")
+    first = latencies.index(cached[0]["median_ms"])  # the timing the cache kept
+    assert latencies[first:] == [cached[0]["median_ms"]] * (3 - first)  # reused from then on
+    if not any(t.metrics.get("latency_ms_contended") or
+               t.metrics.get("latency_ms_spread", 0.0) > CACHEABLE_SPREAD for t in trials):
+        assert first == 0  # a quiet machine: timed by the first trial only
