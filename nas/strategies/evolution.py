@@ -49,7 +49,7 @@ class EvolutionStrategy(GraphSearchStrategy):
         for _ in range(4):  # a parent whose neighbourhood is used up: hold another tournament
             drawn = rng.sample(range(len(population)), min(self.sample_size, len(population)))
             parent = population[min(drawn, key=place.__getitem__)]
-            child = self.child(parent, number, rng)
+            child = self.descend(parent, number, rng)
             if child is not None:
                 return child
         return super()._next(number, rng)

@@ -81,16 +81,23 @@ class GraphSearchStrategy(InMemoryStrategy):
                 return candidate
         return candidate
 
-    def child(self, parent: Result, number: int, rng: random.Random,
-              tries: int = NOVELTY_TRIES) -> Candidate | None:
-        """A new configuration one mutation from `parent`, its lineage noted; None if `tries`
+    def child(self, parent: Result, rng: random.Random,
+              tries: int = NOVELTY_TRIES) -> tuple[str, Candidate] | None:
+        """(mutation, a new configuration one mutation from `parent`); None if `tries`
         mutations found none."""
         for _ in range(tries):
             kind, candidate = mutate(self.space, parent.candidate, rng)
             if candidate.config not in self._seen:
-                self.lineage[number] = {"parent": parent.number, "mutation": kind}
-                return candidate
+                return kind, candidate
         return None
+
+    def descend(self, parent: Result, number: int, rng: random.Random) -> Candidate | None:
+        """`child` of `parent` as trial `number`'s candidate, its lineage noted."""
+        found = self.child(parent, rng)
+        if found is None:
+            return None
+        self.lineage[number] = {"parent": parent.number, "mutation": found[0]}
+        return found[1]
 
     # -- InMemoryStrategy ----------------------------------------------------------------------
     def _suggester(self, number: int) -> Suggester:

@@ -35,7 +35,7 @@ class LocalSearchStrategy(GraphSearchStrategy):
         centres = sorted((r for r, on in zip(ranked, on_front, strict=True) if on),
                          key=lambda r: made[r.number])  # stable: crowding breaks ties
         for centre in centres:
-            child = self.child(centre, number, rng)
+            child = self.descend(centre, number, rng)
             if child is not None:
                 return child
         return super()._next(number, rng)  # every centre exhausted: restart at random

@@ -73,16 +73,15 @@ class PredictorStrategy(GraphSearchStrategy):
         configs: set[str] = set()
         for parent in self.ranked()[:self.parents]:
             for _ in range(self.mutations):
-                child = self.child(parent, number, rng, tries=4)
-                if child is not None and child.config not in configs:
-                    configs.add(child.config)
-                    made.append((child, parent.number))
+                found = self.child(parent, rng, tries=4)
+                if found is not None and found[1].config not in configs:
+                    configs.add(found[1].config)
+                    made.append((found[1], parent.number))
         for _ in range(self.randoms):
             candidate = self.novel(lambda: sample(self.space, rng), tries=4)
             if candidate.config not in self._seen and candidate.config not in configs:
                 configs.add(candidate.config)
                 made.append((candidate, None))
-        self.lineage.pop(number, None)  # `child` noted each try; the chosen one is set after
         return made
 
     # -- scoring -------------------------------------------------------------------------------
